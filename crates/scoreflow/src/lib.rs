@@ -18,6 +18,7 @@
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod field;
 pub mod likelihood;
