@@ -236,7 +236,8 @@ pub fn diagnose_grid(
             field.dim()
         )));
     }
-    if nx < 2 || ny < 2 || !(x_range.1 > x_range.0) || !(y_range.1 > y_range.0) {
+    let valid = |(lo, hi): (f64, f64)| lo.is_finite() && hi.is_finite() && lo < hi;
+    if nx < 2 || ny < 2 || !valid(x_range) || !valid(y_range) {
         return Err(Error::InvalidInput(format!(
             "invalid grid {nx}×{ny} over {x_range:?} × {y_range:?}"
         )));

@@ -293,8 +293,9 @@ mod tests {
             for r in 0..p {
                 if r != c {
                     let f = a[r][c] / a[c][c];
-                    for k in c..=p {
-                        a[r][k] -= f * a[c][k];
+                    let pivot_row = a[c].clone();
+                    for (v, pv) in a[r][c..].iter_mut().zip(&pivot_row[c..]) {
+                        *v -= f * pv;
                     }
                 }
             }
