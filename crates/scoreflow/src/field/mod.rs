@@ -5,6 +5,7 @@
 //! diagnostics inspect their Jacobian.
 
 pub mod analytic;
+pub mod convert;
 pub mod mlp;
 
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};

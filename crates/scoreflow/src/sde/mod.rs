@@ -27,9 +27,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::field::analytic::PerturbationKernel;
+use crate::field::convert::per_row;
 use crate::field::VectorField;
 use crate::path::Scheduler;
-use crate::tensor::{col, randn, to_vec, vector_like, DType, Device, Rng, Tensor};
+use crate::tensor::{randn, DType, Device, Rng, Tensor};
 
 /// A forward SDE dx = a(τ)·x dτ + g(τ) dw on τ ∈ [0, T] with Gaussian marginal kernel
 /// (m(τ), s(τ)) (the supertrait) and prior N(0, s_prior² I).
@@ -109,11 +110,6 @@ macro_rules! forward_sde {
     )*};
 }
 forward_sde!(&S, Box<S>, Arc<S>);
-
-/// A per-row coefficient c(τ_b) as a `(batch, 1)` column like `tau`.
-pub(crate) fn per_row(tau: &Tensor<1>, c: impl Fn(f64) -> f64) -> Tensor<2> {
-    col(&vector_like(to_vec(tau).into_iter().map(c).collect(), tau))
-}
 
 /// The reverse-time drift v(x, τ) = f(x, τ) − λ·g(τ)²·s(x, τ) of an SDE with score field s:
 /// λ = 1 gives the reverse SDE dx = v dτ + g dw̄ (Anderson 1982), λ = ½ the probability-flow
@@ -342,7 +338,7 @@ pub(crate) fn check_t_min(t_min: f64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::field::analytic::{GaussianMixture, MixtureScore};
-    use crate::tensor::{cpu, matrix, rng, times_like};
+    use crate::tensor::{cpu, matrix, rng, times_like, to_vec};
 
     fn all_sdes() -> Vec<Arc<dyn Sde>> {
         ["vp", "vp-cosine", "subvp", "ve"]
