@@ -22,6 +22,7 @@ pub mod error;
 pub mod field;
 pub mod objective;
 pub mod path;
+pub mod sde;
 pub mod solve;
 pub mod tensor;
 
