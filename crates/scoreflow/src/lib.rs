@@ -17,6 +17,7 @@
 //! * Every random draw takes an explicit seeded [`tensor::Rng`].
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod field;
@@ -25,6 +26,7 @@ pub mod path;
 pub mod sde;
 pub mod solve;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use field::VectorField;
