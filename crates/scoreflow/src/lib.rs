@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod field;
+pub mod fused;
 pub mod objective;
 pub mod path;
 pub mod sde;
