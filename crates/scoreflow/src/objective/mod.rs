@@ -4,6 +4,7 @@
 //! [`Objective::loss`] directly.
 
 pub mod cfm;
+pub mod dsm;
 pub mod sm;
 
 use crate::field::mlp::Mlp;
