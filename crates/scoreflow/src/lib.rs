@@ -20,6 +20,7 @@
 pub mod data;
 pub mod error;
 pub mod field;
+pub mod metrics;
 pub mod objective;
 pub mod path;
 pub mod solve;
