@@ -10,8 +10,8 @@
 //! comparable with it on the same field and tolerances:
 //! * error ratio r = RMS over every element of the batch of e / (atol + rtol·max(|x₀|, |x₁|))
 //!   (torchdiffeq's norm for a single-tensor state); the step is accepted when r ≤ 1;
-//! * next step h·min(10, max(0.9·r^(−1/5), 0.2)), the lower bound 0.2 replaced by 1 after an
-//!   accepted step (the step never shrinks after success); h·10 when r = 0;
+//! * next step h·min(10, max(0.9·r^(−1/5), 0.2)), the lower bound 0.2 replaced by 1 when
+//!   r < 1 (the step never shrinks after a success); h·10 when r = 0;
 //! * first step from Hairer, Nørsett & Wanner's heuristic (`_select_initial_step`, 1 NFE);
 //! * FSAL: v at the new point is the last stage, so NFE = 2 + 6·(accepted + rejected).
 //!
