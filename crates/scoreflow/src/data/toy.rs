@@ -818,4 +818,37 @@ mod tests {
             assert!((total - 1.0).abs() < 1e-8, "{ds}: ∫p = {total}");
         }
     }
+
+    #[test]
+    fn log_densities_match_the_reference_implementation() {
+        // log p written by bench/datasets.py (numpy) at its own samples and at uniform points in
+        // [−5, 5]²: same constants ⇒ agreement to rounding (mixtures are closed forms; moons uses
+        // the same 4000 quadrature nodes; checkerboard is exact, −∞ included).
+        let text = include_str!("../../tests/data/datasets_log_density.csv");
+        let mut checked = 0;
+        for ds in Dataset::ALL.into_iter().filter(|d| d.has_log_density()) {
+            let rows: Vec<Vec<f64>> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(ds.name()).and_then(|r| r.strip_prefix(',')))
+                .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
+                .collect();
+            assert_eq!(rows.len(), 16, "{ds}");
+            let x = Points::new(rows.iter().flat_map(|r| [r[0], r[1]]).collect(), 2).unwrap();
+            let ours = ds.log_density(&x).unwrap().unwrap();
+            for (r, l) in rows.iter().zip(ours) {
+                let ok = if r[2].is_finite() {
+                    (l - r[2]).abs() < 1e-12 * (1.0 + r[2].abs())
+                } else {
+                    l == r[2]
+                };
+                assert!(
+                    ok,
+                    "{ds} at ({}, {}): ours {l}, reference {}",
+                    r[0], r[1], r[2]
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 80);
+    }
 }
