@@ -10,7 +10,7 @@
 //! | `8gaussians` | 8 equal-weight N(μₖ, (0.5/1.414)² I), μₖ = 4·(unit vector at k·45°)/1.414 (FFJORD's 1.414, not √2): mode radius ≈ 2.829 |
 //! | `25gaussians` | 25 equal-weight N(μ, 0.1² I), μ ∈ {−4, −2, 0, 2, 4}² |
 //! | `gmm_aniso` | 3 full-covariance components, weights 0.5 / 0.3 / 0.2 (see [`Dataset::mixture`]) |
-//! | `checkerboard` | uniform on the 8 black squares (side 2) of an 8×8-unit board on [−4, 4)², p = 1/32 |
+//! | `checkerboard` | uniform on the 8 black squares ((⌊x/2⌋ + ⌊y/2⌋) even) of the 4×4 board of side-2 squares on [−4, 4)²: p = 1/32 there |
 //! | `moons` | sklearn two moons (uniform angle, noise 0.1), then ·2 + (−1, −0.2): noise std 0.2 |
 //! | `circles` | sklearn circles (radii 1 and 0.5, uniform angle, noise 0.08), then ·3 |
 //! | `rings` | 4 circles of radii 3·{0.25, 0.5, 0.75, 1} (uniform angle), + N(0, 0.08² I) |
