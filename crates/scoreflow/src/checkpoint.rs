@@ -847,6 +847,20 @@ mod tests {
             load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
             "non-finite",
         );
+        // Half precision is not supported (PyTorch can write it): a clear error, not garbage.
+        let half = [0u8; 8];
+        let view = TensorView::new(Dtype::F16, vec![4], &half).unwrap();
+        std::fs::write(
+            &p,
+            safetensors::serialize([("0.bias", view)], None).unwrap(),
+        )
+        .unwrap();
+        match StateDict::read(&p) {
+            Err(Error::Checkpoint { msg, .. }) => {
+                assert!(msg.contains("only F32 and F64"), "{msg}")
+            }
+            other => panic!("expected a checkpoint error, got {other:?}"),
+        }
         // A missing file is an I/O error naming the path.
         match load_mlp_safetensors(
             &dir.path().join("nope.safetensors"),

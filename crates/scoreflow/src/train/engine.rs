@@ -414,7 +414,7 @@ impl StepEngine for BurnEngine {
                 grad_norm: f64::NAN,
             });
         }
-        let grads = loss_t.backward();
+        let mut grads = loss_t.backward();
         let n_layers = self.model.layers.len();
         let mut gw = Vec::with_capacity(n_layers);
         let mut gb = Vec::with_capacity(n_layers);
@@ -426,11 +426,16 @@ impl StepEngine for BurnEngine {
                     objective.name()
                 ))
             };
-            let w = layer.weight.val().grad(&grads).ok_or_else(missing)?;
+            // `grad_remove` hands over the only reference, so updates can run in place.
+            let w = layer
+                .weight
+                .val()
+                .grad_remove(&mut grads)
+                .ok_or_else(missing)?;
             let b = layer
                 .bias
                 .as_ref()
-                .and_then(|b| b.val().grad(&grads))
+                .and_then(|b| b.val().grad_remove(&mut grads))
                 .ok_or_else(missing)?;
             let s = sum_sq(&w) + sum_sq(&b);
             total = Some(match total {
@@ -440,48 +445,55 @@ impl StepEngine for BurnEngine {
             gw.push(w);
             gb.push(b);
         }
+        drop(grads);
         let grad_norm = total.map_or(0.0, |t| to_vec(&t)[0].sqrt());
         if !grad_norm.is_finite() {
             return Ok(StepStats { loss, grad_norm });
         }
         // PyTorch clip_grad_norm_: g ← g·min(1, c/(‖g‖ + 1e-6)).
         let scale = self.clip.map_or(1.0, |c| (c / (grad_norm + 1e-6)).min(1.0));
+        // Consume the parameters (and EMA copies) so each tensor has a single owner.
+        let old = std::mem::take(&mut self.model.layers);
+        let mut ema_old = self
+            .ema
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.model.layers).into_iter());
         let mut layers = Vec::with_capacity(n_layers);
-        for (k, (g_w, g_b)) in gw.into_iter().zip(gb).enumerate() {
+        let mut ema_layers = Vec::new();
+        let beta = self
+            .ema
+            .as_ref()
+            .map_or(0.0, |e| e.config.decay_at(e.updates));
+        for (k, ((g_w, g_b), layer)) in gw.into_iter().zip(gb).zip(old).enumerate() {
             let (g_w, g_b) = if scale < 1.0 {
                 (g_w.mul_scalar(scale), g_b.mul_scalar(scale))
             } else {
                 (g_w, g_b)
             };
-            let (w, b) = layer_params(&self.model, k);
+            let w = layer.weight.into_value().inner();
+            let b = layer
+                .bias
+                .expect("Mlp layers have a bias")
+                .into_value()
+                .inner();
             let m = &mut self.moments[k];
             let (w, mw) = self.optim.step(lr, w, g_w, m.weight.take());
             let (b, mb) = self.optim.step(lr, b, g_b, m.bias.take());
             m.weight = Some(mw);
             m.bias = Some(mb);
-            layers.push((w, b));
+            if let Some(e) = ema_old.as_mut().and_then(|it| it.next()) {
+                let ew = e.weight.into_value().mul_scalar(beta) + w.clone().mul_scalar(1.0 - beta);
+                let eb = e.bias.expect("bias").into_value().mul_scalar(beta)
+                    + b.clone().mul_scalar(1.0 - beta);
+                ema_layers.push(linear_from(ew, eb));
+            }
+            layers.push(linear_from(w.autodiff(), b.autodiff()));
         }
-        if let Some(ema) = &mut self.ema {
-            let beta = ema.config.decay_at(ema.updates);
-            let ema_layers = ema
-                .model
-                .layers
-                .iter()
-                .zip(&layers)
-                .map(|(e, (w, b))| {
-                    let ew = e.weight.val().mul_scalar(beta) + w.clone().mul_scalar(1.0 - beta);
-                    let eb = e.bias.as_ref().expect("bias").val().mul_scalar(beta)
-                        + b.clone().mul_scalar(1.0 - beta);
-                    linear_from(ew, eb)
-                })
-                .collect();
-            ema.model.layers = ema_layers;
-            ema.updates += 1;
+        self.model.layers = layers;
+        if let Some(e) = &mut self.ema {
+            e.model.layers = ema_layers;
+            e.updates += 1;
         }
-        self.model.layers = layers
-            .into_iter()
-            .map(|(w, b)| linear_from(w.autodiff(), b.autodiff()))
-            .collect();
         Ok(StepStats { loss, grad_norm })
     }
 
