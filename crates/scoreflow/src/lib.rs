@@ -17,6 +17,7 @@
 //! * Every random draw takes an explicit seeded [`tensor::Rng`].
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
