@@ -20,9 +20,11 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod field;
 pub mod fused;
+pub mod likelihood;
 pub mod metrics;
 pub mod objective;
 pub mod path;
