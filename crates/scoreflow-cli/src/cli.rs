@@ -23,13 +23,13 @@ use crate::config::TrainOpts;
 )]
 pub struct Cli {
     /// Print nothing but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     /// Print one JSON object with the results on stdout (no progress bar, no other output).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Worker threads for tensor maths [default: all cores, or RAYON_NUM_THREADS].
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", help_heading = "Global options")]
     pub threads: Option<usize>,
     /// The subcommand.
     #[command(subcommand)]

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod output;
 mod plot;
+mod sampling;
 
 use std::process::ExitCode;
 
@@ -70,7 +71,7 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// Help and version go to stdout with exit 0; a usage error becomes one `error:` line (clap's
-/// first line) plus where to find help, exit 2.
+/// message without its usage block) plus where to find help, exit 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -85,24 +86,34 @@ fn usage_error(e: clap::Error) -> ExitCode {
             }
         }
         _ => {
+            // clap's message up to its usage block, flattened onto one line.
             let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            let tip = text
-                .lines()
-                .map(str::trim)
-                .find_map(|l| l.strip_prefix("tip: "))
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default();
+            let mut msg = String::new();
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("Usage:") || line.starts_with("For more information") {
+                    break;
+                }
+                if line.is_empty() {
+                    continue;
+                }
+                let line = line.trim_start_matches("error: ");
+                if let Some(tip) = line.strip_prefix("tip: ") {
+                    msg.push_str(&format!(" ({tip})"));
+                } else {
+                    if !msg.is_empty() {
+                        msg.push(' ');
+                    }
+                    msg.push_str(line);
+                }
+            }
+            use clap::CommandFactory;
             let sub = std::env::args()
-                .nth(1)
-                .filter(|a| !a.starts_with('-'))
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .filter(|a| Cli::command().find_subcommand(a).is_some())
                 .map(|s| format!(" {s}"))
                 .unwrap_or_default();
-            eprintln!("error: {first}{tip}; see 'scoreflow{sub} --help'");
+            eprintln!("error: {msg}; see 'scoreflow{sub} --help'");
             ExitCode::from(2)
         }
     }
