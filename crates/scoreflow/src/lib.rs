@@ -17,13 +17,17 @@
 //! * Every random draw takes an explicit seeded [`tensor::Rng`].
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod field;
+pub mod fused;
 pub mod objective;
 pub mod path;
+pub mod sde;
 pub mod solve;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use field::VectorField;

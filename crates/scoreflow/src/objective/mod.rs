@@ -4,6 +4,7 @@
 //! [`Objective::loss`] directly.
 
 pub mod cfm;
+pub mod dsm;
 
 use crate::field::mlp::Mlp;
 use crate::tensor::{col, Rng, Tensor};

@@ -1,0 +1,800 @@
+//! A fused CPU engine for MLP fields, in the spirit of tiny-cuda-nn's fully fused MLPs: the same
+//! network as [`Mlp`] (v_θ(x, t) = W_L act(… act(W₁[x, φ(t)] + b₁) …) + b_L), held as one
+//! contiguous f32 buffer and evaluated with the `gemm` crate's kernels (the ones burn's Flex
+//! backend uses) on preallocated workspaces, bias and activation fused into one pass.
+//!
+//! * Sampling: [`FusedMlp`] implements [`VectorField`]; the batch is cut into row tiles small
+//!   enough for the activations to stay in L2 cache while they pass through every layer, and the
+//!   tiles run in parallel on the current rayon pool (set its size with `ThreadPool::install` or
+//!   `RAYON_NUM_THREADS`). Each tile costs one GEMM per hidden layer, nothing is allocated per call
+//!   once the workspaces have grown.
+//! * Exact tangents: with z_l = W_l h_{l−1} + b_l, ḣ_l = act′(z_l) ⊙ (W_l ḣ_{l−1}); the primal rows
+//!   and the k tangent blocks are stacked `[H; Ḣ₁; …; Ḣ_k]` so each layer is a single GEMM of
+//!   (k + 1)·rows rows ([`FusedMlp::jvp_host`], [`FusedMlp::divergence_host`] with k = d).
+//! * Training: [`FusedTrainer`] (forward with saved activations, backward, Adam/AdamW with burn's
+//!   semantics, clipping, EMA).
+//!
+//! The burn [`Mlp`] stays the reference: conversions go both ways ([`FusedMlp::from_mlp`],
+//! [`FusedMlp::to_mlp`]) and the tests check outputs, tangents and gradients against it. All
+//! arithmetic is f32; f64 tensors given to the [`VectorField`] methods are rounded to f32.
+
+pub mod kernels;
+pub mod train;
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::field::mlp::{linear_from, Mlp, MlpConfig, TimeEmbedding};
+use crate::field::VectorField;
+use crate::tensor::{matrix, vector, DType, Device, Rng, Tensor, TensorData};
+use kernels::MatRef;
+
+pub use train::{FusedTrainer, Optimizer, StepStats, TrainOptions};
+
+/// Layers with at most this many inputs (outputs) use the thin kernels instead of a GEMM.
+const THIN: usize = 8;
+/// Target size, in floats, of one stacked activation tile (256 KiB: two of them stay in L2).
+const TILE_FLOATS: usize = 64 * 1024;
+
+/// How a layer is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Few inputs: out = Σⱼ xⱼ W[j, :] row by row.
+    SmallIn,
+    /// Few outputs: out[o] = h · Wᵀ[o, :] row by row.
+    SmallOut,
+    /// A GEMM.
+    Gemm,
+}
+
+/// One affine layer's place in the flat parameter buffer: W `[d_in, d_out]` at `w`, b at `b`.
+#[derive(Debug, Clone, Copy)]
+struct Layer {
+    d_in: usize,
+    d_out: usize,
+    w: usize,
+    b: usize,
+}
+
+impl Layer {
+    fn kind(&self) -> Kind {
+        if self.d_in <= THIN {
+            Kind::SmallIn
+        } else if self.d_out <= THIN {
+            Kind::SmallOut
+        } else {
+            Kind::Gemm
+        }
+    }
+    fn w_len(&self) -> usize {
+        self.d_in * self.d_out
+    }
+}
+
+/// Reusable per-task buffers (grown on demand, never shrunk).
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    drow: Vec<f32>,
+}
+
+/// `buf[..len]`, growing `buf` first if needed.
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+/// Tangent directions fed with the primal input.
+#[derive(Clone, Copy)]
+enum Dirs<'a> {
+    /// No tangents (plain forward).
+    None,
+    /// One direction per row, `(rows, d)`.
+    Given(&'a [f32]),
+    /// The d basis directions e₁ … e_d for every row.
+    Basis,
+}
+
+/// The MLP field v_θ(x, t) of an [`MlpConfig`] with weights in one f32 buffer (layer after
+/// layer: W `[d_in, d_out]` row-major, then b), evaluated by fused CPU kernels.
+pub struct FusedMlp {
+    config: MlpConfig,
+    layers: Vec<Layer>,
+    params: Vec<f32>,
+    /// Wᵀ `[d_out, d_in]` of every layer at the same offsets as in `params` (bias slots unused).
+    wt: Vec<f32>,
+    /// 2π·fₖ of the Fourier time features (empty for raw time).
+    freqs: Vec<f32>,
+    pool: Mutex<Vec<Scratch>>,
+}
+
+impl Clone for FusedMlp {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            layers: self.layers.clone(),
+            params: self.params.clone(),
+            wt: self.wt.clone(),
+            freqs: self.freqs.clone(),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for FusedMlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FusedMlp")
+            .field("config", &self.config)
+            .field("num_params", &self.params.len())
+            .finish()
+    }
+}
+
+impl FusedMlp {
+    /// The network of `config` with the given flat parameters (layout in the type's doc).
+    pub fn new(config: &MlpConfig, params: Vec<f32>) -> Result<Self> {
+        if config.dim == 0 || config.width == 0 {
+            return Err(Error::InvalidInput(format!(
+                "MLP needs dim >= 1 and width >= 1 (got dim {}, width {})",
+                config.dim, config.width
+            )));
+        }
+        let mut layers = Vec::new();
+        let mut off = 0;
+        for (d_in, d_out) in config.layer_dims() {
+            layers.push(Layer {
+                d_in,
+                d_out,
+                w: off,
+                b: off + d_in * d_out,
+            });
+            off += d_in * d_out + d_out;
+        }
+        if params.len() != off {
+            return Err(Error::Shape(format!(
+                "{} parameters given, the architecture {}→{}^{}→{} has {off}",
+                params.len(),
+                config.input_dim(),
+                config.width,
+                config.depth,
+                config.dim
+            )));
+        }
+        let freqs = match &config.time {
+            TimeEmbedding::Raw => Vec::new(),
+            TimeEmbedding::Fourier { frequencies } => frequencies
+                .iter()
+                .map(|f| (2.0 * std::f64::consts::PI * f) as f32)
+                .collect(),
+        };
+        let mut me = Self {
+            config: config.clone(),
+            layers,
+            wt: vec![0.0; params.len()],
+            params,
+            freqs,
+            pool: Mutex::new(Vec::new()),
+        };
+        me.refresh_transposes();
+        Ok(me)
+    }
+
+    /// A freshly initialised network: exactly the weights [`MlpConfig::init`] draws from `rng`.
+    pub fn init(config: &MlpConfig, rng: &mut Rng) -> Self {
+        Self::from_mlp(&config.init(&crate::tensor::cpu(), DType::F32, rng))
+    }
+
+    /// Copies the weights of a burn [`Mlp`] (any device and dtype; rounded to f32).
+    pub fn from_mlp(mlp: &Mlp) -> Self {
+        let mut params = Vec::with_capacity(mlp.config.num_params());
+        for layer in &mlp.layers {
+            params.extend(host_f32(&layer.weight.val()));
+            match &layer.bias {
+                Some(b) => params.extend(host_f32(&b.val())),
+                None => params.extend(std::iter::repeat_n(0.0, layer.weight.val().dims()[1])),
+            }
+        }
+        Self::new(&mlp.config, params).expect("an Mlp's weights match its config")
+    }
+
+    /// The same network as a burn [`Mlp`] on `device` in `dtype`.
+    pub fn to_mlp(&self, device: &Device, dtype: DType) -> Mlp {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let w = self.params[l.w..l.w + l.w_len()]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let b = self.params[l.b..l.b + l.d_out]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                linear_from(
+                    matrix(w, l.d_in, l.d_out, device, dtype),
+                    vector(b, device, dtype),
+                )
+            })
+            .collect();
+        Mlp {
+            layers,
+            config: self.config.clone(),
+        }
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// All parameters, layer after layer: W `[d_in, d_out]` row-major, then b.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Replaces every parameter (same layout as [`FusedMlp::params`]).
+    pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.params.len() {
+            return Err(Error::Shape(format!(
+                "{} parameters given, the network has {}",
+                params.len(),
+                self.params.len()
+            )));
+        }
+        self.params.copy_from_slice(params);
+        self.refresh_transposes();
+        Ok(())
+    }
+
+    /// Recomputes the Wᵀ copies after the parameters changed.
+    fn refresh_transposes(&mut self) {
+        let (params, wt) = (&self.params, &mut self.wt);
+        let mut views: Vec<(&Layer, &mut [f32])> = Vec::with_capacity(self.layers.len());
+        let mut rest: &mut [f32] = wt;
+        let mut consumed = 0;
+        for l in &self.layers {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(l.w - consumed);
+            let (mine, tail) = tail.split_at_mut(l.w_len());
+            views.push((l, mine));
+            rest = tail;
+            consumed = l.w + l.w_len();
+        }
+        let work = |(l, dst): (&Layer, &mut [f32])| {
+            kernels::transpose(&params[l.w..l.w + l.w_len()], l.d_in, l.d_out, dst)
+        };
+        if self.params.len() > 1 << 16 {
+            views.into_par_iter().for_each(work);
+        } else {
+            views.into_iter().for_each(work);
+        }
+    }
+
+    fn check(&self, n: usize, x: &[f32], t: &[f32]) -> Result<()> {
+        let d = self.config.dim;
+        if x.len() != n * d {
+            return Err(Error::Shape(format!(
+                "x has {} values, expected batch {n} × dim {d}",
+                x.len()
+            )));
+        }
+        if t.len() != n {
+            return Err(Error::Shape(format!(
+                "t has {} values, expected one per point ({n})",
+                t.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// v = v_θ(x, t) for `x` of shape `(n, d)` row-major, `t` of length n; writes `v` `(n, d)`.
+    pub fn forward_host(&self, x: &[f32], t: &[f32], v: &mut [f32]) -> Result<()> {
+        let n = t.len();
+        self.check(n, x, t)?;
+        check_out("v", v.len(), n * self.config.dim)?;
+        self.run(x, t, Dirs::None, v, &mut [], 0);
+        Ok(())
+    }
+
+    /// (v, J·u) exactly by stacked forward-mode tangents; `u`, `v`, `jv` are `(n, d)`.
+    pub fn jvp_host(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        u: &[f32],
+        v: &mut [f32],
+        jv: &mut [f32],
+    ) -> Result<()> {
+        let n = t.len();
+        let d = self.config.dim;
+        self.check(n, x, t)?;
+        check_out("u", u.len(), n * d)?;
+        check_out("v", v.len(), n * d)?;
+        check_out("jv", jv.len(), n * d)?;
+        self.run(x, t, Dirs::Given(u), v, jv, d);
+        Ok(())
+    }
+
+    /// (v, ∇·v) exactly: ∇·v = Σᵢ (J eᵢ)ᵢ with the d directions stacked into one GEMM per layer.
+    pub fn divergence_host(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        v: &mut [f32],
+        div: &mut [f32],
+    ) -> Result<()> {
+        let n = t.len();
+        self.check(n, x, t)?;
+        check_out("v", v.len(), n * self.config.dim)?;
+        check_out("div", div.len(), n)?;
+        self.run(x, t, Dirs::Basis, v, div, 1);
+        Ok(())
+    }
+
+    /// (v, J) with J\[b, i, j\] = ∂vᵢ/∂xⱼ, `jac` of length n·d·d (row-major `(n, d, d)`).
+    pub fn jacobian_host(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        v: &mut [f32],
+        jac: &mut [f32],
+    ) -> Result<()> {
+        let n = t.len();
+        let d = self.config.dim;
+        self.check(n, x, t)?;
+        check_out("v", v.len(), n * d)?;
+        check_out("jac", jac.len(), n * d * d)?;
+        self.run(x, t, Dirs::Basis, v, jac, d * d);
+        Ok(())
+    }
+
+    /// Rows per tile for `kb` stacked tangent blocks and `threads` workers.
+    fn tile_rows(&self, n: usize, kb: usize, threads: usize) -> usize {
+        let widest = self
+            .layers
+            .iter()
+            .map(|l| l.d_in.max(l.d_out))
+            .max()
+            .unwrap_or(1);
+        let by_cache = (TILE_FLOATS / (widest * (kb + 1))).max(16);
+        let by_threads = n.div_ceil(threads.max(1)).max(1);
+        by_cache.min(by_threads)
+    }
+
+    /// Runs the tiles of a batch (in parallel when there are several) and writes v and, per
+    /// row, `tan_width` tangent outputs (jv: d, divergence: 1, Jacobian: d²).
+    fn run(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        dirs: Dirs,
+        v: &mut [f32],
+        tan: &mut [f32],
+        tan_width: usize,
+    ) {
+        let n = t.len();
+        if n == 0 {
+            return;
+        }
+        let d = self.config.dim;
+        let kb = match dirs {
+            Dirs::None => 0,
+            Dirs::Given(_) => 1,
+            Dirs::Basis => d,
+        };
+        let rows = self.tile_rows(n, kb, rayon::current_num_threads());
+        let tiles = n.div_ceil(rows);
+        let v_parts: Vec<&mut [f32]> = v.chunks_mut(rows * d).collect();
+        let tan_parts: Vec<&mut [f32]> = if tan_width == 0 {
+            (0..tiles).map(|_| <&mut [f32]>::default()).collect()
+        } else {
+            tan.chunks_mut(rows * tan_width).collect()
+        };
+        let job = |(i, (vp, tp)): (usize, (&mut [f32], &mut [f32]))| {
+            let r0 = i * rows;
+            let r = vp.len() / d;
+            let mut s = self
+                .pool
+                .lock()
+                .map(|mut p| p.pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let tile_dirs = match dirs {
+                Dirs::Given(u) => Dirs::Given(&u[r0 * d..(r0 + r) * d]),
+                other => other,
+            };
+            let out = self.tile(&mut s, &x[r0 * d..(r0 + r) * d], &t[r0..r0 + r], tile_dirs);
+            vp.copy_from_slice(&out[..r * d]);
+            match dirs {
+                Dirs::None => {}
+                Dirs::Given(_) => tp.copy_from_slice(&out[r * d..2 * r * d]),
+                Dirs::Basis => {
+                    // Block i holds J eᵢ (column i of J) for every row.
+                    for b in 0..r {
+                        if tan_width == 1 {
+                            tp[b] = (0..d).map(|i| out[(1 + i) * r * d + b * d + i]).sum();
+                        } else {
+                            for i in 0..d {
+                                for j in 0..d {
+                                    tp[b * d * d + i * d + j] = out[(1 + j) * r * d + b * d + i];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let Ok(mut p) = self.pool.lock() {
+                p.push(s);
+            }
+        };
+        if tiles == 1 {
+            v_parts.into_iter().zip(tan_parts).enumerate().for_each(job);
+        } else {
+            v_parts
+                .into_par_iter()
+                .zip(tan_parts)
+                .enumerate()
+                .for_each(job);
+        }
+    }
+
+    /// Writes the network input [x, φ(t)] of `rows` points into `inp` (`rows × d_in`).
+    fn write_input(&self, x: &[f32], t: &[f32], inp: &mut [f32]) {
+        let d = self.config.dim;
+        let din = self.layers[0].d_in;
+        let k = self.freqs.len();
+        for (r, row) in inp.chunks_exact_mut(din).enumerate() {
+            row[..d].copy_from_slice(&x[r * d..(r + 1) * d]);
+            if k == 0 {
+                row[d] = t[r];
+            } else {
+                for (j, f) in self.freqs.iter().enumerate() {
+                    let a = t[r] * f;
+                    row[d + j] = a.sin();
+                    row[d + k + j] = a.cos();
+                }
+            }
+        }
+    }
+
+    /// y = x·W (no bias) for `rows` rows of layer `l`, by the layer's kernel.
+    fn affine(&self, l: &Layer, inp: &[f32], rows: usize, out: &mut [f32]) {
+        let (inp, out) = (&inp[..rows * l.d_in], &mut out[..rows * l.d_out]);
+        match l.kind() {
+            Kind::SmallIn => {
+                kernels::affine_small_k(inp, l.d_in, &self.params[l.w..l.w + l.w_len()], None, out)
+            }
+            Kind::SmallOut => {
+                kernels::rows_dot(inp, l.d_in, &self.wt[l.w..l.w + l.w_len()], None, out)
+            }
+            Kind::Gemm => kernels::matmul(
+                rows,
+                l.d_out,
+                l.d_in,
+                MatRef::row_major(inp, l.d_in),
+                MatRef::row_major(&self.params[l.w..l.w + l.w_len()], l.d_out),
+                out,
+                false,
+            ),
+        }
+    }
+
+    /// One tile: the stacked rows `[x; u₁; …; u_k]` through every layer. Returns the stacked
+    /// output ((k + 1)·rows × d) in the scratch.
+    fn tile<'s>(&self, s: &'s mut Scratch, x: &[f32], t: &[f32], dirs: Dirs) -> &'s [f32] {
+        let d = self.config.dim;
+        let rows = t.len();
+        let kb = match dirs {
+            Dirs::None => 0,
+            Dirs::Given(_) => 1,
+            Dirs::Basis => d,
+        };
+        let stacked = (kb + 1) * rows;
+        let din = self.layers[0].d_in;
+        {
+            let inp = grown(&mut s.a, stacked * din);
+            let (primal, tangents) = inp.split_at_mut(rows * din);
+            self.write_input(x, t, primal);
+            tangents.fill(0.0);
+            for (blk, block) in tangents.chunks_exact_mut(rows * din).enumerate() {
+                for (r, row) in block.chunks_exact_mut(din).enumerate() {
+                    match dirs {
+                        Dirs::Given(u) => row[..d].copy_from_slice(&u[r * d..(r + 1) * d]),
+                        Dirs::Basis => row[blk] = 1.0,
+                        Dirs::None => {}
+                    }
+                }
+            }
+        }
+        let last = self.layers.len() - 1;
+        let act = self.config.activation;
+        for (li, l) in self.layers.iter().enumerate() {
+            let out = grown(&mut s.b, stacked * l.d_out);
+            self.affine(l, &s.a, stacked, out);
+            let bias = &self.params[l.b..l.b + l.d_out];
+            if li < last {
+                if kb == 0 {
+                    kernels::bias_act(out, bias, act);
+                } else {
+                    let drow = grown(&mut s.drow, l.d_out);
+                    kernels::bias_act_tangents(out, rows, bias, act, drow);
+                }
+            } else {
+                kernels::add_bias(out, rows, bias);
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        &s.a[..stacked * d]
+    }
+}
+
+fn check_out(name: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!(
+            "{name} has {got} values, expected {want}"
+        )))
+    }
+}
+
+/// A float tensor's values as host f32 (row-major).
+pub(crate) fn host_f32<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data()
+        .try_into_vec_as::<f32>()
+        .expect("float tensor converts to f32")
+}
+
+/// A `(rows, cols)` tensor from host f32 values, on `like`'s device and dtype.
+fn tensor_like<const D: usize, const E: usize>(
+    data: Vec<f32>,
+    shape: [usize; E],
+    like: &Tensor<D>,
+) -> Tensor<E> {
+    Tensor::from_data(TensorData::new(data, shape), (&like.device(), like.dtype()))
+}
+
+/// # Panics
+/// The trait returns tensors, not `Result`s: a batch whose width is not the field's dimension, or
+/// whose time vector has another length, is a programming error and panics (as burn does).
+impl VectorField for FusedMlp {
+    fn dim(&self) -> usize {
+        self.config.dim
+    }
+
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let mut v = vec![0.0; n * d];
+        self.forward_host(&host_f32(x), &host_f32(t), &mut v)
+            .unwrap_or_else(|e| panic!("FusedMlp::eval: {e}"));
+        tensor_like(v, [n, d], x)
+    }
+
+    fn eval_at(&self, x: &Tensor<2>, t: f64) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let mut v = vec![0.0; n * d];
+        self.forward_host(&host_f32(x), &vec![t as f32; n], &mut v)
+            .unwrap_or_else(|e| panic!("FusedMlp::eval_at: {e}"));
+        tensor_like(v, [n, d], x)
+    }
+
+    fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let [n, d] = x.dims();
+        let (mut v, mut jv) = (vec![0.0; n * d], vec![0.0; n * d]);
+        self.jvp_host(&host_f32(x), &host_f32(t), &host_f32(u), &mut v, &mut jv)
+            .unwrap_or_else(|e| panic!("FusedMlp::jvp: {e}"));
+        (tensor_like(v, [n, d], x), tensor_like(jv, [n, d], x))
+    }
+
+    fn exact_jvp(&self) -> bool {
+        true
+    }
+
+    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
+        let [n, d] = x.dims();
+        let (mut v, mut div) = (vec![0.0; n * d], vec![0.0; n]);
+        self.divergence_host(&host_f32(x), &host_f32(t), &mut v, &mut div)
+            .unwrap_or_else(|e| panic!("FusedMlp::divergence: {e}"));
+        (tensor_like(v, [n, d], x), tensor_like(div, [n], x))
+    }
+
+    fn jacobian(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<3>) {
+        let [n, d] = x.dims();
+        let (mut v, mut jac) = (vec![0.0; n * d], vec![0.0; n * d * d]);
+        self.jacobian_host(&host_f32(x), &host_f32(t), &mut v, &mut jac)
+            .unwrap_or_else(|e| panic!("FusedMlp::jacobian: {e}"));
+        (tensor_like(v, [n, d], x), tensor_like(jac, [n, d, d], x))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::field::mlp::Activation;
+    use crate::tensor::{cpu, randn, rng, to_vec, uniform};
+
+    /// Architectures that exercise every kernel path: thin input/output layers, GEMM input and
+    /// output layers (dim > 8), hidden widths below and above the thin threshold, depth 0,
+    /// Fourier time features and all four activations.
+    pub(crate) fn configs() -> Vec<MlpConfig> {
+        let mut r = rng(11);
+        vec![
+            MlpConfig::new(2, 16, 3),
+            MlpConfig {
+                activation: Activation::Tanh,
+                time: TimeEmbedding::fourier(4, 1.0, &mut r),
+                ..MlpConfig::new(3, 40, 2)
+            },
+            MlpConfig {
+                activation: Activation::Softplus,
+                ..MlpConfig::new(2, 8, 2)
+            },
+            MlpConfig {
+                activation: Activation::Relu,
+                ..MlpConfig::new(12, 24, 1)
+            },
+            MlpConfig::new(2, 5, 0),
+        ]
+    }
+
+    /// Max |a − b| / max |b|: the error relative to the scale of the reference.
+    pub(crate) fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+            / scale
+    }
+
+    /// (burn f64 reference, fused copy, x, t) for a config, n points.
+    fn setup(cfg: &MlpConfig, n: usize, seed: u64) -> (Mlp, FusedMlp, Tensor<2>, Tensor<1>) {
+        let mut r = rng(seed);
+        let mlp = cfg.init(&cpu(), DType::F64, &mut r);
+        // Round the reference weights to f32 so both engines hold the same numbers.
+        let fused = FusedMlp::from_mlp(&mlp);
+        let mlp = fused.to_mlp(&cpu(), DType::F64);
+        let x = randn(n, cfg.dim, &cpu(), DType::F64, &mut r) * 1.5;
+        let t = uniform(n, 0.0, 1.0, &cpu(), DType::F64, &mut r);
+        (mlp, fused, x, t)
+    }
+
+    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(f)
+    }
+
+    /// Outputs agree with the burn f64 reference to 1e-5 of the output scale. f32 arithmetic with
+    /// k-term dot products (k ≤ 40 here) loses ~√k·2⁻²⁴ ≈ 4e-7 per layer, so 1e-5 leaves a wide
+    /// margin while catching any indexing or kernel error (those give O(1) differences). Batches
+    /// of 37 and 301 points with 1 and 3 threads exercise single- and multi-tile runs.
+    #[test]
+    fn forward_matches_burn_reference() {
+        for cfg in configs() {
+            for (n, threads) in [(37, 1), (301, 3)] {
+                let (mlp, fused, x, t) = setup(&cfg, n, 3);
+                let want = to_vec(&mlp.forward(&x, &t));
+                let got = to_vec(&in_pool(threads, || fused.eval(&x, &t)));
+                let e = rel_err(&got, &want);
+                assert!(e < 1e-5, "{cfg:?} n={n}: forward error {e:e}");
+            }
+        }
+    }
+
+    /// J·u, ∇·v and J agree with burn's forward-mode tangents (same tolerance and reasoning as
+    /// the forward test).
+    #[test]
+    fn tangents_match_burn_reference() {
+        for cfg in configs() {
+            let (mlp, fused, x, t) = setup(&cfg, 53, 5);
+            let u = randn(53, cfg.dim, &cpu(), DType::F64, &mut rng(9));
+            let (v_ref, jv_ref) = mlp.forward_jvp(&x, &t, &u);
+            let (v, jv) = in_pool(2, || fused.jvp(&x, &t, &u));
+            assert!(
+                rel_err(&to_vec(&v), &to_vec(&v_ref)) < 1e-5,
+                "{cfg:?}: jvp primal"
+            );
+            let e = rel_err(&to_vec(&jv), &to_vec(&jv_ref));
+            assert!(e < 1e-5, "{cfg:?}: jvp error {e:e}");
+            let (_, div_ref) = mlp.forward_divergence(&x, &t);
+            let (_, div) = in_pool(2, || fused.divergence(&x, &t));
+            let e = rel_err(&to_vec(&div), &to_vec(&div_ref));
+            assert!(e < 1e-5, "{cfg:?}: divergence error {e:e}");
+            // The Jacobian against d reference JVPs along the basis (column j = J eⱼ).
+            let (_, jac) = fused.jacobian(&x, &t);
+            let jac = to_vec(&jac);
+            let d = cfg.dim;
+            for j in 0..d {
+                let (_, col) = mlp.forward_jvp(&x, &t, &crate::field::basis_like(&x, j));
+                let col = to_vec(&col);
+                let got: Vec<f64> = (0..53 * d)
+                    .map(|k| jac[(k / d) * d * d + (k % d) * d + j])
+                    .collect();
+                let e = rel_err(&got, &col);
+                assert!(e < 1e-5, "{cfg:?}: Jacobian column {j} error {e:e}");
+            }
+        }
+    }
+
+    /// burn → fused → burn is the identity on f32 weights, and `init` draws what
+    /// `MlpConfig::init` draws.
+    #[test]
+    fn conversion_round_trip_and_init() {
+        let cfg = configs().swap_remove(1);
+        let mlp = cfg.init(&cpu(), DType::F32, &mut rng(4));
+        let back = FusedMlp::from_mlp(&mlp).to_mlp(&cpu(), DType::F32);
+        for (a, b) in mlp.layers.iter().zip(&back.layers) {
+            assert_eq!(to_vec(&a.weight.val()), to_vec(&b.weight.val()));
+            assert_eq!(
+                to_vec(&a.bias.as_ref().unwrap().val()),
+                to_vec(&b.bias.as_ref().unwrap().val())
+            );
+        }
+        assert_eq!(
+            FusedMlp::init(&cfg, &mut rng(4)).params(),
+            FusedMlp::from_mlp(&mlp).params()
+        );
+        assert_eq!(FusedMlp::from_mlp(&mlp).num_params(), cfg.num_params());
+    }
+
+    /// Wrong sizes are errors, not panics.
+    #[test]
+    fn bad_shapes_are_errors() {
+        let cfg = MlpConfig::new(2, 8, 1);
+        assert!(matches!(
+            FusedMlp::new(&cfg, vec![0.0; 3]),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            FusedMlp::new(&MlpConfig::new(0, 8, 1), vec![]),
+            Err(Error::InvalidInput(_))
+        ));
+        let mut f = FusedMlp::init(&cfg, &mut rng(1));
+        let mut v = vec![0.0; 4];
+        assert!(matches!(
+            f.forward_host(&[0.0; 3], &[0.0; 2], &mut v),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            f.forward_host(&[0.0; 4], &[0.0; 3], &mut v),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            f.forward_host(&[0.0; 4], &[0.0; 2], &mut v[..3]),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            f.divergence_host(&[0.0; 4], &[0.0; 2], &mut v, &mut [0.0; 3]),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(f.set_params(&[1.0]), Err(Error::Shape(_))));
+        assert!(f.forward_host(&[], &[], &mut []).is_ok());
+    }
+
+    /// Euler sampling through `odeint` with the fused field reproduces the burn field's path.
+    #[test]
+    fn odeint_with_fused_field_matches_burn() {
+        use crate::solve::{odeint, Method, OdeOptions};
+        let (mlp, fused, x, _) = setup(&MlpConfig::new(2, 32, 3), 200, 8);
+        let opts = OdeOptions::fixed(Method::Euler, 20);
+        let a = odeint(&mlp, x.clone(), 0.0, 1.0, &opts).expect("burn solve");
+        let b = odeint(&fused, x, 0.0, 1.0, &opts).expect("fused solve");
+        let e = rel_err(&to_vec(&b.x), &to_vec(&a.x));
+        assert!(e < 1e-5, "Euler endpoint error {e:e}");
+    }
+}
