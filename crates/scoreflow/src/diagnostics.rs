@@ -26,6 +26,7 @@
 //! d ≤ 2, otherwise reduction to Hessenberg form by stabilised elimination followed by the
 //! shifted double-step QR iteration (Francis; EISPACK `elmhes` + `hqr`).
 
+pub mod classic;
 pub mod implicit_bias;
 
 use serde::{Deserialize, Serialize};
