@@ -12,7 +12,10 @@ use scoreflow::diagnostics::classic::{classic_lesson, ClassicLessonConfig};
 use scoreflow::field::analytic::GaussianMixture;
 
 fn main() -> scoreflow::Result<()> {
-    let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3000);
+    let steps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
     let mix = GaussianMixture::new(
         vec![0.2, 0.8],
         vec![vec![-2.5, -2.5], vec![2.5, 2.5]],
@@ -24,8 +27,14 @@ fn main() -> scoreflow::Result<()> {
         "mixture 0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I); MLP {}×{}, {steps} Adam steps; {} samples",
         cfg.network.width, cfg.network.depth, cfg.samples
     );
-    println!("{:<34} {:>10} {:>10} {:>9} {:>11} {:>8}", "pipeline", "w(mode 1)", "w(mode 2)", "SW2", "final loss", "time s");
-    println!("{:<34} {:>10.3} {:>10.3} {:>9.4}", "truth / data noise floor", r.true_weights[0], r.true_weights[1], r.noise_floor_sw2);
+    println!(
+        "{:<34} {:>10} {:>10} {:>9} {:>11} {:>8}",
+        "pipeline", "w(mode 1)", "w(mode 2)", "SW2", "final loss", "time s"
+    );
+    println!(
+        "{:<34} {:>10.3} {:>10.3} {:>9.4}",
+        "truth / data noise floor", r.true_weights[0], r.true_weights[1], r.noise_floor_sw2
+    );
     for p in [&r.sm_langevin, &r.dsm_annealed] {
         println!(
             "{:<34} {:>10.3} {:>10.3} {:>9.4} {:>11.4} {:>8.1}",

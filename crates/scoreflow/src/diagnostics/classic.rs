@@ -33,13 +33,24 @@ use crate::train::{Control, TrainConfig, Trainer};
 
 /// Fraction of the points (row-major, dimension d) nearest to each centre (Euclidean).
 pub fn mode_weights(points: &[f64], d: usize, centers: &[Vec<f64>]) -> Result<Vec<f64>> {
-    if d == 0 || points.len() % d != 0 || points.is_empty() || centers.is_empty() || centers.iter().any(|c| c.len() != d) {
-        return Err(Error::Shape(format!("mode_weights: {} values in dimension {d} with {} centres", points.len(), centers.len())));
+    if d == 0
+        || !points.len().is_multiple_of(d)
+        || points.is_empty()
+        || centers.is_empty()
+        || centers.iter().any(|c| c.len() != d)
+    {
+        return Err(Error::Shape(format!(
+            "mode_weights: {} values in dimension {d} with {} centres",
+            points.len(),
+            centers.len()
+        )));
     }
     let mut counts = vec![0usize; centers.len()];
     for p in points.chunks_exact(d) {
         let dist = |c: &Vec<f64>| c.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
-        let k = (0..centers.len()).min_by(|&i, &j| dist(&centers[i]).total_cmp(&dist(&centers[j]))).expect("centres");
+        let k = (0..centers.len())
+            .min_by(|&i, &j| dist(&centers[i]).total_cmp(&dist(&centers[j])))
+            .expect("centres");
         counts[k] += 1;
     }
     let n = (points.len() / d) as f64;
@@ -49,21 +60,38 @@ pub fn mode_weights(points: &[f64], d: usize, centers: &[Vec<f64>]) -> Result<Ve
 /// Sliced Wasserstein-2: SW2(a, b) = (E_θ W₂²(θᵀa, θᵀb))^{1/2} over `projections` random unit
 /// directions θ, each 1-D W₂ from sorted projections (equal sample sizes).
 pub fn sliced_w2(a: &[f64], b: &[f64], d: usize, projections: usize, rng: &mut Rng) -> Result<f64> {
-    if d == 0 || a.len() != b.len() || a.is_empty() || a.len() % d != 0 || projections == 0 {
-        return Err(Error::Shape(format!("sliced_w2 needs two equal-size point sets in dimension {d} ({} vs {} values)", a.len(), b.len())));
+    if d == 0 || a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(d) || projections == 0 {
+        return Err(Error::Shape(format!(
+            "sliced_w2 needs two equal-size point sets in dimension {d} ({} vs {} values)",
+            a.len(),
+            b.len()
+        )));
     }
     let mut total = 0.0;
     for _ in 0..projections {
         let mut theta: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
-        let norm = theta.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        let norm = theta
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt()
+            .max(f64::MIN_POSITIVE);
         theta.iter_mut().for_each(|v| *v /= norm);
         let proj = |x: &[f64]| {
-            let mut p: Vec<f64> = x.chunks_exact(d).map(|r| r.iter().zip(&theta).map(|(a, b)| a * b).sum()).collect();
+            let mut p: Vec<f64> = x
+                .chunks_exact(d)
+                .map(|r| r.iter().zip(&theta).map(|(a, b)| a * b).sum())
+                .collect();
             p.sort_by(|x, y| x.total_cmp(y));
             p
         };
         let (pa, pb) = (proj(a), proj(b));
-        total += pa.iter().zip(&pb).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / pa.len() as f64;
+        total += pa
+            .iter()
+            .zip(&pb)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            / pa.len() as f64;
     }
     Ok((total / projections as f64).sqrt())
 }
@@ -151,16 +179,28 @@ pub struct ClassicLessonReport {
     pub dsm_annealed: PipelineResult,
 }
 
-fn train(objective: &dyn Objective, mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<(Mlp, f64)> {
+fn train(
+    objective: &dyn Objective,
+    mix: &GaussianMixture,
+    cfg: &ClassicLessonConfig,
+) -> Result<(Mlp, f64)> {
     let model = cfg.train.init_model(&cfg.network, &cpu(), DType::F32);
     let mut trainer = Trainer::new(&model, cfg.train.clone())?;
-    let out = trainer.run(objective, &mut |k: usize, r: &mut Rng| mix.sample(k, r), &mut |_| Control::Continue)?;
+    let out = trainer.run(
+        objective,
+        &mut |k: usize, r: &mut Rng| mix.sample(k, r),
+        &mut |_| Control::Continue,
+    )?;
     Ok((trainer.sampling_model(), out.last_loss))
 }
 
 fn check(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<()> {
     if mix.dim() != cfg.network.dim {
-        return Err(Error::Shape(format!("mixture dimension {} but network dimension {}", mix.dim(), cfg.network.dim)));
+        return Err(Error::Shape(format!(
+            "mixture dimension {} but network dimension {}",
+            mix.dim(),
+            cfg.network.dim
+        )));
     }
     if cfg.samples < 2 {
         return Err(Error::InvalidInput("need at least 2 samples".into()));
@@ -168,14 +208,28 @@ fn check(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<()> {
     Ok(())
 }
 
-fn result(name: &str, mix: &GaussianMixture, x: &[f64], cfg: &ClassicLessonConfig, loss: f64, nfe: usize, t0: Instant) -> Result<PipelineResult> {
+fn result(
+    name: &str,
+    mix: &GaussianMixture,
+    x: &[f64],
+    cfg: &ClassicLessonConfig,
+    loss: f64,
+    nfe: usize,
+    t0: Instant,
+) -> Result<PipelineResult> {
     let d = mix.dim();
     let centers: Vec<Vec<f64>> = mix.components().iter().map(|c| c.mean().to_vec()).collect();
     let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
     Ok(PipelineResult {
         name: name.into(),
         mode_weights: mode_weights(x, d, &centers)?,
-        sw2: sliced_w2(x, data.as_slice(), d, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
+        sw2: sliced_w2(
+            x,
+            data.as_slice(),
+            d,
+            200,
+            &mut rng(cfg.seed.wrapping_add(200)),
+        )?,
         final_loss: loss,
         nfe,
         wall_time_s: t0.elapsed().as_secs_f64(),
@@ -188,8 +242,20 @@ pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<P
     let t0 = Instant::now();
     let (net, loss) = train(&Hyvarinen::default(), mix, cfg)?;
     let d = mix.dim();
-    let start = uniform(cfg.samples * d, -cfg.start_box, cfg.start_box, &cpu(), DType::F32, &mut rng(cfg.seed)).reshape([cfg.samples, d]);
-    let ula = Ula { step: cfg.ula_step, steps: cfg.ula_steps, tau: 0.0 };
+    let start = uniform(
+        cfg.samples * d,
+        -cfg.start_box,
+        cfg.start_box,
+        &cpu(),
+        DType::F32,
+        &mut rng(cfg.seed),
+    )
+    .reshape([cfg.samples, d]);
+    let ula = Ula {
+        step: cfg.ula_step,
+        steps: cfg.ula_steps,
+        tau: 0.0,
+    };
     let s = ula.sample(&net, start, &mut rng(cfg.seed.wrapping_add(1)))?;
     result("sm+langevin", mix, &to_vec(&s.x), cfg, loss, s.nfe, t0)
 }
@@ -203,21 +269,45 @@ pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<
     let dsm = Dsm::default_for(sde.clone());
     let (net, loss) = train(&dsm, mix, cfg)?;
     let score = dsm.score_field(net);
-    let ald = AnnealedLangevin::new(sde.clone(), cfg.ald_levels, cfg.ald_steps_per_level, cfg.ald_step_ratio)?;
-    let prior = sde.prior_sample(cfg.samples, mix.dim(), &cpu(), DType::F32, &mut rng(cfg.seed.wrapping_add(2)));
+    let ald = AnnealedLangevin::new(
+        sde.clone(),
+        cfg.ald_levels,
+        cfg.ald_steps_per_level,
+        cfg.ald_step_ratio,
+    )?;
+    let prior = sde.prior_sample(
+        cfg.samples,
+        mix.dim(),
+        &cpu(),
+        DType::F32,
+        &mut rng(cfg.seed.wrapping_add(2)),
+    );
     let s = ald.sample(&score, prior, &mut rng(cfg.seed.wrapping_add(3)))?;
     result("dsm+annealed", mix, &to_vec(&s.x), cfg, loss, s.nfe, t0)
 }
 
 /// Runs both pipelines and the data noise floor.
-pub fn classic_lesson(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<ClassicLessonReport> {
+pub fn classic_lesson(
+    mix: &GaussianMixture,
+    cfg: &ClassicLessonConfig,
+) -> Result<ClassicLessonReport> {
     let n = cfg.samples as f64;
     let a = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
     let b = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(101)));
     Ok(ClassicLessonReport {
         true_weights: mix.weights().to_vec(),
-        weight_se: mix.weights().iter().map(|w| (w * (1.0 - w) / n).sqrt()).collect(),
-        noise_floor_sw2: sliced_w2(a.as_slice(), b.as_slice(), mix.dim(), 200, &mut rng(cfg.seed.wrapping_add(200)))?,
+        weight_se: mix
+            .weights()
+            .iter()
+            .map(|w| (w * (1.0 - w) / n).sqrt())
+            .collect(),
+        noise_floor_sw2: sliced_w2(
+            a.as_slice(),
+            b.as_slice(),
+            mix.dim(),
+            200,
+            &mut rng(cfg.seed.wrapping_add(200)),
+        )?,
         sm_langevin: sm_langevin(mix, cfg)?,
         dsm_annealed: dsm_annealed(mix, cfg)?,
     })
@@ -229,20 +319,35 @@ mod tests {
 
     /// Two modes 0.2·N((−2.5, −2.5), 0.25I) + 0.8·N((2.5, 2.5), 0.25I).
     fn two_modes() -> GaussianMixture {
-        GaussianMixture::new(vec![0.2, 0.8], vec![vec![-2.5, -2.5], vec![2.5, 2.5]], vec![vec![0.25, 0.0, 0.0, 0.25]; 2]).unwrap()
+        GaussianMixture::new(
+            vec![0.2, 0.8],
+            vec![vec![-2.5, -2.5], vec![2.5, 2.5]],
+            vec![vec![0.25, 0.0, 0.0, 0.25]; 2],
+        )
+        .unwrap()
     }
 
     #[test]
     fn mode_weights_and_sliced_w2_closed_forms() {
         let pts = [0.0, 0.1, 5.0, 5.0, 4.0, 6.0, -1.0, 0.0];
-        assert_eq!(mode_weights(&pts, 2, &[vec![0.0, 0.0], vec![5.0, 5.0]]).unwrap(), vec![0.5, 0.5]);
+        assert_eq!(
+            mode_weights(&pts, 2, &[vec![0.0, 0.0], vec![5.0, 5.0]]).unwrap(),
+            vec![0.5, 0.5]
+        );
         assert!(mode_weights(&pts, 3, &[vec![0.0, 0.0]]).is_err());
         // A shift by c: every 1-D projection moves by θᵀc, so SW2² = E(θᵀc)² = ‖c‖²/d.
         let a: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = a.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { 3.0 } else { 4.0 }).collect();
+        let b: Vec<f64> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + if i % 2 == 0 { 3.0 } else { 4.0 })
+            .collect();
         let sw = sliced_w2(&a, &b, 2, 4000, &mut rng(0)).unwrap();
         // Monte Carlo over θ: (θᵀc)² has sd ≈ 12.5/√2·... ; 4000 directions give < 2% relative.
-        assert!((sw - (25.0f64 / 2.0).sqrt()).abs() < 0.05 * (12.5f64).sqrt(), "SW2 {sw}");
+        assert!(
+            (sw - (25.0f64 / 2.0).sqrt()).abs() < 0.05 * (12.5f64).sqrt(),
+            "SW2 {sw}"
+        );
         assert_eq!(sliced_w2(&a, &a, 2, 10, &mut rng(0)).unwrap(), 0.0);
     }
 
@@ -261,6 +366,10 @@ mod tests {
         cfg.ald_steps_per_level = 40;
         let r = dsm_annealed(&two_modes(), &cfg).unwrap();
         eprintln!("dsm+annealed: {r:?}");
-        assert!((r.mode_weights[0] - 0.2).abs() < 0.06, "weights {:?}", r.mode_weights);
+        assert!(
+            (r.mode_weights[0] - 0.2).abs() < 0.06,
+            "weights {:?}",
+            r.mode_weights
+        );
     }
 }
