@@ -795,7 +795,7 @@ mod tests {
 
     /// Analytic scores (exact Hessian–vector products): the Gaussian-mixture score, clean and
     /// perturbed under VP at several τ, has a symmetric Jacobian, so share ≤ 1e-12 (rounding) and
-    /// curl ≈ 0; against itself as reference the error is 0, and against the clean score the
+    /// curl ≈ 0; against itself as reference the error is 0 (to rounding: the Jacobian pass and eval are different code paths), and against the clean score the
     /// perturbed one at τ = 1e-3 differs by O(τ) relative.
     #[test]
     fn analytic_scores_are_conservative() {
@@ -825,7 +825,7 @@ mod tests {
                 "τ = {tau}: {:?}",
                 d.antisymmetric_share
             );
-            assert_eq!(d.error.as_ref().unwrap().max, 0.0);
+            assert!(d.error.as_ref().unwrap().max < 1e-12);
             for p in &d.points {
                 // Real spectrum: the Jacobian of a score is a Hessian.
                 assert!(p.eigenvalues.iter().all(|e| e[1].abs() < 1e-9));

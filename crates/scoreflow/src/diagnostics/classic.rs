@@ -60,7 +60,12 @@ pub fn mode_weights(points: &[f64], d: usize, centers: &[Vec<f64>]) -> Result<Ve
 /// Sliced Wasserstein-2: SW2(a, b) = (E_θ W₂²(θᵀa, θᵀb))^{1/2} over `projections` random unit
 /// directions θ, each 1-D W₂ from sorted projections (equal sample sizes).
 pub fn sliced_w2(a: &[f64], b: &[f64], d: usize, projections: usize, rng: &mut Rng) -> Result<f64> {
-    if d == 0 || a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(d) || projections == 0 {
+    if d == 0
+        || a.len() != b.len()
+        || a.is_empty()
+        || !a.len().is_multiple_of(d)
+        || projections == 0
+    {
         return Err(Error::Shape(format!(
             "sliced_w2 needs two equal-size point sets in dimension {d} ({} vs {} values)",
             a.len(),
