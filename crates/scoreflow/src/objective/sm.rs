@@ -339,6 +339,10 @@ mod tests {
                 "K̂ {k_hat:?} vs S⁻¹ {s_inv:?}"
             );
         }
+        eprintln!(
+            "Hyvärinen: K̂ = {k_hat:?}, S⁻¹ = {s_inv:?}, Σ⁻¹ = {:?}",
+            inv2(SIGMA)
+        );
         let k = inv2(SIGMA);
         for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let se = ((k[2 * i + j].powi(2) + k[3 * i] * k[3 * j]) / n as f64).sqrt();
@@ -412,6 +416,7 @@ mod tests {
                     "{name}: K[{e}] = {mean} ± {se} vs Σ⁻¹ = {}",
                     k[e]
                 );
+                eprintln!("{name}: K[{e}] = {mean:.4} ± {se:.4} (Σ⁻¹ {:.4})", k[e]);
                 let (i, j) = (e / 2, e % 2);
                 let wishart = ((k[e].powi(2) + k[3 * i] * k[3 * j]) / m as f64).sqrt();
                 assert!(
@@ -501,6 +506,10 @@ mod tests {
             assert!(
                 (mean(&d) - constant).abs() < 4.0 * se,
                 "MLP {seed}: J − F = {} vs {constant} (SE {se})",
+                mean(&d)
+            );
+            eprintln!(
+                "MLP {seed}: J − F = {:.5} ± {se:.5}, −½tr Σ⁻¹ = {constant:.5}",
                 mean(&d)
             );
             per_sample.push(d);
