@@ -10,6 +10,7 @@
 //! [`StepEngine`]; [`BurnEngine`] is the reference.
 
 pub mod engine;
+pub mod fused;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -18,10 +19,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
+pub use fused::FusedEngine;
 pub use schedule::LrSchedule;
 
 use crate::checkpoint::{self, RngState, RunMeta, StoredDType, FORMAT, FORMAT_VERSION};
-use crate::data::Points;
+use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
 use crate::objective::Objective;
@@ -41,6 +43,12 @@ pub trait Minibatches {
 impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
         self(n, rng)
+    }
+}
+
+impl Minibatches for DataSource {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
+        DataSource::batch(self, n, rng)
     }
 }
 
@@ -384,9 +392,14 @@ impl Trainer {
             let n = self.step;
             let lr = self.config.schedule.lr(self.config.optimizer.lr, n, total);
             let batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            // An engine may report divergence itself; the loop's step count is authoritative.
             let stats = self
                 .engine
-                .step(objective, &batch, &mut self.noise_rng, lr)?;
+                .step(objective, &batch, &mut self.noise_rng, lr)
+                .map_err(|e| match e {
+                    Error::Diverged { msg, .. } => Error::Diverged { step: n + 1, msg },
+                    other => other,
+                })?;
             if !stats.loss.is_finite() {
                 return Err(Error::Diverged {
                     step: n + 1,
