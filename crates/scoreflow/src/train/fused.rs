@@ -239,7 +239,7 @@ impl StepEngine for FusedEngine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BurnEngine, Control, StepInfo, TrainConfig, Trainer};
+    use super::super::{BurnEngine, Control, EngineKind, StepInfo, TrainConfig, Trainer};
     use super::*;
     use crate::objective::cfm::FlowMatching;
     use crate::path::{CondOt, GaussianPath};
@@ -305,22 +305,11 @@ mod tests {
             );
         }
 
-        let resume_fused = |dir: &std::path::Path| {
-            Trainer::resume_with(dir, |meta, state| {
-                let c = meta.train.as_ref().unwrap();
-                Ok(Box::new(FusedEngine::from_state_dict(
-                    &meta.model,
-                    state,
-                    &c.optimizer,
-                    c.ema,
-                )?) as Box<dyn StepEngine>)
-            })
-            .unwrap()
-        };
+        let resume_fused =
+            |dir: &std::path::Path| Trainer::resume_on(EngineKind::Fused, dir, &cpu()).unwrap();
         // Fused → checkpoint at 4 → fused: bit for bit.
         let dir = tempfile::tempdir().unwrap();
-        let e = FusedEngine::new(&model, &cfg.optimizer, cfg.ema).unwrap();
-        let mut a = Trainer::with_engine(Box::new(e), cfg.clone())
+        let mut a = Trainer::new_on(EngineKind::Fused, &model, cfg.clone())
             .unwrap()
             .checkpoint_to(dir.path(), serde_json::Value::Null, serde_json::Value::Null);
         let mut got = run(&mut a, Some(4));
