@@ -176,8 +176,11 @@ pub struct StepStats {
 /// Contract: [`StepEngine::step`] leaves weights, optimiser state and EMA unchanged when the
 /// loss or the gradient norm is not finite, and either returns them in [`StepStats`] or
 /// returns [`Error::Diverged`] (the loop stops in both cases, stamping its own step number);
-/// all randomness comes from the `rng` it is given.
-pub trait StepEngine {
+/// all randomness comes from the `rng` it is given. Engines are `Send`, so a [`Trainer`]
+/// can run on a worker thread.
+///
+/// [`Trainer`]: super::Trainer
+pub trait StepEngine: Send {
     /// Short name recorded in checkpoints ("burn", …).
     fn name(&self) -> &'static str;
     /// The architecture.
