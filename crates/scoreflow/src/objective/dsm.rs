@@ -490,8 +490,8 @@ mod tests {
                     "{}: mode {k} weight {w}",
                     sampler.name()
                 );
-                for i in 0..2 {
-                    let v = sq[k][i] / counts[k] as f64;
+                for (i, sq_ki) in sq[k].iter().enumerate() {
+                    let v = sq_ki / counts[k] as f64;
                     let want = mix.components()[k].cov()[i * 3];
                     eprintln!("  mode {k} var[{i}] {v:.4} vs {want}");
                     if sampler.name() == "em" {
