@@ -24,11 +24,6 @@ fn options(opt: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<TrainOptions
     opt.validate()?;
     if let Some(e) = ema {
         e.validate()?;
-        if e.warmup {
-            return Err(Error::InvalidInput(
-                "the fused engine has no EMA warm-up; use EmaConfig { warmup: false, .. }".into(),
-            ));
-        }
     }
     Ok(TrainOptions {
         optimizer: match opt.kind {
@@ -44,6 +39,7 @@ fn options(opt: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<TrainOptions
         epsilon: opt.eps,
         grad_clip: opt.clip_grad_norm,
         ema_decay: ema.map(|e| e.decay),
+        ema_warmup: ema.is_some_and(|e| e.warmup),
     })
 }
 
@@ -83,8 +79,7 @@ fn read_flat(sd: &StateDict, prefix: &str, suffix: &str, config: &MlpConfig) -> 
 }
 
 impl FusedEngine {
-    /// An engine training `model` (rounded to f32) with the given optimiser and optional EMA
-    /// (no warm-up).
+    /// An engine training `model` (rounded to f32) with the given optimiser and optional EMA.
     pub fn new(model: &Mlp, optimizer: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<Self> {
         let trainer = FusedTrainer::new(FusedMlp::from_mlp(model), options(optimizer, ema)?)?;
         Ok(Self { trainer })
@@ -221,7 +216,7 @@ impl StepEngine for FusedEngine {
             }
             if count("ema.updates")? != steps {
                 return Err(state.error(
-                    "EMA update count differs from the step count (an EMA warm-up run?): the fused engine cannot continue it exactly",
+                    "EMA update count differs from the step count: the fused engine cannot continue it exactly",
                 ));
             }
             Some(read_flat(state, "ema.", "", &config)?)
@@ -262,7 +257,10 @@ mod tests {
                 clip_grad_norm: Some(2.0),
                 ..OptimizerConfig::adam(1e-2)
             },
-            ema: Some(EmaConfig::new(0.9)),
+            ema: Some(EmaConfig {
+                decay: 0.9,
+                warmup: true,
+            }),
             checkpoint_every: Some(4),
             ..TrainConfig::new(12, 128, 1e-2, 5)
         }
@@ -353,18 +351,10 @@ mod tests {
         }
     }
 
-    /// Objectives that are not regressions, EMA warm-up and f64 states are refused clearly.
+    /// Objectives that are not regressions and f64 states are refused clearly.
     #[test]
     fn fused_engine_refusals() {
         let model = MlpConfig::new(2, 8, 1).init(&cpu(), DType::F32, &mut rng(0));
-        let warm = EmaConfig {
-            decay: 0.9,
-            warmup: true,
-        };
-        assert!(matches!(
-            FusedEngine::new(&model, &OptimizerConfig::adam(1e-3), Some(warm)),
-            Err(Error::InvalidInput(_))
-        ));
         struct NotRegression;
         impl Objective for NotRegression {
             fn name(&self) -> &'static str {
