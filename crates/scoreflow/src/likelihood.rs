@@ -25,7 +25,7 @@
 //! k = number of probes for Hutchinson), so every [`odeint`] method is reused unchanged.
 //!
 //! **Divergence.** Exact (∇·v = tr J by d tangent passes, [`VectorField::divergence`]; the default
-//! for d ≤ 16) or the Hutchinson–Skilling estimator ∇·v ≈ εᵀ J ε with E[εεᵀ] = I (Rademacher or
+//! for d ≤ 16) or the Hutchinson–Skilling estimator ∇·v ≈ εᵀ J ε with E\[εεᵀ\] = I (Rademacher or
 //! Gaussian ε). The k probes are drawn once per integration and held fixed along the trajectory
 //! (as in FFJORD), so each probe gives one unbiased estimate of log p(x); the k estimates give
 //! the per-point standard error.
@@ -82,7 +82,7 @@ impl Prior for IsotropicGaussian {
     }
 }
 
-/// Distribution of Hutchinson probes ε with E[εεᵀ] = I.
+/// Distribution of Hutchinson probes ε with E\[εεᵀ\] = I.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeNoise {

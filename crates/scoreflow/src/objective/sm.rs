@@ -7,7 +7,7 @@
 //!     J(s) = E[½‖s(x)‖² + ∇·s(x)] = ½E‖s − ∇log p‖² − ½E‖∇log p‖²      (Hyvärinen)
 //! ```
 //!
-//! (the last term does not depend on the model). With random projections v, E[vvᵀ] = I:
+//! (the last term does not depend on the model). With random projections v, E\[vvᵀ\] = I:
 //!
 //! ```text
 //!     J_SSM    = E[vᵀ(∇s)v + ½(vᵀs)²]                                  (sliced SM)
@@ -53,7 +53,7 @@ pub struct SlicedScoreMatching {
     /// Probes per data point (k ≥ 1).
     #[serde(default = "one")]
     pub probes: usize,
-    /// Probe distribution (E[vvᵀ] = I).
+    /// Probe distribution (E\[vvᵀ\] = I).
     #[serde(default)]
     pub noise: ProbeNoise,
     /// Use ½‖s‖² instead of ½(vᵀs)² (SSM-VR; the lower-variance default).
