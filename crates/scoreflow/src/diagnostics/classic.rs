@@ -16,90 +16,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::field::analytic::GaussianMixture;
 use crate::field::mlp::{Mlp, MlpConfig};
+use crate::metrics::{mode_weights, sliced_wasserstein2, Modes};
 use crate::objective::dsm::Dsm;
 use crate::objective::sm::Hyvarinen;
 use crate::objective::Objective;
 use crate::sde::{Sde, VeSde};
 use crate::solve::langevin::{AnnealedLangevin, Ula};
 use crate::solve::sde::Sampler;
-use crate::tensor::{cpu, rng, to_vec, uniform, DType, Rng};
+use crate::tensor::{cpu, rng, uniform, DType, Rng};
 use crate::train::{Control, TrainConfig, Trainer};
-
-/// Fraction of the points (row-major, dimension d) nearest to each centre (Euclidean).
-pub fn mode_weights(points: &[f64], d: usize, centers: &[Vec<f64>]) -> Result<Vec<f64>> {
-    if d == 0
-        || !points.len().is_multiple_of(d)
-        || points.is_empty()
-        || centers.is_empty()
-        || centers.iter().any(|c| c.len() != d)
-    {
-        return Err(Error::Shape(format!(
-            "mode_weights: {} values in dimension {d} with {} centres",
-            points.len(),
-            centers.len()
-        )));
-    }
-    let mut counts = vec![0usize; centers.len()];
-    for p in points.chunks_exact(d) {
-        let dist = |c: &Vec<f64>| c.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
-        let k = (0..centers.len())
-            .min_by(|&i, &j| dist(&centers[i]).total_cmp(&dist(&centers[j])))
-            .expect("centres");
-        counts[k] += 1;
-    }
-    let n = (points.len() / d) as f64;
-    Ok(counts.into_iter().map(|c| c as f64 / n).collect())
-}
-
-/// Sliced Wasserstein-2: SW2(a, b) = (E_θ W₂²(θᵀa, θᵀb))^{1/2} over `projections` random unit
-/// directions θ, each 1-D W₂ from sorted projections (equal sample sizes).
-pub fn sliced_w2(a: &[f64], b: &[f64], d: usize, projections: usize, rng: &mut Rng) -> Result<f64> {
-    if d == 0
-        || a.len() != b.len()
-        || a.is_empty()
-        || !a.len().is_multiple_of(d)
-        || projections == 0
-    {
-        return Err(Error::Shape(format!(
-            "sliced_w2 needs two equal-size point sets in dimension {d} ({} vs {} values)",
-            a.len(),
-            b.len()
-        )));
-    }
-    let mut total = 0.0;
-    for _ in 0..projections {
-        let mut theta: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
-        let norm = theta
-            .iter()
-            .map(|v| v * v)
-            .sum::<f64>()
-            .sqrt()
-            .max(f64::MIN_POSITIVE);
-        theta.iter_mut().for_each(|v| *v /= norm);
-        let proj = |x: &[f64]| {
-            let mut p: Vec<f64> = x
-                .chunks_exact(d)
-                .map(|r| r.iter().zip(&theta).map(|(a, b)| a * b).sum())
-                .collect();
-            p.sort_by(|x, y| x.total_cmp(y));
-            p
-        };
-        let (pa, pb) = (proj(a), proj(b));
-        total += pa
-            .iter()
-            .zip(&pb)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f64>()
-            / pa.len() as f64;
-    }
-    Ok((total / projections as f64).sqrt())
-}
 
 /// Settings of the experiment (the same network, optimiser and budget for both pipelines).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +90,8 @@ pub struct PipelineResult {
     pub name: String,
     /// Fraction of samples nearest to each component mean.
     pub mode_weights: Vec<f64>,
+    /// Fraction of samples farther than 3σⱼ from every component mean.
+    pub off_modes: f64,
     /// SW2 between the samples and fresh data of the same size.
     pub sw2: f64,
     /// Final training loss.
@@ -213,28 +146,50 @@ fn check(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<()> {
     Ok(())
 }
 
+/// The mixture's modes: component means, σⱼ = √λ_max(Σⱼ), radius 3σⱼ.
+fn modes(mix: &GaussianMixture) -> Result<Modes> {
+    let d = mix.dim();
+    let means = Points::new(
+        mix.components()
+            .iter()
+            .flat_map(|c| c.mean().to_vec())
+            .collect(),
+        d,
+    )?;
+    let stds = mix
+        .components()
+        .iter()
+        .map(|c| {
+            super::eigenvalues(c.cov(), d)
+                .iter()
+                .map(|e| e[0])
+                .fold(0.0, f64::max)
+                .sqrt()
+        })
+        .collect();
+    Ok(Modes {
+        means,
+        stds,
+        k: 3.0,
+    })
+}
+
 fn result(
     name: &str,
     mix: &GaussianMixture,
-    x: &[f64],
+    x: &Points,
     cfg: &ClassicLessonConfig,
     loss: f64,
     nfe: usize,
     t0: Instant,
 ) -> Result<PipelineResult> {
-    let d = mix.dim();
-    let centers: Vec<Vec<f64>> = mix.components().iter().map(|c| c.mean().to_vec()).collect();
     let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
+    let w = mode_weights(x, &modes(mix)?)?;
     Ok(PipelineResult {
         name: name.into(),
-        mode_weights: mode_weights(x, d, &centers)?,
-        sw2: sliced_w2(
-            x,
-            data.as_slice(),
-            d,
-            200,
-            &mut rng(cfg.seed.wrapping_add(200)),
-        )?,
+        mode_weights: w.weights,
+        off_modes: w.off_modes,
+        sw2: sliced_wasserstein2(x, &data, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
         final_loss: loss,
         nfe,
         wall_time_s: t0.elapsed().as_secs_f64(),
@@ -262,7 +217,15 @@ pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<P
         tau: 0.0,
     };
     let s = ula.sample(&net, start, &mut rng(cfg.seed.wrapping_add(1)))?;
-    result("sm+langevin", mix, &to_vec(&s.x), cfg, loss, s.nfe, t0)
+    result(
+        "sm+langevin",
+        mix,
+        &Points::from_tensor(&s.x),
+        cfg,
+        loss,
+        s.nfe,
+        t0,
+    )
 }
 
 /// Continuous multi-σ DSM under VE (σ_min → σ_max, ε-prediction, λ = σ²), then annealed
@@ -288,7 +251,15 @@ pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<
         &mut rng(cfg.seed.wrapping_add(2)),
     );
     let s = ald.sample(&score, prior, &mut rng(cfg.seed.wrapping_add(3)))?;
-    result("dsm+annealed", mix, &to_vec(&s.x), cfg, loss, s.nfe, t0)
+    result(
+        "dsm+annealed",
+        mix,
+        &Points::from_tensor(&s.x),
+        cfg,
+        loss,
+        s.nfe,
+        t0,
+    )
 }
 
 /// Runs both pipelines and the data noise floor.
@@ -306,13 +277,7 @@ pub fn classic_lesson(
             .iter()
             .map(|w| (w * (1.0 - w) / n).sqrt())
             .collect(),
-        noise_floor_sw2: sliced_w2(
-            a.as_slice(),
-            b.as_slice(),
-            mix.dim(),
-            200,
-            &mut rng(cfg.seed.wrapping_add(200)),
-        )?,
+        noise_floor_sw2: sliced_wasserstein2(&a, &b, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
         sm_langevin: sm_langevin(mix, cfg)?,
         dsm_annealed: dsm_annealed(mix, cfg)?,
     })
@@ -332,37 +297,15 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn mode_weights_and_sliced_w2_closed_forms() {
-        let pts = [0.0, 0.1, 5.0, 5.0, 4.0, 6.0, -1.0, 0.0];
-        assert_eq!(
-            mode_weights(&pts, 2, &[vec![0.0, 0.0], vec![5.0, 5.0]]).unwrap(),
-            vec![0.5, 0.5]
-        );
-        assert!(mode_weights(&pts, 3, &[vec![0.0, 0.0]]).is_err());
-        // A shift by c: every 1-D projection moves by θᵀc, so SW2² = E(θᵀc)² = ‖c‖²/d.
-        let a: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v + if i % 2 == 0 { 3.0 } else { 4.0 })
-            .collect();
-        let sw = sliced_w2(&a, &b, 2, 4000, &mut rng(0)).unwrap();
-        // Monte Carlo over θ: (θᵀc)² has sd ≈ 12.5/√2·... ; 4000 directions give < 2% relative.
-        assert!(
-            (sw - (25.0f64 / 2.0).sqrt()).abs() < 0.05 * (12.5f64).sqrt(),
-            "SW2 {sw}"
-        );
-        assert_eq!(sliced_w2(&a, &a, 2, 10, &mut rng(0)).unwrap(), 0.0);
-    }
-
-    /// The acceptance half of the experiment, at small settings (width 64 × 2, 400 steps,
-    /// 1000 samples, 10 × 40 annealed steps): multi-σ DSM + annealed Langevin puts 0.2 ± tol of
-    /// its samples in the light mode. Binomial SE with n = 1000 is 0.013; the tolerance 0.06
-    /// (≈ 4.5 SE) also absorbs the small network's and short chains' bias.
+    /// The acceptance half of the experiment, at small settings (width 64 × 2, 1000 Adam steps,
+    /// 1000 samples, 10 × 40 annealed steps at ρ = 0.05): multi-σ DSM + annealed Langevin puts
+    /// 0.2 ± 0.06 of its samples in the light mode (measured 0.230). The binomial SE at n = 1000
+    /// is 0.013; the tolerance (≈ 4.5 SE) mostly absorbs the small, briefly trained network's
+    /// bias, which dominates: across sampler settings the weight ranges over 0.17–0.24. At
+    /// least 85% of the samples lie within 3σ of a mode (measured 90.7%).
     #[test]
     fn dsm_with_annealed_langevin_recovers_mode_weights() {
-        let mut cfg = ClassicLessonConfig::new(400);
+        let mut cfg = ClassicLessonConfig::new(1000);
         cfg.network = MlpConfig::new(2, 64, 2);
         cfg.train.batch_size = 256;
         cfg.train.optimizer.lr = 3e-3;
@@ -375,6 +318,11 @@ mod tests {
             (r.mode_weights[0] - 0.2).abs() < 0.06,
             "weights {:?}",
             r.mode_weights
+        );
+        assert!(
+            r.off_modes < 0.15,
+            "{} of the samples off every mode",
+            r.off_modes
         );
     }
 }
