@@ -28,17 +28,23 @@ fn main() -> scoreflow::Result<()> {
         cfg.network.width, cfg.network.depth, cfg.samples
     );
     println!(
-        "{:<34} {:>10} {:>10} {:>9} {:>11} {:>8}",
-        "pipeline", "w(mode 1)", "w(mode 2)", "SW2", "final loss", "time s"
+        "{:<34} {:>10} {:>10} {:>9} {:>9} {:>11} {:>8}",
+        "pipeline", "w(mode 1)", "w(mode 2)", "off-mode", "SW2", "final loss", "time s"
     );
     println!(
-        "{:<34} {:>10.3} {:>10.3} {:>9.4}",
-        "truth / data noise floor", r.true_weights[0], r.true_weights[1], r.noise_floor_sw2
+        "{:<34} {:>10.3} {:>10.3} {:>9} {:>9.4}",
+        "truth / data noise floor", r.true_weights[0], r.true_weights[1], "", r.noise_floor_sw2
     );
     for p in [&r.sm_langevin, &r.dsm_annealed] {
         println!(
-            "{:<34} {:>10.3} {:>10.3} {:>9.4} {:>11.4} {:>8.1}",
-            p.name, p.mode_weights[0], p.mode_weights[1], p.sw2, p.final_loss, p.wall_time_s
+            "{:<34} {:>10.3} {:>10.3} {:>9.3} {:>9.4} {:>11.4} {:>8.1}",
+            p.name,
+            p.mode_weights[0],
+            p.mode_weights[1],
+            p.off_modes,
+            p.sw2,
+            p.final_loss,
+            p.wall_time_s
         );
     }
     println!("(binomial SE of a weight: {:.3})", r.weight_se[0]);
