@@ -178,6 +178,13 @@ impl From<Dataset> for DataSource {
     }
 }
 
+impl crate::train::Minibatches for DataSource {
+    /// [`DataSource::batch`]: the trainer's minibatches.
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
+        DataSource::batch(self, n, rng)
+    }
+}
+
 /// (train, test): a uniformly random permutation of the rows (seeded by `seed`) cut so that
 /// test has round(test_frac·n) rows; `test_frac` ∈ [0, 1) and train must keep ≥ 1 row, else
 /// `Error::InvalidInput`. Each part keeps the rows' original order.
@@ -294,6 +301,10 @@ mod tests {
         assert_eq!(h, src.held_out(16, 11).unwrap());
         assert_eq!(src.dataset(), Some(Dataset::Moons));
         assert!(src.describe().contains("moons"));
+        // The trainer's view is the same stream of batches.
+        let mut as_trainer = src.clone();
+        let t = crate::train::Minibatches::batch(&mut as_trainer, 16, &mut rng(11));
+        assert_eq!(t, a);
     }
 
     #[test]
