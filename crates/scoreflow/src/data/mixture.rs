@@ -1,7 +1,7 @@
 //! Gaussian mixtures as *data*: p(x) = Σₖ wₖ N(x; μₖ, Σₖ) with full covariances, described by
 //! plain host `f64` parameters (serde-serialisable, validated on construction). The maths
 //! (log-density, score, sampling, moments, perturbation) is that of
-//! [`GaussianMixture`](crate::field::analytic::GaussianMixture), which a `MixtureSpec` wraps and
+//! [`GaussianMixture`], which a `MixtureSpec` wraps and
 //! converts to and from, so the exact ground truth of the built-in mixtures and of the analytic
 //! score fields is one implementation.
 
