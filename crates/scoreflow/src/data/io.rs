@@ -65,7 +65,8 @@ pub fn load_csv(path: impl AsRef<Path>, expected_dim: Option<usize>) -> Result<P
 /// Parses CSV text, naming `name` in errors. Format: one point per line, values separated by
 /// commas (spaces around them ignored, `\n` or `\r\n` endings); blank lines and lines starting
 /// with `#` are skipped. The header row is *detected*: the first remaining line is a header when
-/// none of its fields is a number (`x,y`), data when all are, and an error when it mixes both.
+/// none of its fields is a number (`x,y`; names must be non-empty), data when all are, and an
+/// error when it mixes both (so a typo in a first data row is reported, not skipped).
 /// Every value must be a finite number; all rows need the same column count.
 pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Result<Points> {
     let mut data = Vec::new();
@@ -87,6 +88,13 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
         if !header_checked {
             header_checked = true;
             if parsed.iter().all(|p| p.is_err()) {
+                if let Some(j) = fields.iter().position(|f| f.is_empty()) {
+                    return Err(data_err(
+                        name,
+                        at(),
+                        format!("column {}: empty field in the header row", j + 1),
+                    ));
+                }
                 check_cols(name, fields.len(), line_no, expected_dim)?;
                 cols = Some((fields.len(), line_no));
                 continue;
@@ -593,6 +601,12 @@ mod tests {
             ("", None, "", "empty file"),
             ("\n\n# only a comment\n", None, "", "empty file"),
             ("x,y\n", None, "", "header row but no data rows"),
+            (
+                ",,\n1,2,3\n",
+                None,
+                "line 1: ",
+                "column 1: empty field in the header row",
+            ),
         ];
         for (text, dim, loc, needle) in cases {
             let (l, m) = data_error(csv(text, *dim));
