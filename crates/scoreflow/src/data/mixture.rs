@@ -1,24 +1,30 @@
-//! Gaussian mixtures as *data*: p(x) = Σₖ wₖ N(x; μₖ, Σₖ) with full covariances, described by
-//! plain host `f64` parameters (serde-serialisable, validated on construction). The maths
-//! (log-density, score, sampling, moments, perturbation) is that of
-//! [`GaussianMixture`], which a `MixtureSpec` wraps and
-//! converts to and from, so the exact ground truth of the built-in mixtures and of the analytic
-//! score fields is one implementation.
+//! Gaussian mixtures on the host: p(x) = Σₖ wₖ N(x; μₖ, Σₖ) with full covariances, in plain
+//! `f64` so they serve as exact ground truth (log-density, score, sampling) for the built-in
+//! data sets. [`GaussianMixture`](crate::field::analytic::GaussianMixture) (the analytic score
+//! *field*, perturbed by any kernel) is built from a spec with `GaussianMixture::from(&spec)`;
+//! the two implementations are tested against each other there.
 
+use std::f64::consts::PI;
+
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::Points;
 use crate::error::{Error, Result};
-use crate::field::analytic::GaussianMixture;
 use crate::tensor::Rng;
 
 /// p(x) = Σₖ wₖ N(x; μₖ, Σₖ): a validated Gaussian mixture in R^d (weights normalised to sum 1,
-/// every Σₖ symmetric positive definite), with its parameters readable as plain vectors.
+/// every Σₖ symmetric positive definite, factored once as Σₖ = Lₖ Lₖᵀ).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "MixtureParams", into = "MixtureParams")]
 pub struct MixtureSpec {
-    params: MixtureParams,
-    mixture: GaussianMixture,
+    weights: Vec<f64>,
+    means: Vec<Vec<f64>>,
+    covs: Vec<Vec<f64>>,
+    /// Lower Cholesky factors Lₖ, row-major d×d.
+    chol: Vec<Vec<f64>>,
+    /// ln wₖ − ½ ln det Σₖ − (d/2) ln 2π (−∞ for a zero weight).
+    log_norm: Vec<f64>,
 }
 
 /// The plain parameters (wₖ, μₖ, Σₖ) of a [`MixtureSpec`], as (de)serialised.
@@ -41,36 +47,147 @@ impl TryFrom<MixtureParams> for MixtureSpec {
 
 impl From<MixtureSpec> for MixtureParams {
     fn from(m: MixtureSpec) -> Self {
-        m.params
+        MixtureParams {
+            weights: m.weights,
+            means: m.means,
+            covs: m.covs,
+        }
     }
 }
 
-impl From<GaussianMixture> for MixtureSpec {
-    /// The parameters (wₖ, μₖ, Σₖ) of an analytic mixture.
-    fn from(mixture: GaussianMixture) -> Self {
-        let c = mixture.components();
-        let params = MixtureParams {
-            weights: mixture.weights().to_vec(),
-            means: c.iter().map(|g| g.mean().to_vec()).collect(),
-            covs: c.iter().map(|g| g.cov().to_vec()).collect(),
-        };
-        Self { params, mixture }
+fn invalid(msg: String) -> Error {
+    Error::InvalidInput(format!("Gaussian mixture: {msg}"))
+}
+
+/// Lower Cholesky factor L of a row-major d×d matrix a = L Lᵀ, or `None` unless a is
+/// (numerically) positive definite. Reads only the lower triangle.
+fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
+            if i == j {
+                let pivot = a[i * d + i] - s;
+                if !(pivot > 0.0 && pivot.is_finite()) {
+                    return None;
+                }
+                l[i * d + i] = pivot.sqrt();
+            } else {
+                l[i * d + j] = (a[i * d + j] - s) / l[j * d + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Solves L y = b in place (forward substitution, L lower row-major d×d).
+fn solve_lower(l: &[f64], d: usize, b: &mut [f64]) {
+    for i in 0..d {
+        let s: f64 = (0..i).map(|k| l[i * d + k] * b[k]).sum();
+        b[i] = (b[i] - s) / l[i * d + i];
     }
 }
 
-impl From<&MixtureSpec> for GaussianMixture {
-    /// The analytic mixture (log-density, exact score field) of a spec.
-    fn from(m: &MixtureSpec) -> Self {
-        m.mixture.clone()
+/// Solves Lᵀ z = y in place (back substitution).
+fn solve_upper_t(l: &[f64], d: usize, y: &mut [f64]) {
+    for i in (0..d).rev() {
+        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * y[k]).sum();
+        y[i] = (y[i] - s) / l[i * d + i];
     }
+}
+
+/// log Σₖ exp(aₖ), robust to overflow; −∞ when every term is −∞.
+pub(crate) fn log_sum_exp(a: &[f64]) -> f64 {
+    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY || m.is_nan() {
+        return m;
+    }
+    m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 impl MixtureSpec {
-    /// p(x) = Σₖ wₖ N(x; μₖ, Σₖ) from weights (≥ 0, finite, sum > 0; normalised here), K means of
-    /// one length d ≥ 1 and K row-major d×d covariances (symmetric positive definite, checked by
-    /// Cholesky); anything else is an error naming the offending component.
+    /// p(x) = Σₖ wₖ N(x; μₖ, Σₖ) from weights (≥ 0, finite, sum > 0; normalised here), means
+    /// (K vectors of length d ≥ 1) and row-major d×d covariances (symmetric positive definite,
+    /// checked by Cholesky); anything else is an `Error::InvalidInput` naming the component.
     pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, covs: Vec<Vec<f64>>) -> Result<Self> {
-        Ok(GaussianMixture::new(weights, means, covs)?.into())
+        let k = weights.len();
+        if k == 0 {
+            return Err(invalid("no components".into()));
+        }
+        if means.len() != k || covs.len() != k {
+            return Err(invalid(format!(
+                "{k} weights but {} means and {} covariances",
+                means.len(),
+                covs.len()
+            )));
+        }
+        let d = means[0].len();
+        if d == 0 {
+            return Err(invalid("means have dimension 0".into()));
+        }
+        if let Some((i, w)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(invalid(format!(
+                "weight {i} is {w}; weights must be finite and ≥ 0"
+            )));
+        }
+        let total: f64 = weights.iter().sum();
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(invalid(format!(
+                "weights sum to {total}; they must sum to a positive number"
+            )));
+        }
+        let mut chol = Vec::with_capacity(k);
+        let mut log_norm = Vec::with_capacity(k);
+        for (i, (mu, cov)) in means.iter().zip(&covs).enumerate() {
+            if mu.len() != d {
+                return Err(invalid(format!(
+                    "mean {i} has length {}, mean 0 has {d}",
+                    mu.len()
+                )));
+            }
+            if let Some(v) = mu.iter().find(|v| !v.is_finite()) {
+                return Err(invalid(format!("mean {i} has a non-finite entry {v}")));
+            }
+            if cov.len() != d * d {
+                return Err(invalid(format!(
+                    "covariance {i} has {} entries, expected {d}×{d} = {}",
+                    cov.len(),
+                    d * d
+                )));
+            }
+            for r in 0..d {
+                for c in 0..r {
+                    let (a, b) = (cov[r * d + c], cov[c * d + r]);
+                    let asym = (a - b).abs();
+                    if asym.is_nan() || asym > 1e-9 * (a.abs() + b.abs()) {
+                        return Err(invalid(format!(
+                            "covariance {i} is not symmetric: entry ({r}, {c}) = {a} but ({c}, {r}) = {b}"
+                        )));
+                    }
+                }
+            }
+            let l = cholesky(cov, d).ok_or_else(|| {
+                invalid(format!(
+                    "covariance {i} is not positive definite (Cholesky failed)"
+                ))
+            })?;
+            let half_logdet: f64 = (0..d).map(|j| l[j * d + j].ln()).sum();
+            let w = weights[i] / total;
+            log_norm.push(w.ln() - half_logdet - 0.5 * d as f64 * (2.0 * PI).ln());
+            chol.push(l);
+        }
+        let weights = weights.iter().map(|w| w / total).collect();
+        Ok(Self {
+            weights,
+            means,
+            covs,
+            chol,
+            log_norm,
+        })
     }
 
     /// p(x) = Σₖ wₖ N(x; μₖ, vₖ I): isotropic components with variances vₖ > 0.
@@ -87,55 +204,122 @@ impl MixtureSpec {
         Self::new(weights, means, covs)
     }
 
-    /// The analytic mixture this spec describes.
-    pub fn as_mixture(&self) -> &GaussianMixture {
-        &self.mixture
-    }
-
     /// Dimension d.
     pub fn dim(&self) -> usize {
-        self.mixture.dim()
+        self.means[0].len()
     }
 
     /// Number of components K.
     pub fn num_components(&self) -> usize {
-        self.params.weights.len()
+        self.weights.len()
     }
 
     /// Normalised weights wₖ (Σₖ wₖ = 1).
     pub fn weights(&self) -> &[f64] {
-        &self.params.weights
+        &self.weights
     }
 
     /// Means μₖ.
     pub fn means(&self) -> &[Vec<f64>] {
-        &self.params.means
+        &self.means
     }
 
     /// Covariances Σₖ, row-major d×d.
     pub fn covs(&self) -> &[Vec<f64>] {
-        &self.params.covs
+        &self.covs
+    }
+
+    /// Lower Cholesky factors Lₖ (Σₖ = Lₖ Lₖᵀ), row-major d×d.
+    pub fn cholesky_factors(&self) -> &[Vec<f64>] {
+        &self.chol
     }
 
     /// E x = Σₖ wₖ μₖ.
     pub fn mean(&self) -> Vec<f64> {
-        self.mixture.mean()
+        let d = self.dim();
+        let mut m = vec![0.0; d];
+        for (w, mu) in self.weights.iter().zip(&self.means) {
+            for j in 0..d {
+                m[j] += w * mu[j];
+            }
+        }
+        m
     }
 
     /// Cov x = Σₖ wₖ (Σₖ + μₖ μₖᵀ) − m mᵀ with m = E x, row-major d×d.
     pub fn covariance(&self) -> Vec<f64> {
-        self.mixture.covariance()
+        let d = self.dim();
+        let m = self.mean();
+        let mut c = vec![0.0; d * d];
+        for ((w, mu), cov) in self.weights.iter().zip(&self.means).zip(&self.covs) {
+            for r in 0..d {
+                for s in 0..d {
+                    c[r * d + s] += w * (cov[r * d + s] + mu[r] * mu[s]);
+                }
+            }
+        }
+        for r in 0..d {
+            for s in 0..d {
+                c[r * d + s] -= m[r] * m[s];
+            }
+        }
+        c
     }
 
     /// The law of a·x + b·z with x ~ p, z ~ N(0, I) independent: Σₖ wₖ N(a μₖ, a² Σₖ + b² I)
     /// (a diffusion marginal with mean coefficient a and noise scale b).
     pub fn perturbed(&self, a: f64, b: f64) -> Result<Self> {
-        Ok(self.mixture.perturbed(a, b)?.into())
+        let d = self.dim();
+        let means = self
+            .means
+            .iter()
+            .map(|mu| mu.iter().map(|v| a * v).collect())
+            .collect();
+        let covs = self
+            .covs
+            .iter()
+            .map(|cov| {
+                (0..d * d)
+                    .map(|j| a * a * cov[j] + if j % (d + 1) == 0 { b * b } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        Self::new(self.weights.clone(), means, covs)
     }
 
     /// n i.i.d. draws x = μₖ + Lₖ z, k ~ Categorical(w), z ~ N(0, I), all from `rng`.
     pub fn sample(&self, n: usize, rng: &mut Rng) -> Points {
-        self.mixture.sample(n, rng)
+        let d = self.dim();
+        let mut data = Vec::with_capacity(n * d);
+        let mut z = vec![0.0; d];
+        for _ in 0..n {
+            let k = categorical(&self.weights, rng);
+            z.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+            let (mu, l) = (&self.means[k], &self.chol[k]);
+            for r in 0..d {
+                data.push(mu[r] + (0..=r).map(|c| l[r * d + c] * z[c]).sum::<f64>());
+            }
+        }
+        Points { data, dim: d }
+    }
+
+    /// Per-component log wₖ N(x; μₖ, Σₖ) = log wₖ − ½‖Lₖ⁻¹(x − μₖ)‖² − ½ log det Σₖ − (d/2) log 2π,
+    /// written into `out`; also returns Σₖ⁻¹(x − μₖ) in `prec_diff` when given.
+    fn component_terms(&self, x: &[f64], out: &mut [f64], mut prec_diff: Option<&mut [Vec<f64>]>) {
+        let d = self.dim();
+        let mut y = vec![0.0; d];
+        for k in 0..self.num_components() {
+            for j in 0..d {
+                y[j] = x[j] - self.means[k][j];
+            }
+            solve_lower(&self.chol[k], d, &mut y);
+            let maha: f64 = y.iter().map(|v| v * v).sum();
+            out[k] = self.log_norm[k] - 0.5 * maha;
+            if let Some(pd) = prec_diff.as_deref_mut() {
+                solve_upper_t(&self.chol[k], d, &mut y);
+                pd[k].copy_from_slice(&y);
+            }
+        }
     }
 
     /// log p(x) = log Σₖ wₖ N(x; μₖ, Σₖ) at one point (log-sum-exp, so far tails give finite
@@ -149,7 +333,9 @@ impl MixtureSpec {
             self.dim(),
             "MixtureSpec::log_density_at: wrong dimension"
         );
-        self.mixture.log_density(x)
+        let mut lp = vec![0.0; self.num_components()];
+        self.component_terms(x, &mut lp, None);
+        log_sum_exp(&lp)
     }
 
     /// ∇ₓ log p(x) = Σₖ rₖ(x) Σₖ⁻¹(μₖ − x), with responsibilities rₖ = wₖNₖ(x) / p(x), at one point.
@@ -162,7 +348,21 @@ impl MixtureSpec {
             self.dim(),
             "MixtureSpec::score_at: wrong dimension"
         );
-        self.mixture.score(x)
+        let (d, k) = (self.dim(), self.num_components());
+        let mut lp = vec![0.0; k];
+        let mut pd = vec![vec![0.0; d]; k];
+        self.component_terms(x, &mut lp, Some(&mut pd));
+        let lse = log_sum_exp(&lp);
+        let mut s = vec![0.0; d];
+        for (l, g) in lp.iter().zip(&pd) {
+            let r = (l - lse).exp();
+            if r > 0.0 {
+                for j in 0..d {
+                    s[j] -= r * g[j];
+                }
+            }
+        }
+        s
     }
 
     fn check_dim(&self, x: &Points) -> Result<()> {
@@ -180,14 +380,14 @@ impl MixtureSpec {
     /// mismatch.
     pub fn log_density(&self, x: &Points) -> Result<Vec<f64>> {
         self.check_dim(x)?;
-        Ok(x.rows().map(|r| self.mixture.log_density(r)).collect())
+        Ok(x.rows().map(|r| self.log_density_at(r)).collect())
     }
 
     /// ∇ log p(xᵢ) for every row (see [`Self::score_at`]); `Error::Shape` on a dimension
     /// mismatch.
     pub fn score(&self, x: &Points) -> Result<Points> {
         self.check_dim(x)?;
-        let data = x.rows().flat_map(|r| self.mixture.score(r)).collect();
+        let data = x.rows().flat_map(|r| self.score_at(r)).collect();
         Ok(Points {
             data,
             dim: self.dim(),
@@ -195,12 +395,25 @@ impl MixtureSpec {
     }
 }
 
+/// k ~ Categorical(w) for normalised weights w, by inversion of one U[0, 1) draw.
+fn categorical(w: &[f64], rng: &mut Rng) -> usize {
+    use rand::Rng as _;
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for (k, wk) in w.iter().enumerate() {
+        acc += wk;
+        if u < acc {
+            return k;
+        }
+    }
+    // u lies above the rounded cumulative sum: take the last component with positive weight.
+    w.iter().rposition(|&wk| wk > 0.0).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tensor::rng;
-    use rand_distr::{Distribution, StandardNormal};
-    use std::f64::consts::PI;
 
     type Feature = Box<dyn Fn(&[f64]) -> f64>;
 
@@ -400,7 +613,7 @@ mod tests {
                     means: vec![],
                     covs: vec![],
                 },
-                "K >= 1 components",
+                "no components",
             ),
             (
                 MixtureParams {
@@ -408,7 +621,7 @@ mod tests {
                     means: vec![vec![0.0, 0.0]],
                     covs: vec![i2.clone()],
                 },
-                "finite and >= 0",
+                "weight 0",
             ),
             (
                 MixtureParams {
@@ -416,7 +629,7 @@ mod tests {
                     means: vec![vec![0.0, 0.0]],
                     covs: vec![i2.clone()],
                 },
-                "sum to zero",
+                "sum",
             ),
             (
                 MixtureParams {
@@ -424,7 +637,7 @@ mod tests {
                     means: vec![vec![0.0, 0.0]],
                     covs: vec![i2.clone()],
                 },
-                "finite and >= 0",
+                "weight 0",
             ),
             (
                 MixtureParams {
@@ -456,7 +669,7 @@ mod tests {
                     means: vec![vec![0.0, 0.0], vec![0.0]],
                     covs: vec![i2.clone(), i2.clone()],
                 },
-                "component 1",
+                "mean 1",
             ),
             (
                 MixtureParams {

@@ -32,7 +32,7 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::mixture::MixtureSpec;
+use super::mixture::{log_sum_exp, MixtureSpec};
 use super::Points;
 use crate::error::{Error, Result};
 use crate::tensor::Rng;
@@ -368,15 +368,6 @@ fn moons_log_density(x: &Points) -> Vec<f64> {
             },
         )
         .collect()
-}
-
-/// log Σₖ exp(aₖ), robust to overflow; −∞ when every term is −∞, NaN for a NaN input.
-fn log_sum_exp(a: &[f64]) -> f64 {
-    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
-    }
-    m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 /// sklearn `make_circles(factor=0.5, noise=0.08)` with uniform angles (outer: n/2 rounded
