@@ -178,13 +178,6 @@ impl From<Dataset> for DataSource {
     }
 }
 
-impl crate::train::Minibatches for DataSource {
-    /// [`DataSource::batch`]: the trainer's minibatches.
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
-        DataSource::batch(self, n, rng)
-    }
-}
-
 /// (train, test): a uniformly random permutation of the rows (seeded by `seed`) cut so that
 /// test has round(test_frac·n) rows; `test_frac` ∈ [0, 1) and train must keep ≥ 1 row, else
 /// `Error::InvalidInput`. Each part keeps the rows' original order.
