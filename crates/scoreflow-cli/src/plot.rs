@@ -360,8 +360,10 @@ fn quantile(vals: impl Iterator<Item = f64>, q: f64) -> f64 {
 }
 
 /// Quiver plots of a vector field, one panel per time, on the window `b`, with faint
-/// `background` points (e.g. the data). Arrows are coloured by |v| (shared colour bar) and
-/// scaled so the 98th-percentile magnitude spans 0.9 grid cells (longer ones are clipped to that).
+/// `background` points (e.g. the data). Arrows are coloured by |v| (one colour bar for all
+/// panels) and, within each panel, scaled so its 98th-percentile magnitude spans 0.9 grid cells
+/// (longer ones are clipped to that): lengths show directions and relative speeds within a
+/// panel, colours compare speeds across panels.
 pub fn quiver(
     path: &Path,
     panels: &[QuiverPanel],
@@ -372,7 +374,6 @@ pub fn quiver(
         .iter()
         .flat_map(|p| p.vectors.iter().map(|v| v[0].hypot(v[1])))
         .collect();
-    let vmax = quantile(mags.iter().copied(), 0.98).max(1e-12);
     let vmax_all = mags
         .iter()
         .copied()
@@ -387,6 +388,7 @@ pub fn quiver(
     render_png(path, (470 * k as u32 + 110, 500), |root| {
         let (main, bar) = root.split_horizontally(470 * k as u32);
         for (area, panel) in main.split_evenly((1, k)).iter().zip(panels) {
+            let vmax = quantile(panel.vectors.iter().map(|v| v[0].hypot(v[1])), 0.98).max(1e-12);
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, (SANS, 22))
                 .margin(10)
