@@ -87,7 +87,11 @@ pub struct HostTensor {
 impl HostTensor {
     /// A host copy of `t`, stored in the precision of `t`'s dtype.
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> Self {
-        Self { shape: t.dims().to_vec(), data: to_vec(t), dtype: StoredDType::of(t.dtype()) }
+        Self {
+            shape: t.dims().to_vec(),
+            data: to_vec(t),
+            dtype: StoredDType::of(t.dtype()),
+        }
     }
 
     /// Transpose of a 2-D tensor (PyTorch `(d_out, d_in)` ↔ burn `[d_in, d_out]`).
@@ -103,13 +107,21 @@ impl HostTensor {
                 data[j * r + i] = self.data[i * c + j];
             }
         }
-        Self { shape: vec![c, r], data, dtype: self.dtype }
+        Self {
+            shape: vec![c, r],
+            data,
+            dtype: self.dtype,
+        }
     }
 
     /// Little-endian bytes in the storage type.
     fn to_bytes(&self) -> Vec<u8> {
         match self.dtype {
-            StoredDType::F32 => self.data.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+            StoredDType::F32 => self
+                .data
+                .iter()
+                .flat_map(|&v| (v as f32).to_le_bytes())
+                .collect(),
             StoredDType::F64 => self.data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
         }
     }
@@ -133,7 +145,11 @@ impl HostTensor {
                     .collect(),
                 StoredDType::F64,
             ),
-            other => return Err(format!("has element type {other:?}; only F32 and F64 are supported")),
+            other => {
+                return Err(format!(
+                    "has element type {other:?}; only F32 and F64 are supported"
+                ))
+            }
         };
         Ok(Self { shape, data, dtype })
     }
@@ -163,19 +179,27 @@ impl StateDict {
 
     /// The error for a problem with this state dict's file.
     pub fn error(&self, msg: impl Into<String>) -> Error {
-        Error::Checkpoint { path: self.source.clone(), msg: msg.into() }
+        Error::Checkpoint {
+            path: self.source.clone(),
+            msg: msg.into(),
+        }
     }
 
     /// The tensor `name`, or an error saying it is missing.
     pub fn get(&self, name: &str) -> Result<&HostTensor> {
-        self.tensors.get(name).ok_or_else(|| self.error(format!("missing tensor '{name}'")))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| self.error(format!("missing tensor '{name}'")))
     }
 
     /// The tensor `name` checked to have `shape`.
     pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<&HostTensor> {
         let t = self.get(name)?;
         if t.shape != shape {
-            return Err(self.error(format!("tensor '{name}' has shape {:?}, expected {shape:?}", t.shape)));
+            return Err(self.error(format!(
+                "tensor '{name}' has shape {:?}, expected {shape:?}",
+                t.shape
+            )));
         }
         Ok(t)
     }
@@ -187,7 +211,11 @@ impl StateDict {
             let mut w = HostTensor::from_tensor(&layer.weight.val()).transposed();
             let mut b = match &layer.bias {
                 Some(b) => HostTensor::from_tensor(&b.val()),
-                None => HostTensor { shape: vec![w.shape[0]], data: vec![0.0; w.shape[0]], dtype: w.dtype },
+                None => HostTensor {
+                    shape: vec![w.shape[0]],
+                    data: vec![0.0; w.shape[0]],
+                    dtype: w.dtype,
+                },
             };
             if let Some(dt) = dtype {
                 w.dtype = dt;
@@ -201,22 +229,39 @@ impl StateDict {
     /// Names of the tensors [`StateDict::insert_mlp`] writes for `config` under `prefix`.
     pub fn mlp_names(prefix: &str, config: &MlpConfig) -> Vec<String> {
         (0..config.layer_dims().len())
-            .flat_map(|k| [format!("{prefix}{}.weight", 2 * k), format!("{prefix}{}.bias", 2 * k)])
+            .flat_map(|k| {
+                [
+                    format!("{prefix}{}.weight", 2 * k),
+                    format!("{prefix}{}.bias", 2 * k),
+                ]
+            })
             .collect()
     }
 
     /// Rebuilds an [`Mlp`] of architecture `config` from the tensors under `prefix`, on `device`
     /// in `dtype`; errors name the missing or mis-shaped tensor and any non-finite value.
-    pub fn mlp(&self, prefix: &str, config: &MlpConfig, device: &Device, dtype: DType) -> Result<Mlp> {
+    pub fn mlp(
+        &self,
+        prefix: &str,
+        config: &MlpConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Mlp> {
         let mut layers = Vec::new();
         for (k, (d_in, d_out)) in config.layer_dims().into_iter().enumerate() {
             let wname = format!("{prefix}{}.weight", 2 * k);
             let bname = format!("{prefix}{}.bias", 2 * k);
-            let w = self.get_shaped(&wname, &[d_out, d_in]).map_err(|e| self.arch_error(e, config))?;
-            let b = self.get_shaped(&bname, &[d_out]).map_err(|e| self.arch_error(e, config))?;
+            let w = self
+                .get_shaped(&wname, &[d_out, d_in])
+                .map_err(|e| self.arch_error(e, config))?;
+            let b = self
+                .get_shaped(&bname, &[d_out])
+                .map_err(|e| self.arch_error(e, config))?;
             for (name, t) in [(&wname, w), (&bname, b)] {
                 if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
-                    return Err(self.error(format!("tensor '{name}' holds a non-finite value ({v})")));
+                    return Err(
+                        self.error(format!("tensor '{name}' holds a non-finite value ({v})"))
+                    );
                 }
             }
             let w = w.transposed();
@@ -225,7 +270,10 @@ impl StateDict {
                 vector(b.data.clone(), device, dtype),
             ));
         }
-        Ok(Mlp { layers, config: config.clone() })
+        Ok(Mlp {
+            layers,
+            config: config.clone(),
+        })
     }
 
     /// Appends the architecture to a missing/mis-shaped tensor error.
@@ -285,22 +333,38 @@ impl StateDict {
                     .map_err(|e| self.error(format!("tensor '{n}': {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let meta = (!self.metadata.is_empty())
-            .then(|| self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-        safetensors::serialize(views, meta).map_err(|e| self.error(format!("cannot encode safetensors: {e}")))
+        let meta = (!self.metadata.is_empty()).then(|| {
+            self.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+        safetensors::serialize(views, meta)
+            .map_err(|e| self.error(format!("cannot encode safetensors: {e}")))
     }
 
     /// Decodes a safetensors image; `source` names it in errors.
     pub fn from_bytes(bytes: &[u8], source: impl Into<PathBuf>) -> Result<Self> {
         let source = source.into();
-        let err = |msg: String| Error::Checkpoint { path: source.clone(), msg };
+        let err = |msg: String| Error::Checkpoint {
+            path: source.clone(),
+            msg,
+        };
         let st = SafeTensors::deserialize(bytes).map_err(|e| {
-            err(format!("not a readable safetensors file ({} bytes; truncated, corrupt or foreign): {e}", bytes.len()))
+            err(format!(
+                "not a readable safetensors file ({} bytes; truncated, corrupt or foreign): {e}",
+                bytes.len()
+            ))
         })?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| err(format!("bad safetensors header: {e}")))?;
-        let mut out = StateDict { source: source.clone(), ..Default::default() };
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| err(format!("bad safetensors header: {e}")))?;
+        let mut out = StateDict {
+            source: source.clone(),
+            ..Default::default()
+        };
         for (name, view) in st.iter() {
-            let t = HostTensor::from_view(&view).map_err(|m| err(format!("tensor '{name}' {m}")))?;
+            let t =
+                HostTensor::from_view(&view).map_err(|m| err(format!("tensor '{name}' {m}")))?;
             out.tensors.insert(name.to_string(), t);
         }
         if let Some(m) = header.metadata() {
@@ -326,7 +390,12 @@ fn summarise(names: &[String]) -> String {
     match names.len() {
         0 => "no tensors".into(),
         1..=4 => names.join(", "),
-        n => format!("{}, {}, …, {} ({n} names)", names[0], names[1], names[n - 1]),
+        n => format!(
+            "{}, {}, …, {} ({n} names)",
+            names[0],
+            names[1],
+            names[n - 1]
+        ),
     }
 }
 
@@ -383,7 +452,12 @@ pub fn save_mlp_safetensors(mlp: &Mlp, path: &Path) -> Result<()> {
 /// Reads an [`Mlp`] of architecture `config` from a safetensors file with PyTorch
 /// `nn.Sequential` names (as written by PyTorch or [`save_mlp_safetensors`]), on `device` in
 /// `dtype`. The names must be exactly those of `config` and every shape must match.
-pub fn load_mlp_safetensors(path: &Path, config: &MlpConfig, device: &Device, dtype: DType) -> Result<Mlp> {
+pub fn load_mlp_safetensors(
+    path: &Path,
+    config: &MlpConfig,
+    device: &Device,
+    dtype: DType,
+) -> Result<Mlp> {
     let sd = StateDict::read(path)?;
     sd.expect_names(&StateDict::mlp_names("", config))?;
     sd.mlp("", config, device, dtype)
@@ -405,7 +479,11 @@ impl RngState {
     /// Captures the state of `rng`.
     pub fn capture(rng: &Rng) -> Self {
         let seed = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-        Self { seed, stream: rng.get_stream(), word_pos: rng.get_word_pos().to_string() }
+        Self {
+            seed,
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
     }
 
     /// A generator that continues exactly where the captured one stopped.
@@ -482,18 +560,26 @@ impl RunMeta {
 
     /// Pretty JSON text.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| Error::InvalidInput(format!("cannot encode metadata: {e}")))
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode metadata: {e}")))
     }
 
     /// Parses JSON text, checking the format tag and version first; `source` names it in errors.
     pub fn from_json(text: &str, source: &Path) -> Result<Self> {
-        let err = |msg: String| Error::Checkpoint { path: source.to_path_buf(), msg };
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON (truncated or corrupt?): {e}")))?;
+        let err = |msg: String| Error::Checkpoint {
+            path: source.to_path_buf(),
+            msg,
+        };
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| err(format!("not valid JSON (truncated or corrupt?): {e}")))?;
         match v.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(err(format!("format is '{other}', expected '{FORMAT}'"))),
-            None => return Err(err(format!("no \"format\" field: not a {FORMAT} metadata file"))),
+            None => {
+                return Err(err(format!(
+                    "no \"format\" field: not a {FORMAT} metadata file"
+                )))
+            }
         }
         match v.get("version").and_then(|f| f.as_u64()) {
             Some(n) if n <= FORMAT_VERSION as u64 => {}
@@ -522,10 +608,17 @@ pub fn read_meta(path: &Path) -> Result<RunMeta> {
 /// Saves a run directory `dir` (created if needed): `state` (when given, with `meta` embedded)
 /// to [`STATE_FILE`], then `sampling` to [`MODEL_FILE`], then `meta` to [`META_FILE`]. Each file
 /// is atomic and the training state, the one resume reads, is self-contained.
-pub fn save_run(dir: &Path, meta: &RunMeta, sampling: &Mlp, state: Option<&StateDict>) -> Result<()> {
+pub fn save_run(
+    dir: &Path,
+    meta: &RunMeta,
+    sampling: &Mlp,
+    state: Option<&StateDict>,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     if sampling.config != meta.model {
-        return Err(Error::InvalidInput("save_run: the model's architecture differs from meta.model".into()));
+        return Err(Error::InvalidInput(
+            "save_run: the model's architecture differs from meta.model".into(),
+        ));
     }
     let json = meta.to_json()?;
     if let Some(state) = state {
@@ -550,10 +643,11 @@ pub fn load_run(dir: &Path, device: &Device, dtype: DType) -> Result<(RunMeta, M
 pub fn load_train_state(dir: &Path) -> Result<(RunMeta, StateDict)> {
     let path = dir.join(STATE_FILE);
     let state = StateDict::read(&path)?;
-    let json = state
-        .metadata
-        .get(META_KEY)
-        .ok_or_else(|| state.error(format!("no '{META_KEY}' header entry: not a scoreflow training state")))?;
+    let json = state.metadata.get(META_KEY).ok_or_else(|| {
+        state.error(format!(
+            "no '{META_KEY}' header entry: not a scoreflow training state"
+        ))
+    })?;
     let meta = RunMeta::from_json(json, &path)?;
     Ok((meta, state))
 }
@@ -572,8 +666,11 @@ mod tests {
     /// Reads a numeric CSV with a header row.
     fn csv(name: &str) -> (Vec<Vec<f64>>, usize) {
         let text = std::fs::read_to_string(data_dir().join(name)).unwrap();
-        let rows: Vec<Vec<f64>> =
-            text.lines().skip(1).map(|l| l.split(',').map(|v| v.trim().parse().unwrap()).collect()).collect();
+        let rows: Vec<Vec<f64>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|v| v.trim().parse().unwrap()).collect())
+            .collect();
         let n = rows.len();
         (rows, n)
     }
@@ -591,14 +688,25 @@ mod tests {
         let (rows, n) = csv("mlp_w16_io.csv");
         for dtype in [DType::F32, DType::F64] {
             let dev = cpu();
-            let m = load_mlp_safetensors(&data_dir().join("mlp_w16.safetensors"), &w16(), &dev, dtype).unwrap();
-            let x = matrix(rows.iter().flat_map(|r| [r[0], r[1]]).collect(), n, 2, &dev, dtype);
+            let m =
+                load_mlp_safetensors(&data_dir().join("mlp_w16.safetensors"), &w16(), &dev, dtype)
+                    .unwrap();
+            let x = matrix(
+                rows.iter().flat_map(|r| [r[0], r[1]]).collect(),
+                n,
+                2,
+                &dev,
+                dtype,
+            );
             let t = vector(rows.iter().map(|r| r[2]).collect(), &dev, dtype);
             let v = to_vec(&m.forward(&x, &t));
             for (i, r) in rows.iter().enumerate() {
                 for j in 0..2 {
                     let (a, b) = (v[2 * i + j], r[3 + j]);
-                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{dtype:?} row {i}: {a} vs PyTorch {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{dtype:?} row {i}: {a} vs PyTorch {b}"
+                    );
                 }
             }
         }
@@ -610,15 +718,30 @@ mod tests {
     fn pytorch_fixture_euler_trajectory_is_reproduced() {
         let (rows, n) = csv("mlp_w16_euler10.csv");
         let dev = cpu();
-        let m = load_mlp_safetensors(&data_dir().join("mlp_w16.safetensors"), &w16(), &dev, DType::F32).unwrap();
-        let x0 = matrix(rows.iter().flat_map(|r| [r[0], r[1]]).collect(), n, 2, &dev, DType::F32);
+        let m = load_mlp_safetensors(
+            &data_dir().join("mlp_w16.safetensors"),
+            &w16(),
+            &dev,
+            DType::F32,
+        )
+        .unwrap();
+        let x0 = matrix(
+            rows.iter().flat_map(|r| [r[0], r[1]]).collect(),
+            n,
+            2,
+            &dev,
+            DType::F32,
+        );
         let sol = odeint(&m, x0, 0.0, 1.0, &OdeOptions::fixed(Method::Euler, 10)).unwrap();
         assert_eq!(sol.nfe, 10);
         let x1 = to_vec(&sol.x);
         for (i, r) in rows.iter().enumerate() {
             for j in 0..2 {
                 let (a, b) = (x1[2 * i + j], r[2 + j]);
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "point {i}: {a} vs PyTorch {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "point {i}: {a} vs PyTorch {b}"
+                );
             }
         }
     }
@@ -644,13 +767,18 @@ mod tests {
         let back = load_mlp_safetensors(&path, &cfg, &dev, DType::F32).unwrap();
         for (a, b) in m.layers.iter().zip(&back.layers) {
             assert_eq!(to_vec(&a.weight.val()), to_vec(&b.weight.val()));
-            assert_eq!(to_vec(&a.bias.as_ref().unwrap().val()), to_vec(&b.bias.as_ref().unwrap().val()));
+            assert_eq!(
+                to_vec(&a.bias.as_ref().unwrap().val()),
+                to_vec(&b.bias.as_ref().unwrap().val())
+            );
         }
     }
 
     fn expect_checkpoint_error(r: Result<Mlp>, needle: &str) {
         match r {
-            Err(Error::Checkpoint { msg, .. }) => assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'"),
+            Err(Error::Checkpoint { msg, .. }) => {
+                assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'")
+            }
             Err(e) => panic!("wrong error kind: {e}"),
             Ok(_) => panic!("loading succeeded; expected an error containing '{needle}'"),
         }
@@ -667,35 +795,79 @@ mod tests {
         // Truncated at several points: inside the length prefix, the header and the data.
         for cut in [4, 40, bytes.len() / 2, bytes.len() - 1] {
             std::fs::write(&p, &bytes[..cut]).unwrap();
-            expect_checkpoint_error(load_mlp_safetensors(&p, &w16(), &dev, DType::F32), "not a readable safetensors");
+            expect_checkpoint_error(
+                load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+                "not a readable safetensors",
+            );
         }
         // Foreign: not safetensors at all.
         std::fs::write(&p, b"{\"hello\": \"world\"}\n").unwrap();
-        expect_checkpoint_error(load_mlp_safetensors(&p, &w16(), &dev, DType::F32), "not a readable safetensors");
+        expect_checkpoint_error(
+            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            "not a readable safetensors",
+        );
         // Foreign: safetensors with other names.
         let mut other = StateDict::new();
         other.insert(
             "encoder.weight",
-            HostTensor { shape: vec![2, 2], data: vec![1.0; 4], dtype: StoredDType::F32 },
+            HostTensor {
+                shape: vec![2, 2],
+                data: vec![1.0; 4],
+                dtype: StoredDType::F32,
+            },
         );
         other.write(&p).unwrap();
-        expect_checkpoint_error(load_mlp_safetensors(&p, &w16(), &dev, DType::F32), "unexpected tensor 'encoder.weight'");
+        expect_checkpoint_error(
+            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            "unexpected tensor 'encoder.weight'",
+        );
         // Mismatched architecture: width 32 against the width-16 file; depth 3 (missing '8.*'
         // is not the issue — 6.weight has the wrong shape first) and depth 5 (missing tensors).
         expect_checkpoint_error(
             load_mlp_safetensors(&good, &MlpConfig::new(2, 32, 4), &dev, DType::F32),
             "has shape [16, 3], expected [32, 3]",
         );
-        expect_checkpoint_error(load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 3), &dev, DType::F32), "unexpected tensor '8.bias'");
-        expect_checkpoint_error(load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 5), &dev, DType::F32), "missing tensor '10.weight'");
-        expect_checkpoint_error(load_mlp_safetensors(&good, &MlpConfig::new(3, 16, 4), &dev, DType::F32), "expected [16, 4]");
+        expect_checkpoint_error(
+            load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 3), &dev, DType::F32),
+            "unexpected tensor '8.bias'",
+        );
+        expect_checkpoint_error(
+            load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 5), &dev, DType::F32),
+            "missing tensor '10.weight'",
+        );
+        expect_checkpoint_error(
+            load_mlp_safetensors(&good, &MlpConfig::new(3, 16, 4), &dev, DType::F32),
+            "expected [16, 4]",
+        );
         // Unsupported element type and non-finite weights.
         let mut sd = StateDict::read(&good).unwrap();
         sd.tensors.get_mut("2.bias").unwrap().data[0] = f64::NAN;
         sd.write(&p).unwrap();
-        expect_checkpoint_error(load_mlp_safetensors(&p, &w16(), &dev, DType::F32), "non-finite");
+        expect_checkpoint_error(
+            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            "non-finite",
+        );
+        // Half precision is not supported (PyTorch can write it): a clear error, not garbage.
+        let half = [0u8; 8];
+        let view = TensorView::new(Dtype::F16, vec![4], &half).unwrap();
+        std::fs::write(
+            &p,
+            safetensors::serialize([("0.bias", view)], None).unwrap(),
+        )
+        .unwrap();
+        match StateDict::read(&p) {
+            Err(Error::Checkpoint { msg, .. }) => {
+                assert!(msg.contains("only F32 and F64"), "{msg}")
+            }
+            other => panic!("expected a checkpoint error, got {other:?}"),
+        }
         // A missing file is an I/O error naming the path.
-        match load_mlp_safetensors(&dir.path().join("nope.safetensors"), &w16(), &dev, DType::F32) {
+        match load_mlp_safetensors(
+            &dir.path().join("nope.safetensors"),
+            &w16(),
+            &dev,
+            DType::F32,
+        ) {
             Err(Error::Io { path, .. }) => assert!(path.ends_with("nope.safetensors")),
             other => panic!("expected an I/O error, got {:?}", other.map(|_| ())),
         }
@@ -723,15 +895,151 @@ mod tests {
         assert_eq!(got, expect);
 
         let check = |text: &str, needle: &str| match RunMeta::from_json(text, &p) {
-            Err(Error::Checkpoint { msg, .. }) => assert!(msg.contains(needle), "'{msg}' lacks '{needle}'"),
+            Err(Error::Checkpoint { msg, .. }) => {
+                assert!(msg.contains(needle), "'{msg}' lacks '{needle}'")
+            }
             other => panic!("expected a checkpoint error, got {other:?}"),
         };
         let json = meta.to_json().unwrap();
         check(&json[..json.len() / 2], "not valid JSON");
-        check("{\"format\": \"other-tool\", \"version\": 1}", "format is 'other-tool'");
+        check(
+            "{\"format\": \"other-tool\", \"version\": 1}",
+            "format is 'other-tool'",
+        );
         check("[1, 2, 3]", "no \"format\" field");
         check(&json.replace("\"version\": 1", "\"version\": 99"), "newer");
-        check(&json.replace("\"width\": 8", "\"width\": \"eight\""), "malformed metadata");
+        check(
+            &json.replace("\"width\": 8", "\"width\": \"eight\""),
+            "malformed metadata",
+        );
+    }
+
+    /// Full-size interop with PyTorch (needs the reference venv and bench scripts, so it is
+    /// ignored by default): `SCOREFLOW_REF_PYTHON=/tmp/refvenv/bin/python
+    /// SCOREFLOW_BENCH=/path/to/shared/bench cargo test --release -p scoreflow --lib
+    /// pytorch_full_size -- --ignored --nocapture`. (1) PyTorch trains the reference MLP
+    /// 3 → 512⁴ → 2 for 50 steps and saves safetensors; Rust loads it and both evaluate 256
+    /// points. (2) Rust saves its own reference MLP; `reference_fm.py --load-safetensors` loads
+    /// it (strict `load_state_dict`) and sampling runs; both evaluate the same points. f32
+    /// sums of 512 terms differ by summation order at ~√512·2⁻²⁴ relative, so agreement to
+    /// 1e-5·(1 + |v|) is expected; the largest deviation is printed.
+    #[test]
+    #[ignore]
+    fn pytorch_full_size_round_trip() {
+        use std::process::Command;
+        let py = std::env::var("SCOREFLOW_REF_PYTHON")
+            .unwrap_or_else(|_| "/tmp/refvenv/bin/python".into());
+        let bench = PathBuf::from(
+            std::env::var("SCOREFLOW_BENCH").expect("set SCOREFLOW_BENCH to the bench directory"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new(&py).args(args).output().expect("run python");
+            assert!(
+                out.status.success(),
+                "python {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let eval_py = format!(
+            "import sys, torch; sys.path.insert(0, {bench:?}); import reference_fm as r\n\
+             from safetensors.torch import load_file\n\
+             net = r.make_mlp(); net.load_state_dict(load_file(sys.argv[1])); net.eval()\n\
+             x = torch.tensor([[float(v) for v in l.split(',')] for l in open(sys.argv[2]).read().split()])\n\
+             with torch.no_grad(): y = net(x)\n\
+             print('\\n'.join(','.join(repr(float(v)) for v in row) for row in y))",
+            bench = bench.display().to_string()
+        );
+        let mut r = rng(42);
+        let inputs: Vec<[f64; 3]> = (0..256)
+            .map(|_| {
+                use rand::Rng as _;
+                [
+                    r.random_range(-3.0..3.0),
+                    r.random_range(-3.0..3.0),
+                    r.random_range(0.0..1.0),
+                ]
+            })
+            .collect();
+        // Inputs as f32 values so both sides see the same numbers.
+        let inputs: Vec<[f64; 3]> = inputs.iter().map(|p| p.map(|v| v as f32 as f64)).collect();
+        let inp = dir.path().join("inputs.csv");
+        std::fs::write(
+            &inp,
+            inputs
+                .iter()
+                .map(|p| format!("{:?},{:?},{:?}\n", p[0] as f32, p[1] as f32, p[2] as f32))
+                .collect::<String>(),
+        )
+        .unwrap();
+        let compare = |weights: &Path, m: &Mlp, label: &str| {
+            let out = run(&[
+                "-c",
+                &eval_py,
+                weights.to_str().unwrap(),
+                inp.to_str().unwrap(),
+            ]);
+            let torch: Vec<f64> = out
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
+            let dev = cpu();
+            let x = matrix(
+                inputs.iter().flat_map(|p| [p[0], p[1]]).collect(),
+                256,
+                2,
+                &dev,
+                DType::F32,
+            );
+            let t = vector(inputs.iter().map(|p| p[2]).collect(), &dev, DType::F32);
+            let ours = to_vec(&m.forward(&x, &t));
+            assert_eq!(torch.len(), ours.len());
+            let worst = ours
+                .iter()
+                .zip(&torch)
+                .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                .fold(0.0, f64::max);
+            eprintln!("{label}: max |ours − torch|/(1 + |torch|) = {worst:.2e} over 256 points");
+            assert!(worst < 1e-5, "{label}: deviation {worst}");
+        };
+        // (1) PyTorch → Rust.
+        let tw = dir.path().join("torch.safetensors");
+        let script = bench.join("reference_fm.py");
+        let samples = dir.path().join("s.csv");
+        run(&[
+            script.to_str().unwrap(),
+            "--steps",
+            "50",
+            "--threads",
+            "2",
+            "--log-every",
+            "0",
+            "--n-samples",
+            "10",
+            "--save-safetensors",
+            tw.to_str().unwrap(),
+            "--out",
+            samples.to_str().unwrap(),
+        ]);
+        let m = load_mlp_safetensors(&tw, &MlpConfig::reference(), &cpu(), DType::F32).unwrap();
+        compare(&tw, &m, "PyTorch-trained weights loaded in Rust");
+        // (2) Rust → PyTorch.
+        let rw = dir.path().join("rust.safetensors");
+        let m = MlpConfig::reference().init(&cpu(), DType::F32, &mut rng(7));
+        save_mlp_safetensors(&m, &rw).unwrap();
+        let log = run(&[
+            script.to_str().unwrap(),
+            "--load-safetensors",
+            rw.to_str().unwrap(),
+            "--n-samples",
+            "10",
+            "--out",
+            samples.to_str().unwrap(),
+        ]);
+        assert!(log.contains("loaded"), "{log}");
+        compare(&rw, &m, "Rust-saved weights loaded in PyTorch");
     }
 
     /// The atomic writer replaces the destination and leaves no temporary file behind.
@@ -742,9 +1050,15 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "left {names:?}");
         // A destination in a missing directory is an I/O error, not a panic.
-        assert!(matches!(write_atomic(&dir.path().join("no/such/f.txt"), b"x"), Err(Error::Io { .. })));
+        assert!(matches!(
+            write_atomic(&dir.path().join("no/such/f.txt"), b"x"),
+            Err(Error::Io { .. })
+        ));
     }
 }

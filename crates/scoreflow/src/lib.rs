@@ -17,11 +17,15 @@
 //! * Every random draw takes an explicit seeded [`tensor::Rng`].
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod field;
 pub mod fused;
+pub mod likelihood;
+pub mod metrics;
 pub mod objective;
 pub mod path;
 pub mod sde;

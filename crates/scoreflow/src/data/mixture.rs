@@ -232,7 +232,7 @@ impl MixtureSpec {
         &self.chol
     }
 
-    /// E[x] = Σₖ wₖ μₖ.
+    /// E x = Σₖ wₖ μₖ.
     pub fn mean(&self) -> Vec<f64> {
         let d = self.dim();
         let mut m = vec![0.0; d];
@@ -244,7 +244,7 @@ impl MixtureSpec {
         m
     }
 
-    /// Cov[x] = Σₖ wₖ (Σₖ + μₖ μₖᵀ) − m mᵀ with m = E[x], row-major d×d.
+    /// Cov x = Σₖ wₖ (Σₖ + μₖ μₖᵀ) − m mᵀ with m = E x, row-major d×d.
     pub fn covariance(&self) -> Vec<f64> {
         let d = self.dim();
         let m = self.mean();

@@ -18,17 +18,20 @@ const HELD_OUT_STREAM: u64 = 0x4845_4c44; // "HELD"
 
 /// Where training minibatches come from: a built-in generator or a finite point set (with an
 /// optional held-out part for evaluation).
-#[derive(Debug, Clone)]
-pub enum DataSource {
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
     /// Fresh i.i.d. samples of a built-in density for every batch.
     Generator(Dataset),
-    /// Minibatches drawn with replacement from `train`; `test` is held out for evaluation.
+    /// Minibatches drawn with replacement from `train` (non-empty); `test` (non-empty, same
+    /// dimension) is held out for evaluation.
     Finite {
-        /// Name shown by [`DataSource::describe`] (e.g. the file name).
         name: String,
-        /// Training points (non-empty).
         train: Points,
-        /// Held-out points (same dimension), if any.
         test: Option<Points>,
     },
 }
@@ -51,7 +54,16 @@ impl DataSource {
                 )));
             }
         }
-        Ok(DataSource::Finite { name, train, test })
+        Ok(Self {
+            kind: Kind::Finite { name, train, test },
+        })
+    }
+
+    /// Fresh samples of the built-in `dataset` for every batch.
+    pub fn generator(dataset: Dataset) -> Self {
+        Self {
+            kind: Kind::Generator(dataset),
+        }
     }
 
     /// A finite source from all of `points`, holding out a `test_frac` share chosen by `seed`
@@ -68,26 +80,42 @@ impl DataSource {
 
     /// Dimension d of the points.
     pub fn dim(&self) -> usize {
-        match self {
-            DataSource::Generator(ds) => ds.dim(),
-            DataSource::Finite { train, .. } => train.dim(),
+        match &self.kind {
+            Kind::Generator(ds) => ds.dim(),
+            Kind::Finite { train, .. } => train.dim(),
         }
     }
 
     /// The built-in data set, if this is a generator (for its log-density or mixture).
     pub fn dataset(&self) -> Option<Dataset> {
-        match self {
-            DataSource::Generator(ds) => Some(*ds),
-            DataSource::Finite { .. } => None,
+        match &self.kind {
+            Kind::Generator(ds) => Some(*ds),
+            Kind::Finite { .. } => None,
+        }
+    }
+
+    /// The training points of a finite source.
+    pub fn train(&self) -> Option<&Points> {
+        match &self.kind {
+            Kind::Generator(_) => None,
+            Kind::Finite { train, .. } => Some(train),
+        }
+    }
+
+    /// The held-out points of a finite source, if it has any.
+    pub fn test(&self) -> Option<&Points> {
+        match &self.kind {
+            Kind::Generator(_) => None,
+            Kind::Finite { test, .. } => test.as_ref(),
         }
     }
 
     /// A minibatch of n points: n fresh draws (generator) or n rows drawn uniformly with
     /// replacement (finite set), all randomness from `rng`.
     pub fn batch(&self, n: usize, rng: &mut Rng) -> Points {
-        match self {
-            DataSource::Generator(ds) => ds.sample(n, rng),
-            DataSource::Finite { train, .. } => {
+        match &self.kind {
+            Kind::Generator(ds) => ds.sample(n, rng),
+            Kind::Finite { train, .. } => {
                 let d = train.dim();
                 let mut data = Vec::with_capacity(n * d);
                 for _ in 0..n {
@@ -105,9 +133,9 @@ impl DataSource {
     pub fn held_out(&self, n: usize, seed: u64) -> Result<Points> {
         let mut r = rng(seed);
         r.set_stream(HELD_OUT_STREAM);
-        match self {
-            DataSource::Generator(ds) => Ok(ds.sample(n, &mut r)),
-            DataSource::Finite {
+        match &self.kind {
+            Kind::Generator(ds) => Ok(ds.sample(n, &mut r)),
+            Kind::Finite {
                 test: Some(test), ..
             } => {
                 if n >= test.len() {
@@ -124,7 +152,7 @@ impl DataSource {
                     dim: test.dim(),
                 })
             }
-            DataSource::Finite { name, .. } => Err(Error::InvalidInput(format!(
+            Kind::Finite { name, .. } => Err(Error::InvalidInput(format!(
                 "{name}: no held-out points; split the data first (data::split)"
             ))),
         }
@@ -132,9 +160,9 @@ impl DataSource {
 
     /// One line for logs and reports, e.g. `built-in moons (fresh samples every batch)`.
     pub fn describe(&self) -> String {
-        match self {
-            DataSource::Generator(ds) => format!("built-in {ds} (2-D, fresh samples every batch)"),
-            DataSource::Finite { name, train, test } => format!(
+        match &self.kind {
+            Kind::Generator(ds) => format!("built-in {ds} (2-D, fresh samples every batch)"),
+            Kind::Finite { name, train, test } => format!(
                 "{name}: {} training points ({}-D, minibatches drawn with replacement), {} held out",
                 train.len(),
                 train.dim(),
@@ -146,7 +174,7 @@ impl DataSource {
 
 impl From<Dataset> for DataSource {
     fn from(ds: Dataset) -> Self {
-        DataSource::Generator(ds)
+        Self::generator(ds)
     }
 }
 
@@ -236,14 +264,8 @@ mod tests {
     #[test]
     fn held_out_is_disjoint_and_deterministic() {
         let src = DataSource::finite_split("numbered", &numbered(50), 0.2, 3).unwrap();
-        let DataSource::Finite {
-            train,
-            test: Some(test),
-            ..
-        } = &src
-        else {
-            panic!("finite with test")
-        };
+        let (train, test) = (src.train().unwrap(), src.test().unwrap());
+        assert_eq!((train.len(), test.len()), (40, 10));
         let h = src.held_out(4, 9).unwrap();
         assert_eq!(h, src.held_out(4, 9).unwrap());
         assert_eq!(h.len(), 4);
@@ -251,6 +273,7 @@ mod tests {
             assert!(test.rows().any(|t| t == r) && !train.rows().any(|t| t == r));
         }
         assert_eq!(&src.held_out(1000, 9).unwrap(), test);
+        assert!(DataSource::generator(Dataset::Moons).train().is_none());
         assert!(
             src.describe().contains("40 training points"),
             "{}",

@@ -10,7 +10,7 @@
 //! | `8gaussians` | 8 equal-weight N(μₖ, (0.5/1.414)² I), μₖ = 4·(unit vector at k·45°)/1.414 (FFJORD's 1.414, not √2): mode radius ≈ 2.829 |
 //! | `25gaussians` | 25 equal-weight N(μ, 0.1² I), μ ∈ {−4, −2, 0, 2, 4}² |
 //! | `gmm_aniso` | 3 full-covariance components, weights 0.5 / 0.3 / 0.2 (see [`Dataset::mixture`]) |
-//! | `checkerboard` | uniform on the 8 black squares (side 2) of an 8×8-unit board on [−4, 4)², p = 1/32 |
+//! | `checkerboard` | uniform on the 8 black squares ((⌊x/2⌋ + ⌊y/2⌋) even) of the 4×4 board of side-2 squares on [−4, 4)²: p = 1/32 there |
 //! | `moons` | sklearn two moons (uniform angle, noise 0.1), then ·2 + (−1, −0.2): noise std 0.2 |
 //! | `circles` | sklearn circles (radii 1 and 0.5, uniform angle, noise 0.08), then ·3 |
 //! | `rings` | 4 circles of radii 3·{0.25, 0.5, 0.75, 1} (uniform angle), + N(0, 0.08² I) |
@@ -817,5 +817,38 @@ mod tests {
             let total: f64 = lp.iter().map(|l| l.exp() * h * h).sum();
             assert!((total - 1.0).abs() < 1e-8, "{ds}: ∫p = {total}");
         }
+    }
+
+    #[test]
+    fn log_densities_match_the_reference_implementation() {
+        // log p written by bench/datasets.py (numpy) at its own samples and at uniform points in
+        // [−5, 5]²: same constants ⇒ agreement to rounding (mixtures are closed forms; moons uses
+        // the same 4000 quadrature nodes; checkerboard is exact, −∞ included).
+        let text = include_str!("../../tests/data/datasets_log_density.csv");
+        let mut checked = 0;
+        for ds in Dataset::ALL.into_iter().filter(|d| d.has_log_density()) {
+            let rows: Vec<Vec<f64>> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(ds.name()).and_then(|r| r.strip_prefix(',')))
+                .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
+                .collect();
+            assert_eq!(rows.len(), 16, "{ds}");
+            let x = Points::new(rows.iter().flat_map(|r| [r[0], r[1]]).collect(), 2).unwrap();
+            let ours = ds.log_density(&x).unwrap().unwrap();
+            for (r, l) in rows.iter().zip(ours) {
+                let ok = if r[2].is_finite() {
+                    (l - r[2]).abs() < 1e-12 * (1.0 + r[2].abs())
+                } else {
+                    l == r[2]
+                };
+                assert!(
+                    ok,
+                    "{ds} at ({}, {}): ours {l}, reference {}",
+                    r[0], r[1], r[2]
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 80);
     }
 }

@@ -301,11 +301,11 @@ pub struct GaussianMixture {
     components: Vec<Gaussian>,
 }
 
-/// Per-row quantities of a mixture at x: responsibilities rₖ, residuals gₖ = −Pₖ(x − μₖ),
-/// score s = Σ rₖ gₖ and log p(x).
+/// Per-row quantities of a mixture at x: responsibilities rₖ, residuals gₖ = −Pₖ(x − μₖ)
+/// (row k of `g`, K × d), score s = Σ rₖ gₖ and log p(x).
 struct RowEval {
     resp: Vec<f64>,
-    g: Vec<Vec<f64>>,
+    g: Vec<f64>,
     score: Vec<f64>,
     log_p: f64,
 }
@@ -417,33 +417,38 @@ impl GaussianMixture {
 
     fn eval_row(&self, x: &[f64]) -> RowEval {
         let d = self.dim();
-        let mut logs = Vec::with_capacity(self.components.len());
-        let mut g = Vec::with_capacity(self.components.len());
+        let k = self.components.len();
+        let mut resp = Vec::with_capacity(k);
+        let mut g = vec![0.0; k * d];
         let mut diff = vec![0.0; d];
-        for (lw, c) in self.log_weights.iter().zip(&self.components) {
+        for ((lw, c), gk) in self
+            .log_weights
+            .iter()
+            .zip(&self.components)
+            .zip(g.chunks_exact_mut(d))
+        {
             for i in 0..d {
                 diff[i] = c.mean[i] - x[i];
             }
-            let mut gk = vec![0.0; d];
-            matvec(&c.prec, &diff, &mut gk);
-            // (x − μ)ᵀ P (x − μ) = diffᵀ P diff with diff = μ − x.
-            logs.push(lw - 0.5 * (d as f64 * LN_2PI + c.log_det + dot(&diff, &gk)));
-            g.push(gk);
+            matvec(&c.prec, &diff, gk);
+            // (x − μ)ᵀ P (x − μ) = diffᵀ P diff with diff = μ − x; log-weights first, as logits.
+            resp.push(lw - 0.5 * (d as f64 * LN_2PI + c.log_det + dot(&diff, gk)));
         }
-        let top = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let mut resp: Vec<f64> = logs.iter().map(|l| (l - top).exp()).collect();
+        let top = resp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        resp.iter_mut().for_each(|r| *r = (*r - top).exp());
         let z: f64 = resp.iter().sum();
         resp.iter_mut().for_each(|r| *r /= z);
-        let mut score = vec![0.0; d];
-        for (r, gk) in resp.iter().zip(&g) {
+        // Reuse `diff` as the score accumulator.
+        diff.iter_mut().for_each(|v| *v = 0.0);
+        for (r, gk) in resp.iter().zip(g.chunks_exact(d)) {
             for i in 0..d {
-                score[i] += r * gk[i];
+                diff[i] += r * gk[i];
             }
         }
         RowEval {
             resp,
             g,
-            score,
+            score: diff,
             log_p: top + z.ln(),
         }
     }
@@ -463,13 +468,56 @@ impl GaussianMixture {
         self.eval_row(x).score
     }
 
+    /// Writes ∇ log p(x) into `out` without heap allocation (d ≤ 16 and K ≤ 64; larger
+    /// mixtures fall back to [`GaussianMixture::score`]).
+    pub fn score_into(&self, x: &[f64], out: &mut [f64]) {
+        const D: usize = 16;
+        const K: usize = 64;
+        let (d, k) = (self.dim(), self.components.len());
+        if d > D || k > K {
+            out.copy_from_slice(&self.score(x));
+            return;
+        }
+        let (mut logits, mut diff, mut g) = ([0.0; K], [0.0; D], [0.0; D]);
+        let mut top = f64::NEG_INFINITY;
+        for (j, (lw, c)) in self.log_weights.iter().zip(&self.components).enumerate() {
+            for i in 0..d {
+                diff[i] = c.mean[i] - x[i];
+            }
+            matvec(&c.prec, &diff[..d], &mut g[..d]);
+            logits[j] = lw - 0.5 * (c.log_det + dot(&diff[..d], &g[..d]));
+            top = top.max(logits[j]);
+        }
+        let z: f64 = logits[..k]
+            .iter_mut()
+            .map(|l| {
+                *l = (*l - top).exp();
+                *l
+            })
+            .sum();
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (j, c) in self.components.iter().enumerate() {
+            let r = logits[j] / z;
+            if r == 0.0 {
+                continue;
+            }
+            for i in 0..d {
+                diff[i] = c.mean[i] - x[i];
+            }
+            matvec(&c.prec, &diff[..d], &mut g[..d]);
+            for i in 0..d {
+                out[i] += r * g[i];
+            }
+        }
+    }
+
     /// (s(x), H(x)·u) with H = ∇² log p = Σₖ rₖ (gₖ gₖᵀ − Pₖ) − s sᵀ, exactly.
     pub fn score_hvp(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let e = self.eval_row(x);
         let d = self.dim();
         let mut hu = vec![0.0; d];
         let mut pu = vec![0.0; d];
-        for ((r, gk), c) in e.resp.iter().zip(&e.g).zip(&self.components) {
+        for ((r, gk), c) in e.resp.iter().zip(e.g.chunks_exact(d)).zip(&self.components) {
             matvec(&c.prec, u, &mut pu);
             let gu = dot(gk, u);
             for i in 0..d {
@@ -488,7 +536,7 @@ impl GaussianMixture {
         let e = self.eval_row(x);
         let d = self.dim();
         let mut lap = -dot(&e.score, &e.score);
-        for ((r, gk), c) in e.resp.iter().zip(&e.g).zip(&self.components) {
+        for ((r, gk), c) in e.resp.iter().zip(e.g.chunks_exact(d)).zip(&self.components) {
             let tr: f64 = (0..d).map(|i| c.prec[i * d + i]).sum();
             lap += r * (dot(gk, gk) - tr);
         }
@@ -635,7 +683,7 @@ impl<K: PerturbationKernel + Sync> VectorField for MixtureScore<K> {
     /// s(x, t) = ∇ₓ log p_t(x).
     fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let [n, d] = x.dims();
-        let out = self.map_rows(x, t, d, |mix, _, row, o| o.copy_from_slice(&mix.score(row)));
+        let out = self.map_rows(x, t, d, |mix, _, row, o| mix.score_into(row, o));
         matrix_like(out, n, d, x)
     }
 
@@ -774,6 +822,12 @@ mod tests {
             let d = mix.dim();
             for x in grid_points(d, 20, seed) {
                 let s = mix.score(&x);
+                let mut s2 = vec![0.0; d];
+                mix.score_into(&x, &mut s2);
+                assert!(s
+                    .iter()
+                    .zip(&s2)
+                    .all(|(a, b)| (a - b).abs() <= 1e-14 * (1.0 + a.abs())));
                 for i in 0..d {
                     let (mut xp, mut xm) = (x.clone(), x.clone());
                     xp[i] += h;

@@ -404,17 +404,32 @@ multiversion! {
     }
 }
 
-/// dst = srcᵀ for `src` rows × cols row-major (blocked for cache use).
-pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    assert_eq!(src.len(), rows * cols, "transpose: source size");
-    assert_eq!(dst.len(), rows * cols, "transpose: destination size");
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
+multiversion! {
+    /// dst = srcᵀ for `src` rows × cols row-major: 8 × 8 blocks go through registers, the
+    /// ragged edges element by element.
+    pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+        assert_eq!(src.len(), rows * cols, "transpose: source size");
+        assert_eq!(dst.len(), rows * cols, "transpose: destination size");
+        const B: usize = 8;
+        let (rb, cb) = (rows / B * B, cols / B * B);
+        for r0 in (0..rb).step_by(B) {
+            for c0 in (0..cb).step_by(B) {
+                let mut tile = [[0.0f32; B]; B];
+                for (i, t) in tile.iter_mut().enumerate() {
+                    t.copy_from_slice(&src[(r0 + i) * cols + c0..(r0 + i) * cols + c0 + B]);
                 }
+                for j in 0..B {
+                    let out = &mut dst[(c0 + j) * rows + r0..(c0 + j) * rows + r0 + B];
+                    for i in 0..B {
+                        out[i] = tile[i][j];
+                    }
+                }
+            }
+        }
+        for r in 0..rows {
+            let c_start = if r < rb { cb } else { 0 };
+            for c in c_start..cols {
+                dst[c * rows + r] = src[r * cols + c];
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct TrainOptions {
     pub grad_clip: Option<f64>,
     /// EMA decay γ: θ_ema ← γ·θ_ema + (1 − γ)·θ after every step, θ_ema starting at θ₀.
     pub ema_decay: Option<f64>,
+    /// EMA warm-up: the n-th update (n = 0, 1, …) uses γ_n = min(γ, (1 + n)/(10 + n)).
+    pub ema_warmup: bool,
 }
 
 impl Default for TrainOptions {
@@ -59,6 +61,7 @@ impl Default for TrainOptions {
             epsilon: 1e-8,
             grad_clip: None,
             ema_decay: None,
+            ema_warmup: false,
         }
     }
 }
@@ -386,6 +389,14 @@ impl FusedTrainer {
             Some(c) => (c / (grad_norm + 1e-6)).min(1.0) as f32,
             None => 1.0,
         };
+        let ema = o.ema_decay.map_or(0.0, |g| {
+            let n = (self.steps - 1) as f64;
+            if o.ema_warmup {
+                g.min((1.0 + n) / (10.0 + n))
+            } else {
+                g
+            }
+        }) as f32;
         let bc1 = 1.0 - b1.powi(time);
         let bc2 = 1.0 - b2.powi(time);
         let s = match o.optimizer {
@@ -402,7 +413,7 @@ impl FusedTrainer {
                     eps: eps * bc2s,
                     decay: 1.0,
                     decoupled: false,
-                    ema: o.ema_decay.unwrap_or(0.0) as f32,
+                    ema,
                 }
             }
             Optimizer::AdamW { weight_decay } => AdamScalars {
@@ -416,7 +427,7 @@ impl FusedTrainer {
                 eps,
                 decay: (1.0 - lr * (weight_decay as f32) as f64) as f32,
                 decoupled: true,
-                ema: o.ema_decay.unwrap_or(0.0) as f32,
+                ema,
             },
         };
         let p = &mut self.model.params;
@@ -814,31 +825,37 @@ mod tests {
         assert!(e < 1e-6, "clipped first moment error {e:e}");
     }
 
-    /// θ_ema ← γθ_ema + (1 − γ)θ after every step, from θ_ema = θ₀ (γ = 0.9, 3 steps, checked in
-    /// f64 against the f32 kernel: 1e-6 relative).
+    /// θ_ema ← γθ_ema + (1 − γ)θ after every step, from θ_ema = θ₀ (γ = 0.9, 3 steps; with
+    /// warm-up γ_n = min(γ, (1 + n)/(10 + n))), checked in f64 against the f32 kernel: 1e-6.
     #[test]
     fn ema_follows_its_recursion() {
         let (x, t, y) = toy_batch(40);
-        let model = FusedMlp::init(&MlpConfig::new(2, 16, 2), &mut rng(2));
-        let mut ema: Vec<f64> = model.params().iter().map(|&v| v as f64).collect();
-        let mut tr = FusedTrainer::new(
-            model,
-            TrainOptions {
+        for warmup in [false, true] {
+            let model = FusedMlp::init(&MlpConfig::new(2, 16, 2), &mut rng(2));
+            let mut ema: Vec<f64> = model.params().iter().map(|&v| v as f64).collect();
+            let opts = TrainOptions {
                 ema_decay: Some(0.9),
+                ema_warmup: warmup,
                 ..TrainOptions::default()
-            },
-        )
-        .expect("trainer");
-        for _ in 0..3 {
-            tr.step_host(&x, &t, &y, None, 1e-2).expect("step");
-            for (e, &p) in ema.iter_mut().zip(tr.model().params()) {
-                *e = 0.9 * *e + 0.1 * p as f64;
+            };
+            let mut tr = FusedTrainer::new(model, opts).expect("trainer");
+            for n in 0..3 {
+                tr.step_host(&x, &t, &y, None, 1e-2).expect("step");
+                let g = if warmup {
+                    0.9f64.min((1.0 + n as f64) / (10.0 + n as f64))
+                } else {
+                    0.9
+                };
+                for (e, &p) in ema.iter_mut().zip(tr.model().params()) {
+                    *e = g * *e + (1.0 - g) * p as f64;
+                }
             }
+            let got: Vec<f64> = tr.ema_params().iter().map(|&v| v as f64).collect();
+            let e = rel_err(&got, &ema);
+            assert!(e < 1e-6, "warmup={warmup}: EMA error {e:e}");
+            assert_eq!(tr.ema_model().expect("ema").params(), tr.ema_params());
+            assert_eq!(tr.steps(), 3);
         }
-        let got: Vec<f64> = tr.ema_params().iter().map(|&v| v as f64).collect();
-        assert!(rel_err(&got, &ema) < 1e-6);
-        assert_eq!(tr.ema_model().expect("ema").params(), tr.ema_params());
-        assert_eq!(tr.steps(), 3);
     }
 
     /// A NaN target stops with `Error::Diverged` and leaves the weights untouched; bad options,

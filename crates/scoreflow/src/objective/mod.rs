@@ -5,6 +5,7 @@
 
 pub mod cfm;
 pub mod dsm;
+pub mod sm;
 
 use crate::field::mlp::Mlp;
 use crate::tensor::{col, Rng, Tensor};

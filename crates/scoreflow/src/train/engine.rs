@@ -9,7 +9,9 @@
 //! in by implementing the same trait and must reproduce this one.
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{Adam, AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, Optimizer};
+use burn::optim::{
+    Adam, AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, Optimizer,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{HostTensor, StateDict, StoredDType};
@@ -82,14 +84,21 @@ impl OptimizerConfig {
 
     /// AdamW(lr, λ) with PyTorch's defaults otherwise.
     pub fn adamw(lr: f64, weight_decay: f64) -> Self {
-        Self { kind: OptimizerKind::AdamW, weight_decay, ..Self::adam(lr) }
+        Self {
+            kind: OptimizerKind::AdamW,
+            weight_decay,
+            ..Self::adam(lr)
+        }
     }
 
     /// Checks every value's domain.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidInput(format!("optimiser: {m}")));
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("learning rate {} must be positive and finite", self.lr));
+            return bad(format!(
+                "learning rate {} must be positive and finite",
+                self.lr
+            ));
         }
         for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&b) {
@@ -126,7 +135,10 @@ pub struct EmaConfig {
 impl EmaConfig {
     /// Plain EMA with decay β.
     pub fn new(decay: f64) -> Self {
-        Self { decay, warmup: false }
+        Self {
+            decay,
+            warmup: false,
+        }
     }
 
     /// β_n for the n-th update (n = 0, 1, …).
@@ -141,7 +153,10 @@ impl EmaConfig {
     /// Checks β ∈ [0, 1).
     pub fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.decay) {
-            return Err(Error::InvalidInput(format!("EMA decay {} is outside [0, 1)", self.decay)));
+            return Err(Error::InvalidInput(format!(
+                "EMA decay {} is outside [0, 1)",
+                self.decay
+            )));
         }
         Ok(())
     }
@@ -170,7 +185,13 @@ pub trait StepEngine {
     fn dtype(&self) -> DType;
     /// One step on the minibatch `batch` of data points at learning rate `lr`: loss
     /// (via [`Objective::loss`], noise from `rng`), gradient, clipping, optimiser, EMA.
-    fn step(&mut self, objective: &dyn Objective, batch: &Points, rng: &mut Rng, lr: f64) -> Result<StepStats>;
+    fn step(
+        &mut self,
+        objective: &dyn Objective,
+        batch: &Points,
+        rng: &mut Rng,
+        lr: f64,
+    ) -> Result<StepStats>;
     /// The current (raw) weights as an [`Mlp`] without autodiff.
     fn model(&self) -> Mlp;
     /// The EMA weights, when EMA is on.
@@ -194,7 +215,8 @@ impl AdamVariant {
     fn new(c: &OptimizerConfig) -> Self {
         match c.kind {
             OptimizerKind::Adam => {
-                let decay = (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32));
+                let decay =
+                    (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32));
                 AdamVariant::Adam(
                     AdamConfig::new()
                         .with_beta_1(c.beta1 as f32)
@@ -267,7 +289,14 @@ pub struct BurnEngine {
 /// Layer k's (weight, bias) as plain tensors.
 fn layer_params(m: &Mlp, k: usize) -> (Tensor<2>, Tensor<1>) {
     let l = &m.layers[k];
-    (l.weight.val().inner(), l.bias.as_ref().expect("Mlp layers have a bias").val().inner())
+    (
+        l.weight.val().inner(),
+        l.bias
+            .as_ref()
+            .expect("Mlp layers have a bias")
+            .val()
+            .inner(),
+    )
 }
 
 /// A copy of `m` whose parameters live on `device` (autodiff or plain) and require gradients.
@@ -275,11 +304,18 @@ fn rebuild(m: &Mlp, device: &Device) -> Mlp {
     let layers = (0..m.layers.len())
         .map(|k| {
             let (w, b) = layer_params(m, k);
-            let (w, b) = if device.is_autodiff() { (w.autodiff(), b.autodiff()) } else { (w, b) };
+            let (w, b) = if device.is_autodiff() {
+                (w.autodiff(), b.autodiff())
+            } else {
+                (w, b)
+            };
             linear_from(w, b)
         })
         .collect();
-    Mlp { layers, config: m.config.clone() }
+    Mlp {
+        layers,
+        config: m.config.clone(),
+    }
 }
 
 impl BurnEngine {
@@ -301,7 +337,11 @@ impl BurnEngine {
             optim: AdamVariant::new(optimizer),
             clip: optimizer.clip_grad_norm,
             moments: vec![LayerMoments::default(); model.layers.len()],
-            ema: ema.map(|config| EmaState { config, model: rebuild(model, &base), updates: 0 }),
+            ema: ema.map(|config| EmaState {
+                config,
+                model: rebuild(model, &base),
+                updates: 0,
+            }),
         })
     }
 
@@ -323,7 +363,10 @@ impl BurnEngine {
 
     /// Number of optimiser updates applied so far (Adam's n).
     pub fn adam_step(&self) -> usize {
-        self.moments.first().and_then(|m| m.weight.as_ref()).map_or(0, |m| m.time)
+        self.moments
+            .first()
+            .and_then(|m| m.weight.as_ref())
+            .map_or(0, |m| m.time)
     }
 }
 
@@ -345,7 +388,13 @@ impl StepEngine for BurnEngine {
         self.dtype
     }
 
-    fn step(&mut self, objective: &dyn Objective, batch: &Points, rng: &mut Rng, lr: f64) -> Result<StepStats> {
+    fn step(
+        &mut self,
+        objective: &dyn Objective,
+        batch: &Points,
+        rng: &mut Rng,
+        lr: f64,
+    ) -> Result<StepStats> {
         if batch.dim() != self.model.config.dim {
             return Err(Error::Shape(format!(
                 "minibatch has dimension {}, the model {}",
@@ -360,17 +409,34 @@ impl StepEngine for BurnEngine {
         let loss_t = objective.loss(&self.model, &x, rng);
         let loss = to_vec(&loss_t).first().copied().unwrap_or(f64::NAN);
         if !loss.is_finite() {
-            return Ok(StepStats { loss, grad_norm: f64::NAN });
+            return Ok(StepStats {
+                loss,
+                grad_norm: f64::NAN,
+            });
         }
-        let grads = loss_t.backward();
+        let mut grads = loss_t.backward();
         let n_layers = self.model.layers.len();
         let mut gw = Vec::with_capacity(n_layers);
         let mut gb = Vec::with_capacity(n_layers);
         let mut total: Option<Tensor<1>> = None;
         for (k, layer) in self.model.layers.iter().enumerate() {
-            let missing = || Error::InvalidInput(format!("the {} loss does not depend on layer {k}", objective.name()));
-            let w = layer.weight.val().grad(&grads).ok_or_else(missing)?;
-            let b = layer.bias.as_ref().and_then(|b| b.val().grad(&grads)).ok_or_else(missing)?;
+            let missing = || {
+                Error::InvalidInput(format!(
+                    "the {} loss does not depend on layer {k}",
+                    objective.name()
+                ))
+            };
+            // `grad_remove` hands over the only reference, so updates can run in place.
+            let w = layer
+                .weight
+                .val()
+                .grad_remove(&mut grads)
+                .ok_or_else(missing)?;
+            let b = layer
+                .bias
+                .as_ref()
+                .and_then(|b| b.val().grad_remove(&mut grads))
+                .ok_or_else(missing)?;
             let s = sum_sq(&w) + sum_sq(&b);
             total = Some(match total {
                 None => s,
@@ -379,40 +445,55 @@ impl StepEngine for BurnEngine {
             gw.push(w);
             gb.push(b);
         }
+        drop(grads);
         let grad_norm = total.map_or(0.0, |t| to_vec(&t)[0].sqrt());
         if !grad_norm.is_finite() {
             return Ok(StepStats { loss, grad_norm });
         }
         // PyTorch clip_grad_norm_: g ← g·min(1, c/(‖g‖ + 1e-6)).
         let scale = self.clip.map_or(1.0, |c| (c / (grad_norm + 1e-6)).min(1.0));
+        // Consume the parameters (and EMA copies) so each tensor has a single owner.
+        let old = std::mem::take(&mut self.model.layers);
+        let mut ema_old = self
+            .ema
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.model.layers).into_iter());
         let mut layers = Vec::with_capacity(n_layers);
-        for (k, (g_w, g_b)) in gw.into_iter().zip(gb).enumerate() {
-            let (g_w, g_b) = if scale < 1.0 { (g_w.mul_scalar(scale), g_b.mul_scalar(scale)) } else { (g_w, g_b) };
-            let (w, b) = layer_params(&self.model, k);
+        let mut ema_layers = Vec::new();
+        let beta = self
+            .ema
+            .as_ref()
+            .map_or(0.0, |e| e.config.decay_at(e.updates));
+        for (k, ((g_w, g_b), layer)) in gw.into_iter().zip(gb).zip(old).enumerate() {
+            let (g_w, g_b) = if scale < 1.0 {
+                (g_w.mul_scalar(scale), g_b.mul_scalar(scale))
+            } else {
+                (g_w, g_b)
+            };
+            let w = layer.weight.into_value().inner();
+            let b = layer
+                .bias
+                .expect("Mlp layers have a bias")
+                .into_value()
+                .inner();
             let m = &mut self.moments[k];
             let (w, mw) = self.optim.step(lr, w, g_w, m.weight.take());
             let (b, mb) = self.optim.step(lr, b, g_b, m.bias.take());
             m.weight = Some(mw);
             m.bias = Some(mb);
-            layers.push((w, b));
+            if let Some(e) = ema_old.as_mut().and_then(|it| it.next()) {
+                let ew = e.weight.into_value().mul_scalar(beta) + w.clone().mul_scalar(1.0 - beta);
+                let eb = e.bias.expect("bias").into_value().mul_scalar(beta)
+                    + b.clone().mul_scalar(1.0 - beta);
+                ema_layers.push(linear_from(ew, eb));
+            }
+            layers.push(linear_from(w.autodiff(), b.autodiff()));
         }
-        if let Some(ema) = &mut self.ema {
-            let beta = ema.config.decay_at(ema.updates);
-            let ema_layers = ema
-                .model
-                .layers
-                .iter()
-                .zip(&layers)
-                .map(|(e, (w, b))| {
-                    let ew = e.weight.val().mul_scalar(beta) + w.clone().mul_scalar(1.0 - beta);
-                    let eb = e.bias.as_ref().expect("bias").val().mul_scalar(beta) + b.clone().mul_scalar(1.0 - beta);
-                    linear_from(ew, eb)
-                })
-                .collect();
-            ema.model.layers = ema_layers;
-            ema.updates += 1;
+        self.model.layers = layers;
+        if let Some(e) = &mut self.ema {
+            e.model.layers = ema_layers;
+            e.updates += 1;
         }
-        self.model.layers = layers.into_iter().map(|(w, b)| linear_from(w.autodiff(), b.autodiff())).collect();
         Ok(StepStats { loss, grad_norm })
     }
 
@@ -429,17 +510,31 @@ impl StepEngine for BurnEngine {
         sd.insert_mlp("model.", &self.model, None);
         if let Some(ema) = &self.ema {
             sd.insert_mlp("ema.", &ema.model, None);
-            sd.metadata.insert("ema.updates".into(), ema.updates.to_string());
+            sd.metadata
+                .insert("ema.updates".into(), ema.updates.to_string());
         }
         sd.metadata.insert("engine".into(), self.name().into());
-        sd.metadata.insert("adam.step".into(), self.adam_step().to_string());
+        sd.metadata
+            .insert("adam.step".into(), self.adam_step().to_string());
         for (k, m) in self.moments.iter().enumerate() {
             if let (Some(w), Some(b)) = (&m.weight, &m.bias) {
                 let p = format!("adam.{}", 2 * k);
-                sd.insert(format!("{p}.weight.exp_avg"), HostTensor::from_tensor(&w.moment_1).transposed());
-                sd.insert(format!("{p}.weight.exp_avg_sq"), HostTensor::from_tensor(&w.moment_2).transposed());
-                sd.insert(format!("{p}.bias.exp_avg"), HostTensor::from_tensor(&b.moment_1));
-                sd.insert(format!("{p}.bias.exp_avg_sq"), HostTensor::from_tensor(&b.moment_2));
+                sd.insert(
+                    format!("{p}.weight.exp_avg"),
+                    HostTensor::from_tensor(&w.moment_1).transposed(),
+                );
+                sd.insert(
+                    format!("{p}.weight.exp_avg_sq"),
+                    HostTensor::from_tensor(&w.moment_2).transposed(),
+                );
+                sd.insert(
+                    format!("{p}.bias.exp_avg"),
+                    HostTensor::from_tensor(&b.moment_1),
+                );
+                sd.insert(
+                    format!("{p}.bias.exp_avg_sq"),
+                    HostTensor::from_tensor(&b.moment_2),
+                );
             }
         }
         sd
@@ -459,7 +554,9 @@ impl StepEngine for BurnEngine {
         let parse = |key: &str| -> Result<usize> {
             match state.metadata.get(key) {
                 None => Ok(0),
-                Some(v) => v.parse().map_err(|_| state.error(format!("metadata '{key}' = '{v}' is not a count"))),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| state.error(format!("metadata '{key}' = '{v}' is not a count"))),
             }
         };
         let time = parse("adam.step")?;
@@ -472,7 +569,11 @@ impl StepEngine for BurnEngine {
                     Ok(matrix(t.data, d_in, d_out, &base, self.dtype))
                 };
                 let host1 = |name: String| -> Result<Tensor<1>> {
-                    Ok(vector(state.get_shaped(&name, &[d_out])?.data.clone(), &base, self.dtype))
+                    Ok(vector(
+                        state.get_shaped(&name, &[d_out])?.data.clone(),
+                        &base,
+                        self.dtype,
+                    ))
                 };
                 moments[k] = LayerMoments {
                     weight: Some(AdaptiveMomentumState::new(
@@ -492,7 +593,9 @@ impl StepEngine for BurnEngine {
             None => None,
             Some(e) => {
                 if !state.tensors.contains_key("ema.0.weight") {
-                    return Err(state.error("EMA is on but the state holds no EMA weights ('ema.*')"));
+                    return Err(
+                        state.error("EMA is on but the state holds no EMA weights ('ema.*')")
+                    );
                 }
                 Some(EmaState {
                     config: e.config,
@@ -524,7 +627,12 @@ mod tests {
             let [n, d] = data.dims();
             let t = Tensor::full([n], 0.5, (&data.device(), data.dtype()));
             let target = Tensor::full([n, d], 1.0, (&data.device(), data.dtype()));
-            Some(RegressionBatch { x: data.clone(), t, target, weight: None })
+            Some(RegressionBatch {
+                x: data.clone(),
+                t,
+                target,
+                weight: None,
+            })
         }
     }
 
@@ -552,7 +660,12 @@ mod tests {
             let w0 = to_vec(&init.layers[0].weight.val()); // [x-coefficient, t-coefficient]
             let b0 = to_vec(&init.layers[0].bias.as_ref().unwrap().val())[0];
             let lr = 0.01;
-            let opt = OptimizerConfig { kind, weight_decay: wd, clip_grad_norm: clip, ..OptimizerConfig::adam(lr) };
+            let opt = OptimizerConfig {
+                kind,
+                weight_decay: wd,
+                clip_grad_norm: clip,
+                ..OptimizerConfig::adam(lr)
+            };
             let mut e = BurnEngine::new(&init, &opt, None).unwrap();
             let (b1, b2, epsf, wdf) = (0.9f32, 0.999f32, 1e-8f32, wd as f32 as f64);
             // (θ, m, v) for the f32-scalar emulation and for the textbook f64 formula.
@@ -561,7 +674,14 @@ mod tests {
             let batches = [vec![0.5, -1.0, 2.0], vec![1.5, 0.25, -0.75, 3.0]];
             for (n, xs) in batches.iter().enumerate() {
                 let t = (n + 1) as i32;
-                let stats = e.step(&Fixed, &Points::new(xs.clone(), 1).unwrap(), &mut rng(1), lr).unwrap();
+                let stats = e
+                    .step(
+                        &Fixed,
+                        &Points::new(xs.clone(), 1).unwrap(),
+                        &mut rng(1),
+                        lr,
+                    )
+                    .unwrap();
                 for (exact, (theta, m, v)) in [(true, &mut emu), (false, &mut txt)] {
                     let bsz = xs.len() as f64;
                     let (mut g, mut loss) = ([0.0; 3], 0.0);
@@ -574,7 +694,11 @@ mod tests {
                     }
                     let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
                     if exact {
-                        assert!((stats.loss - loss).abs() < 1e-13 * loss, "{kind:?}: loss {} vs {loss}", stats.loss);
+                        assert!(
+                            (stats.loss - loss).abs() < 1e-13 * loss,
+                            "{kind:?}: loss {} vs {loss}",
+                            stats.loss
+                        );
                         assert!((stats.grad_norm - norm).abs() < 1e-13 * norm);
                     }
                     if let Some(c) = clip {
@@ -582,7 +706,11 @@ mod tests {
                         g.iter_mut().for_each(|x| *x *= s);
                     }
                     for i in 0..3 {
-                        let gi = if kind == OptimizerKind::Adam { g[i] + wdf * theta[i] } else { g[i] };
+                        let gi = if kind == OptimizerKind::Adam {
+                            g[i] + wdf * theta[i]
+                        } else {
+                            g[i]
+                        };
                         m[i] = b1 as f64 * m[i] + (1.0f32 - b1) as f64 * gi;
                         v[i] = b2 as f64 * v[i] + (1.0f32 - b2) as f64 * (gi * gi);
                         let upd = match (exact, kind) {
@@ -613,7 +741,10 @@ mod tests {
                 for (i, a) in got_w.iter().chain([&got_b]).enumerate() {
                     let (h, p) = (emu.0[i], txt.0[i]);
                     assert!((a - h).abs() < 1e-13, "{kind:?} step {t}: {a} vs hand {h}");
-                    assert!((a - p).abs() < 3e-7, "{kind:?} step {t}: {a} vs textbook {p}");
+                    assert!(
+                        (a - p).abs() < 3e-7,
+                        "{kind:?} step {t}: {a} vs textbook {p}"
+                    );
                 }
             }
             assert_eq!(e.adam_step(), 2);
@@ -628,19 +759,46 @@ mod tests {
             let cfg = MlpConfig::new(1, 3, 1);
             let init = cfg.init(&dev, DType::F64, &mut rng(4));
             let ema_cfg = EmaConfig { decay: 0.9, warmup };
-            let mut e = BurnEngine::new(&init, &OptimizerConfig::adam(0.05), Some(ema_cfg)).unwrap();
+            let mut e =
+                BurnEngine::new(&init, &OptimizerConfig::adam(0.05), Some(ema_cfg)).unwrap();
             let flat = |m: &Mlp| -> Vec<f64> {
-                m.layers.iter().flat_map(|l| [to_vec(&l.weight.val()), to_vec(&l.bias.as_ref().unwrap().val())]).flatten().collect()
+                m.layers
+                    .iter()
+                    .flat_map(|l| {
+                        [
+                            to_vec(&l.weight.val()),
+                            to_vec(&l.bias.as_ref().unwrap().val()),
+                        ]
+                    })
+                    .flatten()
+                    .collect()
             };
             let mut expect = flat(&init);
             for n in 0..3 {
-                e.step(&Fixed, &Points::new(vec![0.3, -0.2], 1).unwrap(), &mut rng(1), 0.05).unwrap();
-                let beta = if warmup { 0.9f64.min((1.0 + n as f64) / (10.0 + n as f64)) } else { 0.9 };
+                e.step(
+                    &Fixed,
+                    &Points::new(vec![0.3, -0.2], 1).unwrap(),
+                    &mut rng(1),
+                    0.05,
+                )
+                .unwrap();
+                let beta = if warmup {
+                    0.9f64.min((1.0 + n as f64) / (10.0 + n as f64))
+                } else {
+                    0.9
+                };
                 let theta = flat(&e.model());
-                expect = expect.iter().zip(&theta).map(|(a, t)| beta * a + (1.0 - beta) * t).collect();
+                expect = expect
+                    .iter()
+                    .zip(&theta)
+                    .map(|(a, t)| beta * a + (1.0 - beta) * t)
+                    .collect();
                 let got = flat(&e.ema_model().unwrap());
                 for (g, x) in got.iter().zip(&expect) {
-                    assert!((g - x).abs() < 1e-14 * (1.0 + x.abs()), "warmup {warmup} update {n}: {g} vs {x}");
+                    assert!(
+                        (g - x).abs() < 1e-14 * (1.0 + x.abs()),
+                        "warmup {warmup} update {n}: {g} vs {x}"
+                    );
                 }
             }
         }
@@ -655,11 +813,18 @@ mod tests {
         let cfg = MlpConfig::new(2, 8, 2);
         let init = cfg.init(&dev, DType::F64, &mut rng(9));
         let clip = 1e-3;
-        let opt = OptimizerConfig { clip_grad_norm: Some(clip), ..OptimizerConfig::adam(1e-3) };
+        let opt = OptimizerConfig {
+            clip_grad_norm: Some(clip),
+            ..OptimizerConfig::adam(1e-3)
+        };
         let mut e = BurnEngine::new(&init, &opt, None).unwrap();
         let pts = Points::new(vec![0.3, -0.2, 1.0, 2.0, -1.5, 0.7], 2).unwrap();
         let s = e.step(&Fixed, &pts, &mut rng(1), 1e-3).unwrap();
-        assert!(s.grad_norm > 100.0 * clip, "test needs ‖g‖ ≫ c (got {})", s.grad_norm);
+        assert!(
+            s.grad_norm > 100.0 * clip,
+            "test needs ‖g‖ ≫ c (got {})",
+            s.grad_norm
+        );
         let sd = e.state_dict();
         let b2 = 0.999f32 as f64;
         let applied: f64 = sd
@@ -670,7 +835,10 @@ mod tests {
             .sum::<f64>()
             .sqrt();
         let expect = clip * s.grad_norm / (s.grad_norm + 1e-6);
-        assert!((applied - expect).abs() < 1e-9 * expect, "clipped norm {applied} vs {expect}");
+        assert!(
+            (applied - expect).abs() < 1e-9 * expect,
+            "clipped norm {applied} vs {expect}"
+        );
         // Without clipping the same quantity is the raw norm.
         let mut e2 = BurnEngine::new(&init, &OptimizerConfig::adam(1e-3), None).unwrap();
         let s2 = e2.step(&Fixed, &pts, &mut rng(1), 1e-3).unwrap();
@@ -699,7 +867,8 @@ mod tests {
         }
         let sd = a.state_dict();
         assert_eq!(sd.metadata["adam.step"], "3");
-        let mut b = BurnEngine::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9))).unwrap();
+        let mut b =
+            BurnEngine::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9))).unwrap();
         for _ in 0..2 {
             let la = a.step(&Fixed, &pts, &mut rng(1), 1e-2).unwrap();
             let lb = b.step(&Fixed, &pts, &mut rng(1), 1e-2).unwrap();

@@ -44,7 +44,11 @@ pub enum LrSchedule {
 impl LrSchedule {
     /// One-cycle with PyTorch's defaults p = 0.3, a = 25, b = 10⁴.
     pub fn one_cycle() -> Self {
-        LrSchedule::OneCycle { pct_start: 0.3, div_factor: 25.0, final_div_factor: 1e4 }
+        LrSchedule::OneCycle {
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        }
     }
 
     /// Checks the parameters for an N-step run.
@@ -52,24 +56,39 @@ impl LrSchedule {
         let bad = |m: String| Err(Error::InvalidInput(format!("learning-rate schedule: {m}")));
         match *self {
             LrSchedule::Constant => Ok(()),
-            LrSchedule::Warmup { warmup } if warmup == 0 => bad("warm-up needs warmup ≥ 1 steps".into()),
+            LrSchedule::Warmup { warmup: 0 } => bad("warm-up needs warmup ≥ 1 steps".into()),
             LrSchedule::Warmup { .. } => Ok(()),
-            LrSchedule::Cosine { warmup, final_ratio } => {
+            LrSchedule::Cosine {
+                warmup,
+                final_ratio,
+            } => {
                 if !(0.0..=1.0).contains(&final_ratio) {
-                    bad(format!("cosine final_ratio {final_ratio} is outside [0, 1]"))
+                    bad(format!(
+                        "cosine final_ratio {final_ratio} is outside [0, 1]"
+                    ))
                 } else if warmup >= total {
-                    bad(format!("cosine warm-up of {warmup} steps leaves nothing of a {total}-step run"))
+                    bad(format!(
+                        "cosine warm-up of {warmup} steps leaves nothing of a {total}-step run"
+                    ))
                 } else {
                     Ok(())
                 }
             }
-            LrSchedule::OneCycle { pct_start, div_factor, final_div_factor } => {
+            LrSchedule::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
                 if !(pct_start > 0.0 && pct_start < 1.0) {
                     bad(format!("one-cycle pct_start {pct_start} is outside (0, 1)"))
                 } else if !(div_factor >= 1.0 && final_div_factor >= 1.0) {
                     bad(format!("one-cycle div_factor {div_factor} and final_div_factor {final_div_factor} must be ≥ 1"))
-                } else if pct_start * total as f64 - 1.0 <= 0.0 || (pct_start * total as f64) >= total as f64 - 1.0 {
-                    bad(format!("one-cycle pct_start {pct_start} of {total} steps leaves an empty phase"))
+                } else if pct_start * total as f64 - 1.0 <= 0.0
+                    || (pct_start * total as f64) >= total as f64 - 1.0
+                {
+                    bad(format!(
+                        "one-cycle pct_start {pct_start} of {total} steps leaves an empty phase"
+                    ))
                 } else {
                     Ok(())
                 }
@@ -80,11 +99,18 @@ impl LrSchedule {
     /// lr(n) for step n of an N-step run with base rate lr₀ (steps past N − 1 keep lr(N − 1)).
     pub fn lr(&self, base: f64, n: usize, total: usize) -> f64 {
         let n = n.min(total.saturating_sub(1));
-        let cos_anneal = |start: f64, end: f64, f: f64| end + 0.5 * (start - end) * (1.0 + (std::f64::consts::PI * f).cos());
+        let cos_anneal = |start: f64, end: f64, f: f64| {
+            end + 0.5 * (start - end) * (1.0 + (std::f64::consts::PI * f).cos())
+        };
         match *self {
             LrSchedule::Constant => base,
-            LrSchedule::Warmup { warmup } => base * ((n + 1) as f64 / warmup.max(1) as f64).min(1.0),
-            LrSchedule::Cosine { warmup, final_ratio } => {
+            LrSchedule::Warmup { warmup } => {
+                base * ((n + 1) as f64 / warmup.max(1) as f64).min(1.0)
+            }
+            LrSchedule::Cosine {
+                warmup,
+                final_ratio,
+            } => {
                 if n < warmup {
                     base * (n + 1) as f64 / warmup as f64
                 } else {
@@ -92,7 +118,11 @@ impl LrSchedule {
                     cos_anneal(base, final_ratio * base, f)
                 }
             }
-            LrSchedule::OneCycle { pct_start, div_factor, final_div_factor } => {
+            LrSchedule::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
                 let initial = base / div_factor;
                 let min_lr = initial / final_div_factor;
                 let end1 = pct_start * total as f64 - 1.0;
@@ -128,12 +158,21 @@ mod tests {
         close(w.lr(lr0, 9, 100), lr0);
         close(w.lr(lr0, 50, 100), lr0);
 
-        let c = LrSchedule::Cosine { warmup: 10, final_ratio: 0.1 };
+        let c = LrSchedule::Cosine {
+            warmup: 10,
+            final_ratio: 0.1,
+        };
         close(c.lr(lr0, 0, 110), 1e-4);
         close(c.lr(lr0, 10, 110), lr0); // cos 0 = 1
         close(c.lr(lr0, 60, 110), 1e-4 + 0.5 * 9e-4); // halfway: (lr0 + lr_min)/2
-        close(c.lr(lr0, 35, 110), 1e-4 + 0.5 * 9e-4 * (1.0 + std::f64::consts::FRAC_1_SQRT_2)); // quarter: cos(π/4)
-        close(c.lr(lr0, 109, 110), 1e-4 + 0.5 * 9e-4 * (1.0 + (0.99 * std::f64::consts::PI).cos())); // last step: f = 99/100
+        close(
+            c.lr(lr0, 35, 110),
+            1e-4 + 0.5 * 9e-4 * (1.0 + std::f64::consts::FRAC_1_SQRT_2),
+        ); // quarter: cos(π/4)
+        close(
+            c.lr(lr0, 109, 110),
+            1e-4 + 0.5 * 9e-4 * (1.0 + (0.99 * std::f64::consts::PI).cos()),
+        ); // last step: f = 99/100
 
         // PyTorch OneCycleLR(max_lr=1e-3, total_steps=100): starts at 4e-5, peaks at step
         // 0.3·100 − 1 = 29, ends at step 99 at 4e-5/1e4 = 4e-9.
@@ -143,7 +182,10 @@ mod tests {
         close(o.lr(lr0, 99, 100), 4e-9);
         // Phase 1 at step 14 (f = 14/29), annealing from 4e-5 up to lr0.
         let mid = o.lr(lr0, 14, 100);
-        close(mid, lr0 + 0.5 * (4e-5 - lr0) * (1.0 + (std::f64::consts::PI * 14.0 / 29.0).cos()));
+        close(
+            mid,
+            lr0 + 0.5 * (4e-5 - lr0) * (1.0 + (std::f64::consts::PI * 14.0 / 29.0).cos()),
+        );
         // Phase 2 at step 64 = 29 + 35 of 70: f = 0.5.
         close(o.lr(lr0, 64, 100), 4e-9 + 0.5 * (lr0 - 4e-9));
     }
@@ -151,11 +193,32 @@ mod tests {
     #[test]
     fn invalid_schedules_are_errors() {
         assert!(LrSchedule::Warmup { warmup: 0 }.validate(10).is_err());
-        assert!(LrSchedule::Cosine { warmup: 10, final_ratio: 0.0 }.validate(10).is_err());
-        assert!(LrSchedule::Cosine { warmup: 0, final_ratio: 1.5 }.validate(10).is_err());
-        assert!(LrSchedule::OneCycle { pct_start: 1.2, div_factor: 25.0, final_div_factor: 1e4 }.validate(100).is_err());
+        assert!(LrSchedule::Cosine {
+            warmup: 10,
+            final_ratio: 0.0
+        }
+        .validate(10)
+        .is_err());
+        assert!(LrSchedule::Cosine {
+            warmup: 0,
+            final_ratio: 1.5
+        }
+        .validate(10)
+        .is_err());
+        assert!(LrSchedule::OneCycle {
+            pct_start: 1.2,
+            div_factor: 25.0,
+            final_div_factor: 1e4
+        }
+        .validate(100)
+        .is_err());
         assert!(LrSchedule::one_cycle().validate(2).is_err());
         assert!(LrSchedule::one_cycle().validate(100).is_ok());
-        assert!(LrSchedule::Cosine { warmup: 5, final_ratio: 0.0 }.validate(100).is_ok());
+        assert!(LrSchedule::Cosine {
+            warmup: 5,
+            final_ratio: 0.0
+        }
+        .validate(100)
+        .is_ok());
     }
 }

@@ -1,0 +1,517 @@
+//! The speed benchmark behind `scoreflow bench`: the workload of
+//! `reference_fm.py --bench-only` (conditional flow matching on 8 Gaussians with Adam 1e-3,
+//! 20 warm-up + 200 timed steps; Euler sampling of 10,000 points × 100 steps) for any MLP size,
+//! on either engine, plus optional Dopri5 sampling and exact-divergence likelihood timings.
+//!
+//! The report carries the keys of the PyTorch script's JSON line (`train_steps_per_s`,
+//! `sample_point_steps_per_s`, …; `engine` instead of `torch`) and, beside them, the achieved
+//! GFLOP/s and the machine's measured GEMM peak, so a run says how close to the hardware it is.
+//! Timing rule (from the reference): compare ratios from one run, never absolute times.
+
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::VectorField;
+use crate::fused::{FusedMlp, FusedTrainer, TrainOptions};
+use crate::objective::cfm::FlowMatching;
+use crate::objective::Objective;
+use crate::path::{CondOt, GaussianPath};
+use crate::solve::{odeint, Method, OdeOptions};
+use crate::tensor::{cpu, matrix, randn, rng, to_vec, DType, Rng, Tensor};
+
+/// Which implementation runs the MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// burn: [`Mlp`] on the Flex device with autodiff and burn's Adam (the reference).
+    Burn,
+    /// The fused CPU engine ([`FusedMlp`], [`FusedTrainer`]).
+    #[default]
+    Fused,
+}
+
+impl Engine {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Burn => "burn",
+            Engine::Fused => "fused",
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "burn" => Ok(Engine::Burn),
+            "fused" => Ok(Engine::Fused),
+            _ => Err(Error::InvalidInput(format!(
+                "unknown engine '{s}' (choose burn or fused)"
+            ))),
+        }
+    }
+}
+
+/// What to run. [`BenchConfig::default`] is the reference workload on the fused engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchConfig {
+    /// Worker threads (a rayon pool of this size); 0 uses the current pool.
+    pub threads: usize,
+    /// Hidden width (reference 512).
+    pub width: usize,
+    /// Hidden layers (reference 4).
+    pub depth: usize,
+    /// Training batch (reference 1024).
+    pub batch: usize,
+    /// Engine.
+    pub engine: Engine,
+    /// Timed training steps (reference 200).
+    pub train_steps: usize,
+    /// Untimed warm-up steps before them (reference 20).
+    pub warmup_steps: usize,
+    /// Points sampled with Euler (reference 10,000).
+    pub sample_points: usize,
+    /// Euler steps (reference 100).
+    pub sample_steps: usize,
+    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same points.
+    pub dopri5: bool,
+    /// Also time the exact-divergence log-likelihood (Dopri5 1e-5, t = 1 → 0) of this many
+    /// held-out points (0 = skip); `reference_fm.py --nll` works in chunks of 2,500.
+    pub nll_points: usize,
+    /// Seed of every random draw.
+    pub seed: u64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            width: 512,
+            depth: 4,
+            batch: 1024,
+            engine: Engine::Fused,
+            train_steps: 200,
+            warmup_steps: 20,
+            sample_points: 10_000,
+            sample_steps: 100,
+            dopri5: false,
+            nll_points: 0,
+            seed: 0,
+        }
+    }
+}
+
+/// Adaptive-solver timing: wall time and NFE (compare time per NFE across programs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveTiming {
+    /// Points integrated.
+    pub points: usize,
+    /// Field evaluations.
+    pub nfe: usize,
+    /// Wall time, seconds.
+    pub time_s: f64,
+    /// Wall time per field evaluation, milliseconds.
+    pub ms_per_nfe: f64,
+    /// Mean negative log-likelihood (likelihood runs only), nats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nll: Option<f64>,
+}
+
+/// One benchmark run; the first keys are those of `reference_fm.py --bench-only`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Workload name, "reference_fm".
+    pub bench: String,
+    /// "burn" or "fused".
+    pub engine: String,
+    /// Threads used.
+    pub threads: usize,
+    /// Training data ("8gaussians").
+    pub dataset: String,
+    /// Training batch.
+    pub batch: usize,
+    /// Timed training steps.
+    pub train_steps_timed: usize,
+    /// Training steps per second.
+    pub train_steps_per_s: f64,
+    /// Training samples per second (steps/s × batch).
+    pub train_samples_per_s: f64,
+    /// Points sampled.
+    pub sample_points: usize,
+    /// Euler steps.
+    pub sample_euler_steps: usize,
+    /// Euler sampling wall time, seconds.
+    pub sample_time_s: f64,
+    /// Point-steps per second.
+    pub sample_point_steps_per_s: f64,
+    /// Every sample finite.
+    pub sample_finite: bool,
+    /// Hidden width.
+    pub width: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Training GFLOP/s: 3 × 2 × (multiply-adds per point) × batch × steps/s.
+    pub train_gflops: f64,
+    /// Sampling GFLOP/s: 2 × (multiply-adds per point) × point-steps/s.
+    pub sample_gflops: f64,
+    /// This machine's f32 GEMM peak on these threads (1024³ with the `gemm` crate), GFLOP/s.
+    pub gemm_peak_gflops: f64,
+    /// Final training loss (mean of the last 20 steps).
+    pub final_loss: f64,
+    /// Dopri5 sampling, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dopri5: Option<AdaptiveTiming>,
+    /// Exact-divergence likelihood, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nll: Option<AdaptiveTiming>,
+}
+
+/// Runs the benchmark described by `cfg` (see the module doc).
+pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
+    if cfg.width == 0 || cfg.batch == 0 || cfg.sample_points == 0 || cfg.sample_steps == 0 {
+        return Err(Error::InvalidInput(
+            "bench: width, batch, sample points and sample steps must be >= 1".into(),
+        ));
+    }
+    if cfg.threads == 0 {
+        return run_here(cfg);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .build()
+        .map_err(|e| {
+            Error::InvalidInput(format!("bench: cannot start {} threads: {e}", cfg.threads))
+        })?;
+    pool.install(|| run_here(cfg))
+}
+
+/// The two engines behind one interface: a training step and the field it currently holds.
+enum Runner {
+    Burn {
+        model: Option<Mlp>,
+        optim: burn::optim::ModuleOptimizer,
+    },
+    Fused(Box<FusedTrainer>),
+}
+
+impl Runner {
+    fn step(
+        &mut self,
+        objective: &FlowMatching<CondOt>,
+        x1: &[f64],
+        d: usize,
+        lr: f64,
+        r: &mut Rng,
+    ) -> Result<f64> {
+        let n = x1.len() / d;
+        match self {
+            Runner::Burn { model, optim } => {
+                let m = model.take().expect("model present between steps");
+                let data = matrix(x1.to_vec(), n, d, &cpu().autodiff(), DType::F32);
+                let batch = objective.regression(&data, r).expect("CFM is a regression");
+                let loss = batch.loss(&m);
+                let value = to_vec(&loss)[0];
+                let grads = GradientsParams::from_grads(loss.backward(), &m);
+                *model = Some(optim.step(lr, m, grads));
+                Ok(value)
+            }
+            Runner::Fused(tr) => {
+                let data = matrix(x1.to_vec(), n, d, &cpu(), DType::F32);
+                let batch = objective.regression(&data, r).expect("CFM is a regression");
+                Ok(tr.step(&batch, lr)?.loss)
+            }
+        }
+    }
+
+    fn field(&self) -> Box<dyn VectorField + '_> {
+        match self {
+            Runner::Burn { model, .. } => {
+                Box::new(burn::module::Module::valid(model.as_ref().expect("model")))
+            }
+            Runner::Fused(tr) => Box::new(tr.model()),
+        }
+    }
+}
+
+/// n draws of FFJORD's 8 Gaussians (means 4·(cos kπ/4, sin kπ/4)/1.414, std 0.5/1.414), row-major.
+fn eight_gaussians(n: usize, r: &mut Rng) -> Vec<f64> {
+    let mut v = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let a = std::f64::consts::FRAC_PI_4 * r.random_range(0..8) as f64;
+        for c in [a.cos(), a.sin()] {
+            let z: f64 = StandardNormal.sample(r);
+            v.push((4.0 * c + 0.5 * z) / 1.414);
+        }
+    }
+    v
+}
+
+fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
+    let threads = rayon::current_num_threads();
+    let mc = MlpConfig::new(2, cfg.width, cfg.depth);
+    let macs: usize = mc.layer_dims().iter().map(|(i, o)| i * o).sum();
+    let mut r = rng(cfg.seed);
+    let model = mc.init(&cpu().autodiff(), DType::F32, &mut r);
+    let mut runner = match cfg.engine {
+        Engine::Burn => Runner::Burn {
+            model: Some(model),
+            optim: AdamConfig::new().with_epsilon(1e-8).init(),
+        },
+        Engine::Fused => Runner::Fused(Box::new(FusedTrainer::new(
+            FusedMlp::from_mlp(&model),
+            TrainOptions::default(),
+        )?)),
+    };
+    let objective = FlowMatching::new(GaussianPath::new(CondOt));
+    let mut losses = Vec::with_capacity(cfg.warmup_steps + cfg.train_steps);
+    let mut start = Instant::now();
+    for i in 0..cfg.warmup_steps + cfg.train_steps {
+        if i == cfg.warmup_steps {
+            start = Instant::now();
+        }
+        let x1 = eight_gaussians(cfg.batch, &mut r);
+        losses.push(runner.step(&objective, &x1, 2, 1e-3, &mut r)?);
+    }
+    let train_s = start.elapsed().as_secs_f64();
+    let sps = if cfg.train_steps > 0 {
+        cfg.train_steps as f64 / train_s
+    } else {
+        f64::NAN
+    };
+    let tail = &losses[losses.len().saturating_sub(20)..];
+    let final_loss = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
+
+    let field = runner.field();
+    let x0 = randn(cfg.sample_points, 2, &cpu(), DType::F32, &mut r);
+    let _ = field.eval_at(&x0, 0.0); // untimed warm-up of the sampling batch size
+    let start = Instant::now();
+    let sol = odeint(
+        field.as_ref(),
+        x0.clone(),
+        0.0,
+        1.0,
+        &OdeOptions::fixed(Method::Euler, cfg.sample_steps),
+    )?;
+    let sample_s = start.elapsed().as_secs_f64();
+    let point_steps = (cfg.sample_points * cfg.sample_steps) as f64 / sample_s;
+
+    let dopri5 = if cfg.dopri5 {
+        let start = Instant::now();
+        let sol = odeint(
+            field.as_ref(),
+            x0,
+            0.0,
+            1.0,
+            &OdeOptions::dopri5(1e-5, 1e-5),
+        )?;
+        Some(timing(
+            cfg.sample_points,
+            sol.nfe,
+            start.elapsed().as_secs_f64(),
+            None,
+        ))
+    } else {
+        None
+    };
+    let nll = if cfg.nll_points > 0 {
+        let x = matrix(
+            eight_gaussians(cfg.nll_points, &mut rng(cfg.seed ^ 987_654_321)),
+            cfg.nll_points,
+            2,
+            &cpu(),
+            DType::F32,
+        );
+        let start = Instant::now();
+        let (nll, nfe) = exact_nll(field.as_ref(), &x)?;
+        Some(timing(
+            cfg.nll_points,
+            nfe,
+            start.elapsed().as_secs_f64(),
+            Some(nll),
+        ))
+    } else {
+        None
+    };
+    Ok(BenchReport {
+        bench: "reference_fm".into(),
+        engine: cfg.engine.name().into(),
+        threads,
+        dataset: "8gaussians".into(),
+        batch: cfg.batch,
+        train_steps_timed: cfg.train_steps,
+        train_steps_per_s: sps,
+        train_samples_per_s: sps * cfg.batch as f64,
+        sample_points: cfg.sample_points,
+        sample_euler_steps: cfg.sample_steps,
+        sample_time_s: sample_s,
+        sample_point_steps_per_s: point_steps,
+        sample_finite: crate::tensor::all_finite(&sol.x),
+        width: cfg.width,
+        depth: cfg.depth,
+        train_gflops: 6.0 * macs as f64 * cfg.batch as f64 * sps / 1e9,
+        sample_gflops: 2.0 * macs as f64 * point_steps / 1e9,
+        gemm_peak_gflops: gemm_peak(threads),
+        final_loss,
+        dopri5,
+        nll,
+    })
+}
+
+fn timing(points: usize, nfe: usize, time_s: f64, nll: Option<f64>) -> AdaptiveTiming {
+    AdaptiveTiming {
+        points,
+        nfe,
+        time_s,
+        ms_per_nfe: 1e3 * time_s / nfe.max(1) as f64,
+        nll,
+    }
+}
+
+/// The augmented flow [x, ℓ]′ = [v(x, t), ∇·v(x, t)] of the instantaneous change of variables.
+struct Augmented<'a> {
+    field: &'a dyn VectorField,
+}
+
+impl VectorField for Augmented<'_> {
+    fn dim(&self) -> usize {
+        self.field.dim() + 1
+    }
+    fn eval(&self, s: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let [n, _] = s.dims();
+        let d = self.field.dim();
+        let (v, div) = self.field.divergence(&s.clone().narrow(1, 0, d), t);
+        Tensor::cat(vec![v, div.reshape([n, 1])], 1)
+    }
+}
+
+/// Mean −log p₁(x) by integrating [x, ℓ] from t = 1 to 0 with ℓ(1) = 0 (Dopri5, 1e-5):
+/// log p₁(x) = log N(x(0); 0, I) + ℓ(0), as `reference_fm.py --nll` does. Returns (NLL, NFE).
+fn exact_nll(field: &dyn VectorField, x: &Tensor<2>) -> Result<(f64, usize)> {
+    let [n, d] = x.dims();
+    let zero = Tensor::zeros([n, 1], (&x.device(), x.dtype()));
+    let sol = odeint(
+        &Augmented { field },
+        Tensor::cat(vec![x.clone(), zero], 1),
+        1.0,
+        0.0,
+        &OdeOptions::dopri5(1e-5, 1e-5),
+    )?;
+    let s = to_vec(&sol.x);
+    let log2pi = (2.0 * std::f64::consts::PI).ln();
+    let mean_logp = s
+        .chunks_exact(d + 1)
+        .map(|row| {
+            -0.5 * row[..d].iter().map(|v| v * v).sum::<f64>() - 0.5 * d as f64 * log2pi + row[d]
+        })
+        .sum::<f64>()
+        / n as f64;
+    Ok((-mean_logp, sol.nfe))
+}
+
+/// GFLOP/s of a 1024³ f32 GEMM with the `gemm` crate on `threads` rayon threads (best of 5).
+pub fn gemm_peak(threads: usize) -> f64 {
+    let n = 1024;
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = Instant::now();
+        // SAFETY: all three buffers hold n×n elements, row-major, and `c` is not aliased.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            );
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny run of both engines completes with the reference keys, and — same seed, same
+    /// batches — both engines end at the same training loss (float noise ~1e-7; 1e-4 allowed).
+    #[test]
+    fn tiny_runs_of_both_engines_agree() {
+        let mut losses = Vec::new();
+        for engine in [Engine::Burn, Engine::Fused] {
+            let cfg = BenchConfig {
+                threads: 2,
+                width: 16,
+                depth: 2,
+                batch: 64,
+                engine,
+                train_steps: 30,
+                warmup_steps: 2,
+                sample_points: 50,
+                sample_steps: 4,
+                dopri5: true,
+                nll_points: 20,
+                seed: 1,
+            };
+            let rep = run(&cfg).expect("bench runs");
+            assert_eq!(rep.engine, engine.name());
+            assert!(rep.sample_finite && rep.train_steps_per_s > 0.0 && rep.final_loss.is_finite());
+            assert!(rep.dopri5.as_ref().is_some_and(|t| t.nfe > 6));
+            assert!(rep
+                .nll
+                .as_ref()
+                .is_some_and(|t| t.nll.is_some_and(f64::is_finite)));
+            let json = serde_json::to_value(&rep).expect("serialises");
+            for key in [
+                "bench",
+                "threads",
+                "dataset",
+                "batch",
+                "train_steps_timed",
+                "train_steps_per_s",
+                "train_samples_per_s",
+                "sample_points",
+                "sample_euler_steps",
+                "sample_time_s",
+                "sample_point_steps_per_s",
+                "sample_finite",
+            ] {
+                assert!(json.get(key).is_some(), "missing key {key}");
+            }
+            losses.push(rep.final_loss);
+        }
+        assert!(
+            (losses[0] - losses[1]).abs() < 1e-4 * losses[0],
+            "final losses {losses:?}"
+        );
+        assert!(matches!(
+            "gpu".parse::<Engine>(),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
