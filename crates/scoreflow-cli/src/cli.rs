@@ -128,6 +128,8 @@ pub enum SamplerName {
     Ald,
     /// Score models: probability-flow ODE with --solver.
     Ode,
+    /// Score models: unadjusted Langevin dynamics at one noise level (the default for sm/ssm runs).
+    Ula,
 }
 
 impl SamplerName {
@@ -150,6 +152,7 @@ impl SamplerName {
             Self::Pc => "pc",
             Self::Ald => "ald",
             Self::Ode => "ode",
+            Self::Ula => "ula",
         }
     }
 }
@@ -177,13 +180,13 @@ pub struct SampleArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Sampler [default: euler for flow matching, em for score models].
+    /// Sampler [default: euler for flow matching, em for DSM, ula for sm/ssm runs].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerName>,
     /// ODE solver for `--sampler ode` (euler, midpoint, heun, rk4, dopri5).
     #[arg(long, default_value = "dopri5", value_name = "METHOD")]
     pub solver: String,
-    /// Steps for fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ald].
+    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald].
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Relative tolerance of dopri5.
@@ -192,9 +195,12 @@ pub struct SampleArgs {
     /// Absolute tolerance of dopri5.
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
-    /// Signal-to-noise ratio of the Langevin corrector (pc, ald).
+    /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖noise‖/‖score step‖ ≈ r.
     #[arg(long, default_value_t = 0.16)]
     pub snr: f64,
+    /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
+    #[arg(long, value_name = "X")]
+    pub step: Option<f64>,
     /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

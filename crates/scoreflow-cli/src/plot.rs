@@ -183,6 +183,8 @@ pub struct HeatPanel<'a> {
     pub label: String,
     /// Points drawn on top (e.g. data), if any.
     pub overlay: Option<&'a [P2]>,
+    /// Colour limits (lo, hi); `None` picks them from the values (see [`heatmap`]).
+    pub range: Option<(f64, f64)>,
 }
 
 /// Maps any plotters error into anyhow with context.
@@ -307,7 +309,7 @@ where
         .disable_x_axis()
         .y_desc(label)
         .y_labels(6)
-        .y_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(if v.abs() < 1e-9 * (hi - lo) { 0.0 } else { *v }))
         .label_style((SANS, 13))
         .axis_desc_style((SANS, 15))
         .light_line_style(WHITE.mix(0.0))
@@ -631,12 +633,13 @@ pub fn heatmap(path: &Path, panels: &[HeatPanel], b: Bounds) -> Result<()> {
     let k = panels.len().max(1);
     render_png(path, (560 * k as u32, 500), |root| {
         for (area, panel) in root.split_evenly((1, k)).iter().zip(panels) {
-            let (lo, hi) = match panel.cmap {
-                ColorMap::Viridis => (
+            let (lo, hi) = match (panel.range, panel.cmap) {
+                (Some(r), _) => r,
+                (None, ColorMap::Viridis) => (
                     quantile(panel.values.iter().copied(), 0.01),
                     quantile(panel.values.iter().copied(), 0.99),
                 ),
-                ColorMap::Diverging => {
+                (None, ColorMap::Diverging) => {
                     let a = quantile(panel.values.iter().map(|v| v.abs()), 0.99).max(1e-12);
                     (-a, a)
                 }
@@ -859,6 +862,7 @@ mod tests {
                     cmap: ColorMap::Viridis,
                     label: "p(x)".into(),
                     overlay: Some(&data),
+                    range: None,
                 },
                 HeatPanel {
                     title: "curl".into(),
@@ -867,6 +871,7 @@ mod tests {
                     cmap: ColorMap::Diverging,
                     label: "curl".into(),
                     overlay: None,
+                    range: None,
                 },
             ],
             b,

@@ -4,11 +4,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use scoreflow::data::{self, Points};
+use scoreflow::diagnostics::diagnose;
+use scoreflow::likelihood::LikelihoodOptions;
+use scoreflow::tensor::{self, DType};
 use serde::Serialize;
 
 use crate::cli::{PlotArgs, SamplerName};
 use crate::output::{Mode, TrainLog};
-use crate::plot::{self, Bounds, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR};
+use crate::plot::{
+    self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
+};
 use crate::run::{ModelSpec, Run, SamplerSpec, LOG_FILE};
 use crate::sampling::Plan;
 
@@ -40,42 +45,49 @@ pub struct PlotJob<'a> {
     pub grid: usize,
     /// Also the GIF.
     pub gif: bool,
+    /// Also density.png.
+    pub density: bool,
+    /// Also curl.png and stiffness.png.
+    pub diagnose: bool,
     /// Seed for trajectories.
     pub seed: u64,
     /// Output directory.
     pub out_dir: &'a Path,
 }
 
-/// The trajectory sampler: the run's ODE (Euler/RK4 for flow matching, the probability-flow
-/// ODE for score models) with every step kept.
-fn trajectory_spec(run: &Run, steps: usize) -> SamplerSpec {
+/// The trajectory sampler: the run's ODE (Euler for flow matching, RK4 on the
+/// probability-flow ODE for DSM models) with every step kept; `None` for noise-free score
+/// models, which are sampled by Langevin dynamics (no deterministic path).
+fn trajectory_spec(run: &Run, steps: usize) -> Option<SamplerSpec> {
     let mut spec = match run.spec {
         ModelSpec::Cfm { .. } => SamplerSpec::new(SamplerName::Euler),
         ModelSpec::Dsm { .. } => SamplerSpec {
             solver: "rk4".into(),
             ..SamplerSpec::new(SamplerName::Ode)
         },
+        ModelSpec::NoiseFree { .. } => return None,
     };
     spec.steps = Some(steps);
     spec.trajectories = true;
-    spec
+    Some(spec)
 }
 
-/// Trajectories (one `Vec` of states per point) of `n` points, in data units.
-fn trajectories(run: &Run, n: usize, steps: usize, seed: u64) -> Result<(Vec<f64>, Vec<Vec<P2>>)> {
-    let out = run.sample(
-        &Plan::new(n, None),
-        seed,
-        &trajectory_spec(run, steps),
-        |_| {},
-    )?;
+/// Flow times and trajectories (one `Vec` of states per point, data units) of `n` points.
+fn trajectories(
+    run: &Run,
+    spec: &SamplerSpec,
+    n: usize,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<Vec<P2>>)> {
+    let out = run.sample(&Plan::new(n, None), seed, spec, |_| {})?;
     let mut times = Vec::new();
     let mut paths: Vec<Vec<P2>> = Vec::new();
     for (_, traj) in &out.trajectories {
         let base = paths.len();
         for (k, (t, pts)) in traj.iter().enumerate() {
             if base == 0 {
-                times.push(*t);
+                // Flow time for every model: τ runs from T down to ε for SDE models.
+                times.push(if run.is_velocity() { *t } else { 1.0 - *t });
             }
             for (i, row) in pts.rows().enumerate() {
                 if k == 0 {
@@ -88,12 +100,26 @@ fn trajectories(run: &Run, n: usize, steps: usize, seed: u64) -> Result<(Vec<f64
     Ok((times, paths))
 }
 
-/// Draws samples.png, field.png, trajectories.png, loss.png (when the log exists) and, with
-/// `gif`, flow.gif. Returns the files written.
+/// Quiver panel title for flow time t.
+fn field_title(run: &Run, t: f64, model_t: f64) -> String {
+    match &run.spec {
+        ModelSpec::Cfm { .. } => format!("velocity at t = {t}"),
+        ModelSpec::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
+        ModelSpec::NoiseFree { .. } => "score (time-independent)".to_string(),
+    }
+}
+
+/// Draws samples.png, field.png, trajectories.png, loss.png (when the log exists) and, as
+/// asked, flow.gif, density.png, curl.png and stiffness.png. Returns the files written.
 pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
     let run = job.run;
     if run.dim() != 2 {
         bail!("pictures need 2-D data (this run is {}-D)", run.dim());
+    }
+    for &t in job.times {
+        if !(0.0..=1.0).contains(&t) {
+            bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
+        }
     }
     let mut files = Vec::new();
     let (data_p, samp_p) = (pairs(job.data), pairs(job.samples));
@@ -118,20 +144,15 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
     let bounds = Bounds::around(&[&data_p]);
     let origins = bounds.grid(job.grid.max(2));
     let mut panels = Vec::new();
-    for &t in job.times {
-        if !(0.0..=1.0).contains(&t) {
-            bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
-        }
-        let (model_t, title) = match &run.spec {
-            ModelSpec::Cfm { .. } => (t, format!("velocity at t = {t}")),
-            ModelSpec::Dsm { .. } => {
-                let sde = run.sde()?.expect("score model");
-                let tau = (sde.t_max() * (1.0 - t)).clamp(sde.sampling_eps(), sde.t_max());
-                (tau, format!("score at τ = {tau:.3} (t = {t})"))
-            }
-        };
+    let times: Vec<f64> = if matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+        vec![1.0]
+    } else {
+        job.times.to_vec()
+    };
+    for &t in &times {
+        let model_t = run.model_time(t)?;
         panels.push(QuiverPanel {
-            title,
+            title: field_title(run, t, model_t),
             vectors: run.field_at(&origins, model_t)?,
             origins: origins.clone(),
         });
@@ -140,10 +161,20 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
     plot::quiver(&p, &panels, bounds, Some(&data_p))?;
     files.push(p);
 
-    let (times, paths) = trajectories(run, if job.gif { 2000 } else { 300 }, 100, job.seed)?;
-    let p = job.out_dir.join("trajectories.png");
-    plot::trajectories(&p, &paths[..paths.len().min(300)], Some(&data_p))?;
-    files.push(p);
+    let traj = match trajectory_spec(run, 100) {
+        Some(spec) => Some(trajectories(
+            run,
+            &spec,
+            if job.gif { 2000 } else { 300 },
+            job.seed,
+        )?),
+        None => None,
+    };
+    if let Some((_, paths)) = &traj {
+        let p = job.out_dir.join("trajectories.png");
+        plot::trajectories(&p, &paths[..paths.len().min(300)], Some(&data_p))?;
+        files.push(p);
+    }
 
     let log_path = run.dir.join(LOG_FILE);
     if log_path.exists() {
@@ -159,25 +190,159 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
     }
 
     if job.gif {
-        // ~40 frames over the path, then the final state held for a second.
-        let every = (times.len() / 40).max(1);
-        let mut frames: Vec<(f64, Vec<P2>)> = Vec::new();
-        for k in (0..times.len())
-            .step_by(every)
-            .chain(std::iter::repeat_n(times.len() - 1, 10))
-        {
-            let t = match run.spec {
-                ModelSpec::Cfm { .. } => times[k],
-                // Show flow time for score models too (τ runs from T down to ε).
-                ModelSpec::Dsm { .. } => 1.0 - times[k],
-            };
-            frames.push((t, paths.iter().map(|p| p[k]).collect()));
+        match &traj {
+            Some((times, paths)) => {
+                // ~40 frames over the path, then the final state held for 10 frames.
+                let every = (times.len() / 40).max(1);
+                let mut frames: Vec<(f64, Vec<P2>)> = Vec::new();
+                for k in (0..times.len())
+                    .step_by(every)
+                    .chain(std::iter::repeat_n(times.len() - 1, 10))
+                {
+                    frames.push((times[k], paths.iter().map(|p| p[k]).collect()));
+                }
+                let p = job.out_dir.join("flow.gif");
+                plot::flow_gif(&p, &frames, Some(&data_p), 8)?;
+                files.push(p);
+            }
+            None => bail!(
+                "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
+                run.spec.method()
+            ),
         }
-        let p = job.out_dir.join("flow.gif");
-        plot::flow_gif(&p, &frames, Some(&data_p), 8)?;
-        files.push(p);
+    }
+    if job.density {
+        files.push(draw_density(job, bounds, &data_p)?);
+    }
+    if job.diagnose {
+        files.extend(draw_diagnostics(job, bounds, &times)?);
     }
     Ok(files)
+}
+
+/// Grid cells per side of the density and diagnostic maps.
+const MAP_GRID: usize = 60;
+
+/// density.png: the model's log-density on a grid (exact ODE likelihood, Dopri5 1e-5) next to
+/// the true log-density when the data set has one, on one colour scale spanning the 10 nats
+/// below the 99th percentile (lower values share the darkest colour).
+fn draw_density(job: &PlotJob, b: Bounds, data_p: &[P2]) -> Result<PathBuf> {
+    let run = job.run;
+    let grid = b.grid(MAP_GRID);
+    let pts = Points::new(grid.iter().flatten().copied().collect(), 2)?;
+    let opts = LikelihoodOptions {
+        round_trip: false,
+        ..LikelihoodOptions::default()
+    };
+    let lik = run.log_likelihood(&pts, &opts, &mut tensor::rng(job.seed))?;
+    let mut panels = vec![HeatPanel {
+        title: "model log-density".into(),
+        values: lik.log_prob.clone(),
+        n: MAP_GRID,
+        cmap: ColorMap::Viridis,
+        label: "log p(x)".into(),
+        overlay: None,
+        range: None,
+    }];
+    if let Some(truth) = run
+        .dataset()
+        .map(|d| d.log_density(&pts))
+        .transpose()?
+        .flatten()
+    {
+        panels.push(HeatPanel {
+            title: format!("true log-density ({})", run.settings.data),
+            values: truth
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { f64::NAN })
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log p(x)".into(),
+            overlay: None,
+            range: None,
+        });
+    } else {
+        panels.push(HeatPanel {
+            title: "model log-density with data".into(),
+            values: lik.log_prob,
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log p(x)".into(),
+            overlay: Some(data_p),
+            range: None,
+        });
+    }
+    // One colour scale for both panels: the top 10 nats below the 99th percentile.
+    let hi = panels
+        .iter()
+        .map(|p| quantile99(&p.values))
+        .fold(f64::NEG_INFINITY, f64::max);
+    for p in &mut panels {
+        p.range = Some((hi - 10.0, hi));
+    }
+    let p = job.out_dir.join("density.png");
+    plot::heatmap(&p, &panels, b)?;
+    Ok(p)
+}
+
+/// curl.png and stiffness.png: the curl ∂v₂/∂x₁ − ∂v₁/∂x₂ and the stiffness ratio
+/// max|λ|/min|λ| of the Jacobian (log₁₀) on a grid, one panel per time, in data units.
+fn draw_diagnostics(job: &PlotJob, b: Bounds, times: &[f64]) -> Result<Vec<PathBuf>> {
+    let run = job.run;
+    let grid = b.grid(MAP_GRID);
+    let x = Points::new(grid.iter().flatten().copied().collect(), 2)?
+        .to_tensor(&tensor::cpu(), DType::F32);
+    let field = run.field_in_data_units()?;
+    let (mut curl, mut stiff) = (Vec::new(), Vec::new());
+    for &t in times {
+        let model_t = run.model_time(t)?;
+        let d = diagnose(&field, &x, &tensor::times_like(&x, model_t), None)?;
+        let title = field_title(run, t, model_t);
+        curl.push(HeatPanel {
+            title: format!("curl of the {title}"),
+            values: d
+                .points
+                .iter()
+                .map(|p| p.curl.unwrap_or(f64::NAN))
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Diverging,
+            label: "∂v₂/∂x₁ − ∂v₁/∂x₂".into(),
+            overlay: None,
+            range: None,
+        });
+        stiff.push(HeatPanel {
+            title: format!("stiffness, {title}"),
+            values: d
+                .points
+                .iter()
+                .map(|p| p.stiffness_ratio.map_or(f64::NAN, f64::log10))
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log₁₀ max|λ|/min|λ|".into(),
+            overlay: None,
+            range: None,
+        });
+    }
+    let (pc, ps) = (
+        job.out_dir.join("curl.png"),
+        job.out_dir.join("stiffness.png"),
+    );
+    plot::heatmap(&pc, &curl, b)?;
+    plot::heatmap(&ps, &stiff, b)?;
+    Ok(vec![pc, ps])
+}
+
+/// The 99th percentile of the finite values (−∞ if none).
+fn quantile99(v: &[f64]) -> f64 {
+    let mut f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if f.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    f.sort_by(f64::total_cmp);
+    f[((f.len() - 1) as f64 * 0.99).round() as usize]
 }
 
 /// Runs `scoreflow plot`.
@@ -186,9 +351,6 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
     let out_dir = args.out_dir.clone().unwrap_or_else(|| run.dir.clone());
     if !out_dir.is_dir() {
         bail!("{}: no such directory", out_dir.display());
-    }
-    if args.density || args.diagnose {
-        bail!("--density and --diagnose pictures are not available in this build yet");
     }
     let samples = match &args.samples {
         Some(p) => {
@@ -214,6 +376,8 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
         times: &args.times,
         grid: args.grid,
         gif: args.gif,
+        density: args.density,
+        diagnose: args.diagnose,
         seed: args.seed,
         out_dir: &out_dir,
     })?;

@@ -42,6 +42,7 @@ pub fn sampler_spec(args: &SampleArgs, run: &Run) -> Result<SamplerSpec> {
         rtol: args.rtol,
         atol: args.atol,
         snr: args.snr,
+        step: args.step,
         trajectories: args.trajectories,
     };
     spec.validate()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use scoreflow::data::{self, DataSource, Normalizer, Points};
+use scoreflow::data::{self, Normalizer, Points};
 use scoreflow::tensor::{self, DType, Rng};
 use scoreflow::train::{
     Control, EmaConfig, LrSchedule, OptimizerConfig, OptimizerKind, StepInfo, TrainConfig, Trainer,
@@ -237,10 +237,7 @@ pub fn train(
             serde_json::to_value(&spec)?,
             serde_json::to_value(&norm)?,
         );
-        if let DataSource::Finite {
-            test: Some(test), ..
-        } = &source
-        {
+        if let Some(test) = source.test() {
             data::write_npy(dir.join(HELDOUT_FILE), test)?;
         }
         (trainer, norm, spec, TrainLog::default())
