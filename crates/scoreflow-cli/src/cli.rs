@@ -301,11 +301,11 @@ pub struct PlotArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Which training engine to benchmark.
+/// Which engine to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineName {
-    /// The fastest available (fused CPU engine for MLP fields when present).
+    /// The fastest available: the fused engine.
     Auto,
     /// burn's Flex backend with autodiff (the reference).
     Burn,
@@ -317,10 +317,11 @@ pub enum EngineName {
 #[derive(Debug, Args)]
 #[command(
     long_about = "The speed benchmark of ../shared/bench/reference_fm.py --bench-only on the same \
-        work: 20 warm-up + 200 timed flow-matching training steps (Adam) at the given batch, then \
-        Euler sampling of 10,000 points × 100 steps. Prints one JSON line with the same keys \
-        (train_steps_per_s, sample_point_steps_per_s, …).",
-    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256"
+        work: flow matching on 8gaussians with Adam 1e-3, 20 warm-up + 200 timed training steps at \
+        the given batch, then Euler sampling of 10,000 points × 100 steps. With --json prints one \
+        JSON line with the reference's keys (train_steps_per_s, sample_point_steps_per_s, …) plus \
+        the engine, GFLOP/s and the machine's measured GEMM peak.",
+    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256 --engine burn"
 )]
 pub struct BenchArgs {
     /// Hidden width of the MLP.
@@ -332,12 +333,15 @@ pub struct BenchArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 1024, value_name = "B")]
     pub batch: usize,
-    /// Training/sampling engine.
+    /// Engine: auto (= fused), fused (the fused CPU MLP engine) or burn (burn Flex + autodiff, the reference).
     #[arg(long, value_enum, default_value_t = EngineName::Auto)]
     pub engine: EngineName,
-    /// Data set used for the training batches.
-    #[arg(long, default_value = "8gaussians", value_name = "NAME")]
-    pub data: String,
+    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
+    #[arg(long)]
+    pub dopri5: bool,
+    /// Also time the exact-divergence likelihood of this many points (0 = skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub nll: usize,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -405,7 +409,7 @@ pub struct DiagnoseArgs {
     /// Number of probe points.
     #[arg(short = 'n', long = "num", default_value_t = 1_000, value_name = "N")]
     pub n: usize,
-    /// Times to probe, in the model's own time (flow time for flow matching, diffusion time for score models).
+    /// Flow times t to probe (0 = noise, 1 = data); score models are probed at diffusion time τ = T·(1 − t).
     #[arg(
         long,
         value_delimiter = ',',
