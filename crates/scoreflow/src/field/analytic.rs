@@ -24,6 +24,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::VectorField;
+use crate::data::mixture::MixtureSpec;
 use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::path::{GaussianPath, Scheduler};
@@ -289,6 +290,22 @@ impl Gaussian {
         let z: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
         for i in 0..d {
             out[i] = self.mean[i] + (0..=i).map(|k| self.chol[i * d + k] * z[k]).sum::<f64>();
+        }
+    }
+}
+
+impl Gaussian {
+    /// N(μ, Σ) from parts already validated elsewhere, with Σ = L Lᵀ (L lower, row-major).
+    fn from_factor(mean: Vec<f64>, cov: Vec<f64>, chol: Vec<f64>) -> Self {
+        let d = mean.len();
+        let prec = cholesky_inverse(&chol, d);
+        let log_det = 2.0 * (0..d).map(|i| chol[i * d + i].ln()).sum::<f64>();
+        Self {
+            mean,
+            cov,
+            chol,
+            prec,
+            log_det,
         }
     }
 }
@@ -589,6 +606,33 @@ impl From<Gaussian> for GaussianMixture {
             weights: vec![1.0],
             log_weights: vec![0.0],
             components: vec![g],
+        }
+    }
+}
+
+impl From<&MixtureSpec> for GaussianMixture {
+    /// The analytic mixture of a validated data-side [`MixtureSpec`] (same weights, means,
+    /// covariances — symmetrised — and Cholesky factors; no re-validation, no panic).
+    fn from(spec: &MixtureSpec) -> Self {
+        let components = spec
+            .means()
+            .iter()
+            .zip(spec.covs())
+            .zip(spec.cholesky_factors())
+            .map(|((m, c), l)| {
+                let d = m.len();
+                let sym = (0..d * d)
+                    .map(|j| 0.5 * (c[j] + c[(j % d) * d + j / d]))
+                    .collect();
+                Gaussian::from_factor(m.clone(), sym, l.clone())
+            })
+            .collect();
+        let weights = spec.weights().to_vec();
+        let log_weights = weights.iter().map(|w| w.ln()).collect();
+        Self {
+            weights,
+            log_weights,
+            components,
         }
     }
 }
@@ -1001,6 +1045,34 @@ mod tests {
                 "cov {i}{j}: {c} vs {} (SE {se})",
                 cov[i * 2 + j]
             );
+        }
+    }
+
+    /// The data-side `MixtureSpec` and this module agree (two independent implementations):
+    /// log-density and score to 1e-12 at random points.
+    #[test]
+    fn from_mixture_spec_agrees_with_the_data_implementation() {
+        let spec = MixtureSpec::new(
+            vec![0.5, 0.3, 0.2],
+            vec![vec![-2.0, 0.0], vec![2.0, 0.5], vec![0.0, 2.5]],
+            vec![
+                vec![0.4, 0.15, 0.15, 0.3],
+                vec![0.25, -0.1, -0.1, 0.5],
+                vec![0.6, 0.0, 0.0, 0.2],
+            ],
+        )
+        .unwrap();
+        let mix = GaussianMixture::from(&spec);
+        let want = mix2();
+        assert_eq!(mix.weights(), want.weights());
+        for (a, b) in mix.components().iter().zip(want.components()) {
+            assert_eq!((a.mean(), a.cov()), (b.mean(), b.cov()));
+        }
+        for x in grid_points(2, 10, 21) {
+            assert!((mix.log_density(&x) - spec.log_density_at(&x)).abs() < 1e-12);
+            for (a, b) in mix.score(&x).iter().zip(spec.score_at(&x)) {
+                assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()));
+            }
         }
     }
 

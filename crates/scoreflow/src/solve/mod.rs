@@ -6,4 +6,7 @@ pub mod sde;
 
 pub use langevin::{AnnealedLangevin, LangevinCorrector, Mala, Ula};
 pub use ode::{odeint, Method, OdeOptions, OdeSolution};
-pub use sde::{Denoise, Predictor, PredictorCorrector, ProbabilityFlowSampler, Sample, Sampler, SamplerConfig, SamplerKind};
+pub use sde::{
+    Denoise, Predictor, PredictorCorrector, ProbabilityFlowSampler, Sample, Sampler, SamplerConfig,
+    SamplerKind,
+};

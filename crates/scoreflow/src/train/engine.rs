@@ -174,9 +174,13 @@ pub struct StepStats {
 /// One optimiser step at a time, behind which the computation can change.
 ///
 /// Contract: [`StepEngine::step`] leaves weights, optimiser state and EMA unchanged when the
-/// loss or the gradient norm is not finite, and still returns them (the loop then stops with
-/// [`Error::Diverged`]); all randomness comes from the `rng` it is given.
-pub trait StepEngine {
+/// loss or the gradient norm is not finite, and either returns them in [`StepStats`] or
+/// returns [`Error::Diverged`] (the loop stops in both cases, stamping its own step number);
+/// all randomness comes from the `rng` it is given. Engines are `Send`, so a [`Trainer`]
+/// can run on a worker thread.
+///
+/// [`Trainer`]: super::Trainer
+pub trait StepEngine: Send {
     /// Short name recorded in checkpoints ("burn", …).
     fn name(&self) -> &'static str;
     /// The architecture.

@@ -10,6 +10,7 @@
 //! [`StepEngine`]; [`BurnEngine`] is the reference.
 
 pub mod engine;
+pub mod fused;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -18,10 +19,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
+pub use fused::FusedEngine;
 pub use schedule::LrSchedule;
 
 use crate::checkpoint::{self, RngState, RunMeta, StoredDType, FORMAT, FORMAT_VERSION};
-use crate::data::Points;
+use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
 use crate::objective::Objective;
@@ -41,6 +43,83 @@ pub trait Minibatches {
 impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
         self(n, rng)
+    }
+}
+
+impl Minibatches for DataSource {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
+        DataSource::batch(self, n, rng)
+    }
+}
+
+/// Which [`StepEngine`] computes the steps: the burn reference or the fused CPU kernels (f32,
+/// regression objectives). Both read and write the same checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// [`BurnEngine`]: burn autodiff + burn Adam/AdamW, any objective, f32 or f64.
+    #[default]
+    Burn,
+    /// [`FusedEngine`]: fused CPU forward/backward/Adam, f32, regression objectives only.
+    Fused,
+}
+
+impl EngineKind {
+    /// "burn" or "fused".
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Burn => "burn",
+            EngineKind::Fused => "fused",
+        }
+    }
+
+    /// A new engine of this kind training `model` under `config`.
+    pub fn build(self, model: &Mlp, config: &TrainConfig) -> Result<Box<dyn StepEngine>> {
+        Ok(match self {
+            EngineKind::Burn => Box::new(BurnEngine::new(model, &config.optimizer, config.ema)?),
+            EngineKind::Fused => Box::new(FusedEngine::new(model, &config.optimizer, config.ema)?),
+        })
+    }
+
+    /// An engine of this kind restored from a saved training state (burn on `device`).
+    pub fn restore(
+        self,
+        meta: &RunMeta,
+        state: &checkpoint::StateDict,
+        device: &Device,
+    ) -> Result<Box<dyn StepEngine>> {
+        let config = meta
+            .train
+            .as_ref()
+            .ok_or_else(|| state.error("no training configuration: nothing to resume"))?;
+        Ok(match self {
+            EngineKind::Burn => Box::new(BurnEngine::from_state_dict(
+                &meta.model,
+                state,
+                device,
+                &config.optimizer,
+                config.ema,
+            )?),
+            EngineKind::Fused => Box::new(FusedEngine::from_state_dict(
+                &meta.model,
+                state,
+                &config.optimizer,
+                config.ema,
+            )?),
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "burn" => Ok(EngineKind::Burn),
+            "fused" => Ok(EngineKind::Fused),
+            other => Err(Error::InvalidInput(format!(
+                "unknown engine '{other}' (choose burn or fused)"
+            ))),
+        }
     }
 }
 
@@ -196,9 +275,14 @@ impl Trainer {
     /// A run starting from `model` (its device and dtype are used) on the reference
     /// [`BurnEngine`].
     pub fn new(model: &Mlp, config: TrainConfig) -> Result<Self> {
+        Self::new_on(EngineKind::Burn, model, config)
+    }
+
+    /// A run starting from `model` on the engine `kind`.
+    pub fn new_on(kind: EngineKind, model: &Mlp, config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        let engine = BurnEngine::new(model, &config.optimizer, config.ema)?;
-        Self::with_engine(Box::new(engine), config)
+        let engine = kind.build(model, &config)?;
+        Self::with_engine(engine, config)
     }
 
     /// A run on any [`StepEngine`], starting at step 0.
@@ -233,17 +317,12 @@ impl Trainer {
     /// Continues the run saved in `dir` on the [`BurnEngine`] on `device` (dtype as saved),
     /// checkpointing back into `dir`.
     pub fn resume(dir: &Path, device: &Device) -> Result<Self> {
-        Self::resume_with(dir, |meta, state| {
-            let config = meta.train.as_ref().expect("checked by resume_with");
-            let engine = BurnEngine::from_state_dict(
-                &meta.model,
-                state,
-                device,
-                &config.optimizer,
-                config.ema,
-            )?;
-            Ok(Box::new(engine) as Box<dyn StepEngine>)
-        })
+        Self::resume_on(EngineKind::Burn, dir, device)
+    }
+
+    /// Continues the run saved in `dir` (by either engine) on the engine `kind`.
+    pub fn resume_on(kind: EngineKind, dir: &Path, device: &Device) -> Result<Self> {
+        Self::resume_with(dir, |meta, state| kind.restore(meta, state, device))
     }
 
     /// Continues the run saved in `dir` on the engine `make` builds from the saved metadata and
@@ -384,9 +463,14 @@ impl Trainer {
             let n = self.step;
             let lr = self.config.schedule.lr(self.config.optimizer.lr, n, total);
             let batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            // An engine may report divergence itself; the loop's step count is authoritative.
             let stats = self
                 .engine
-                .step(objective, &batch, &mut self.noise_rng, lr)?;
+                .step(objective, &batch, &mut self.noise_rng, lr)
+                .map_err(|e| match e {
+                    Error::Diverged { msg, .. } => Error::Diverged { step: n + 1, msg },
+                    other => other,
+                })?;
             if !stats.loss.is_finite() {
                 return Err(Error::Diverged {
                     step: n + 1,
