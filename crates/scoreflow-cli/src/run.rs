@@ -7,7 +7,6 @@
 //! held-out split `heldout.npy`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use scoreflow::checkpoint::{self, RunMeta};
@@ -366,14 +365,6 @@ impl Run {
             ModelSpec::Cfm { .. } => SamplerName::Euler,
             ModelSpec::Dsm { .. } => SamplerName::Em,
             ModelSpec::NoiseFree { .. } => SamplerName::Ula,
-        }
-    }
-
-    /// The SDE of a score model.
-    pub fn sde(&self) -> Result<Option<Arc<dyn Sde>>> {
-        match &self.spec {
-            ModelSpec::Dsm { sde, .. } => Ok(Some(sde.build()?)),
-            _ => Ok(None),
         }
     }
 

@@ -73,29 +73,62 @@ pub struct DiagnoseReport {
 /// Σₖ,ᵢⱼ/(σᵢσⱼ).
 fn normalised_mixture(spec: &MixtureSpec, norm: &Normalizer) -> Result<GaussianMixture> {
     let d = spec.dim();
-    let means = spec.means().iter().map(|m| m.iter().enumerate().map(|(i, v)| (v - norm.mean[i]) / norm.std[i]).collect()).collect();
-    let covs = spec.covs().iter().map(|c| (0..d * d).map(|k| c[k] / (norm.std[k / d] * norm.std[k % d])).collect()).collect();
+    let means = spec
+        .means()
+        .iter()
+        .map(|m| {
+            m.iter()
+                .enumerate()
+                .map(|(i, v)| (v - norm.mean[i]) / norm.std[i])
+                .collect()
+        })
+        .collect();
+    let covs = spec
+        .covs()
+        .iter()
+        .map(|c| {
+            (0..d * d)
+                .map(|k| c[k] / (norm.std[k / d] * norm.std[k % d]))
+                .collect()
+        })
+        .collect();
     Ok(GaussianMixture::new(spec.weights().to_vec(), means, covs)?)
 }
 
 /// The exact score of the run's data distribution (perturbed by the SDE for DSM models), in
 /// data units, when the data set is a Gaussian mixture and the model is a score model.
 fn reference_score(run: &Run) -> Result<Option<(Box<dyn VectorField>, String)>> {
-    let Some(spec) = run.dataset().and_then(|d| d.mixture()) else { return Ok(None) };
+    let Some(spec) = run.dataset().and_then(|d| d.mixture()) else {
+        return Ok(None);
+    };
     let z = normalised_mixture(&spec, &run.norm)?;
     let wrap = |f: Box<dyn VectorField>| -> Box<dyn VectorField> {
-        Box::new(DataUnits { field: f, mean: run.norm.mean.clone(), std: run.norm.std.clone(), velocity: false })
+        Box::new(DataUnits {
+            field: f,
+            mean: run.norm.mean.clone(),
+            std: run.norm.std.clone(),
+            velocity: false,
+        })
     };
     Ok(match &run.spec {
-        ModelSpec::Dsm { sde, .. } => Some((wrap(Box::new(MixtureScore::new(z, sde.build()?))), format!("exact score of {} perturbed by the SDE", run.settings.data))),
-        ModelSpec::NoiseFree { .. } => Some((wrap(Box::new(MixtureScore::fixed(z))), format!("exact score of {}", run.settings.data))),
+        ModelSpec::Dsm { sde, .. } => Some((
+            wrap(Box::new(MixtureScore::new(z, sde.build()?))),
+            format!("exact score of {} perturbed by the SDE", run.settings.data),
+        )),
+        ModelSpec::NoiseFree { .. } => Some((
+            wrap(Box::new(MixtureScore::fixed(z))),
+            format!("exact score of {}", run.settings.data),
+        )),
         ModelSpec::Cfm { .. } => None,
     })
 }
 
 fn fmt_stats(s: &Option<Stats>) -> String {
     match s {
-        Some(s) => format!("{:>11.3e}{:>11.3e}{:>11.3e}{:>11.3e}", s.mean, s.q05, s.q50, s.q95),
+        Some(s) => format!(
+            "{:>11.3e}{:>11.3e}{:>11.3e}{:>11.3e}",
+            s.mean, s.q05, s.q50, s.q95
+        ),
         None => format!("{:>11}{:>11}{:>11}{:>11}", "—", "—", "—", "—"),
     }
 }
@@ -107,9 +140,15 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         bail!("-n must be at least 1");
     }
     let (points, what): (Points, String) = match &args.points {
-        None => (run.held_out(args.n, args.seed)?, format!("held-out data of {}", run.settings.data)),
+        None => (
+            run.held_out(args.n, args.seed)?,
+            format!("held-out data of {}", run.settings.data),
+        ),
         Some(name) => match builtin(name) {
-            Some(ds) => (ds.sample(args.n, &mut tensor::rng(args.seed)), format!("{} draws of {ds}", args.n)),
+            Some(ds) => (
+                ds.sample(args.n, &mut tensor::rng(args.seed)),
+                format!("{} draws of {ds}", args.n),
+            ),
             None => (load_file_or_explain(name, Some(run.dim()))?, name.clone()),
         },
     };
@@ -122,34 +161,71 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
             bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
         }
         let mt = run.model_time(t)?;
-        let d = diagnose(&field, &x, &tensor::times_like(&x, mt), reference.as_ref().map(|r| r.0.as_ref()))?;
-        times.push(TimeDiagnostics { t, model_time: mt, summary: d.into() });
+        let d = diagnose(
+            &field,
+            &x,
+            &tensor::times_like(&x, mt),
+            reference.as_ref().map(|r| r.0.as_ref()),
+        )?;
+        times.push(TimeDiagnostics {
+            t,
+            model_time: mt,
+            summary: d.into(),
+        });
     }
     let report = DiagnoseReport {
-        field: if run.is_velocity() { "velocity".into() } else { "score".into() },
+        field: if run.is_velocity() {
+            "velocity".into()
+        } else {
+            "score".into()
+        },
         points: format!("{} points: {what}", points.len()),
         times,
         reference: reference.map(|r| r.1),
     };
     mode.json(&report)?;
     if mode == Mode::Normal {
-        println!("{} field of {} at {} (data units)", report.field, run.dir.display(), report.points);
+        println!(
+            "{} field of {} at {} (data units)",
+            report.field,
+            run.dir.display(),
+            report.points
+        );
         for td in &report.times {
             let head = format!("t = {} (model time {:.4})", td.t, td.model_time);
-            println!("\n{head:<38}{:>11}{:>11}{:>11}{:>11}", "mean", "q05", "median", "q95");
+            println!(
+                "\n{head:<38}{:>11}{:>11}{:>11}{:>11}",
+                "mean", "q05", "median", "q95"
+            );
             let s = &td.summary;
-            println!("{:<38}{}", "antisymmetric share ‖J_A‖/‖J‖", fmt_stats(&s.antisymmetric_share));
-            println!("{:<38}{}", "stiffness ratio max|λ|/min|λ|", fmt_stats(&s.stiffness_ratio));
+            println!(
+                "{:<38}{}",
+                "antisymmetric share ‖J_A‖/‖J‖",
+                fmt_stats(&s.antisymmetric_share)
+            );
+            println!(
+                "{:<38}{}",
+                "stiffness ratio max|λ|/min|λ|",
+                fmt_stats(&s.stiffness_ratio)
+            );
             println!("{:<38}{}", "stable Euler step h_max", fmt_stats(&s.h_max));
             println!("{:<38}{}", "divergence", fmt_stats(&s.divergence));
             if s.curl.is_some() {
                 println!("{:<38}{}", "curl", fmt_stats(&s.curl));
             }
             if s.error.is_some() {
-                println!("{:<38}{}  (relative RMS {:.3})", "‖s − s_true‖", fmt_stats(&s.error), s.relative_error.unwrap_or(f64::NAN));
+                println!(
+                    "{:<38}{}  (relative RMS {:.3})",
+                    "‖s − s_true‖",
+                    fmt_stats(&s.error),
+                    s.relative_error.unwrap_or(f64::NAN)
+                );
             }
             if let Some(h) = &s.h_max {
-                println!("explicit Euler is stable at every probed point for h ≤ {:.3e}", h.min);
+                println!(
+                    "explicit Euler is stable at every probed point for h ≤ {:.3e}",
+                    h.min
+                );
             }
         }
         if let Some(r) = &report.reference {

@@ -51,15 +51,31 @@ fn options(args: &LikelihoodArgs) -> Result<LikelihoodOptions> {
         bail!("--steps must be at least 1");
     }
     if !(args.rtol > 0.0 && args.atol >= 0.0) {
-        bail!("need --rtol > 0 and --atol >= 0 (got {}, {})", args.rtol, args.atol);
+        bail!(
+            "need --rtol > 0 and --atol >= 0 (got {}, {})",
+            args.rtol,
+            args.atol
+        );
     }
-    let ode = if method.is_adaptive() { OdeOptions::dopri5(args.rtol, args.atol) } else { OdeOptions::fixed(method, args.steps) };
+    let ode = if method.is_adaptive() {
+        OdeOptions::dopri5(args.rtol, args.atol)
+    } else {
+        OdeOptions::fixed(method, args.steps)
+    };
     let divergence = match args.hutchinson {
         None => Divergence::Auto,
         Some(0) => bail!("--hutchinson needs at least 1 probe"),
-        Some(k) => Divergence::Hutchinson { probes: k, noise: ProbeNoise::Rademacher },
+        Some(k) => Divergence::Hutchinson {
+            probes: k,
+            noise: ProbeNoise::Rademacher,
+        },
     };
-    Ok(LikelihoodOptions { ode, divergence, round_trip: true, chunk: None })
+    Ok(LikelihoodOptions {
+        ode,
+        divergence,
+        round_trip: true,
+        chunk: None,
+    })
 }
 
 /// Runs `scoreflow likelihood`.
@@ -75,16 +91,28 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
             r.set_stream(0x4c49_4b45); // "LIKE"
             let pts = ds.sample(args.n, &mut r);
             let truth = ds.log_density(&pts)?;
-            (pts, format!("{} fresh draws of {ds} (seed {})", args.n, args.seed), truth)
+            (
+                pts,
+                format!("{} fresh draws of {ds} (seed {})", args.n, args.seed),
+                truth,
+            )
         }
-        None => (load_file_or_explain(&args.data, Some(run.dim()))?, args.data.clone(), None),
+        None => (
+            load_file_or_explain(&args.data, Some(run.dim()))?,
+            args.data.clone(),
+            None,
+        ),
     };
     let pb = mode.progress(1, "likelihood");
     pb.set_message(format!("{} points", points.len()));
     let lik = run.log_likelihood(&points, &opts, &mut tensor::rng(args.seed))?;
     pb.finish_and_clear();
     let out = args.out.clone().unwrap_or_else(|| run.dir.join("logp.csv"));
-    let mut csv = String::from(if lik.log_prob_se.is_some() { "index,log_prob,log_prob_se\n" } else { "index,log_prob\n" });
+    let mut csv = String::from(if lik.log_prob_se.is_some() {
+        "index,log_prob,log_prob_se\n"
+    } else {
+        "index,log_prob\n"
+    });
     for (i, lp) in lik.log_prob.iter().enumerate() {
         match &lik.log_prob_se {
             Some(se) => csv.push_str(&format!("{i},{lp},{}\n", se[i])),
@@ -96,7 +124,9 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
         Divergence::Hutchinson { probes, .. } => format!("hutchinson({probes})"),
         _ => "exact".into(),
     };
-    let true_nll = truth.filter(|t| t.iter().all(|v| v.is_finite())).map(|t| -t.iter().sum::<f64>() / t.len() as f64);
+    let true_nll = truth
+        .filter(|t| t.iter().all(|v| v.is_finite()))
+        .map(|t| -t.iter().sum::<f64>() / t.len() as f64);
     let summary = LikelihoodSummary {
         n: lik.n,
         data: what,
@@ -119,10 +149,21 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
         summary.mean_log_prob,
         summary.se,
         summary.nll,
-        summary.estimator_se.map(|e| format!(", estimator SE {e:.4}")).unwrap_or_default(),
-        summary.true_nll.map(|t| format!("; true NLL {t:.4}")).unwrap_or_default()
+        summary
+            .estimator_se
+            .map(|e| format!(", estimator SE {e:.4}"))
+            .unwrap_or_default(),
+        summary
+            .true_nll
+            .map(|t| format!("; true NLL {t:.4}"))
+            .unwrap_or_default()
     ));
-    mode.say(format!("{} divergence, {} NFE, {}", summary.divergence, summary.nfe, human_secs(summary.wall_time_s)));
+    mode.say(format!(
+        "{} divergence, {} NFE, {}",
+        summary.divergence,
+        summary.nfe,
+        human_secs(summary.wall_time_s)
+    ));
     if let Some(rt) = &summary.round_trip {
         mode.say(format!(
             "round trip data → prior → data: mean error {:.2e} (max {:.2e}, relative {:.2e}); if this is not small, tighten --rtol/--atol",

@@ -43,14 +43,31 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
     if builtin(&args.data).is_none() {
         // Quickstart is for the built-in sets; the error lists them.
         load_file_or_explain(&args.data, None).map(|_| ())?;
-        bail!("quickstart uses a built-in data set; to train on {} run `scoreflow train --data {}`", args.data, args.data);
+        bail!(
+            "quickstart uses a built-in data set; to train on {} run `scoreflow train --data {}`",
+            args.data,
+            args.data
+        );
     }
-    let dir = args.out.clone().unwrap_or_else(|| default_run_dir(&args.data, "quickstart"));
-    let settings = TrainSettings { data: args.data.clone(), steps: args.steps, seed: args.seed, out: Some(dir.clone()), ..TrainSettings::default() };
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&args.data, "quickstart"));
+    let settings = TrainSettings {
+        data: args.data.clone(),
+        steps: args.steps,
+        seed: args.seed,
+        out: Some(dir.clone()),
+        ..TrainSettings::default()
+    };
     settings.validate()?;
     let train_summary = train(&settings, false, mode, "quickstart")?;
     if train_summary.stopped {
-        mode.say(format!("interrupted: the checkpoint is in {}; continue with `scoreflow train --resume {}`", dir.display(), dir.display()));
+        mode.say(format!(
+            "interrupted: the checkpoint is in {}; continue with `scoreflow train --resume {}`",
+            dir.display(),
+            dir.display()
+        ));
         return Ok(());
     }
 
@@ -66,7 +83,12 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
     let report = eval::evaluate(&EvalJob {
         run: &run,
         samples: &out.points,
-        samples_from: format!("{} points, sampler {} (NFE {})", out.points.len(), spec.sampler.name(), out.nfe_per_path()),
+        samples_from: format!(
+            "{} points, sampler {} (NFE {})",
+            out.points.len(),
+            spec.sampler.name(),
+            out.nfe_per_path()
+        ),
         reference: None,
         n: N_EVAL,
         seed: args.seed,
@@ -108,16 +130,39 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
             train_summary.steps_per_s,
             train_summary.final_loss
         );
-        println!("sampled {} points with {} ({} NFE) in {}", out.points.len(), spec.sampler.name(), summary.nfe, human_secs(sample_s));
-        println!("evaluated in {}:\n{}", human_secs(eval_s), eval::table(&report));
+        println!(
+            "sampled {} points with {} ({} NFE) in {}",
+            out.points.len(),
+            spec.sampler.name(),
+            summary.nfe,
+            human_secs(sample_s)
+        );
+        println!(
+            "evaluated in {}:\n{}",
+            human_secs(eval_s),
+            eval::table(&report)
+        );
         println!("drew {} pictures in {}", pictures.len(), human_secs(plot_s));
-        println!("\nrun directory {} ({} in all):", dir.display(), human_secs(summary.wall_s));
+        println!(
+            "\nrun directory {} ({} in all):",
+            dir.display(),
+            human_secs(summary.wall_s)
+        );
         println!("  config.toml        the settings (rerun with `scoreflow train --config {}/config.toml --out NEW_DIR`)", dir.display());
         println!("  model.safetensors  EMA weights (PyTorch nn.Sequential names); meta.json: architecture, normalisation");
         println!("  train_log.csv      step, loss, lr, grad_norm, steps_per_s");
-        println!("  samples.csv        {} samples; metrics.json: the table above", out.points.len());
+        println!(
+            "  samples.csv        {} samples; metrics.json: the table above",
+            out.points.len()
+        );
         for p in &pictures {
-            println!("  {:<18} {}", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), picture_note(p));
+            println!(
+                "  {:<18} {}",
+                p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                picture_note(p)
+            );
         }
         println!("next: scoreflow sample {0} --sampler dopri5 | scoreflow eval {0} --nll 2000 | scoreflow plot {0} --density", dir.display());
     }

@@ -10,12 +10,15 @@ use anyhow::{bail, Context, Result};
 use scoreflow::data::{self, Normalizer, Points};
 use scoreflow::tensor::{self, DType, Rng};
 use scoreflow::train::{
-    Control, EmaConfig, LrSchedule, OptimizerConfig, OptimizerKind, StepInfo, TrainConfig, Trainer,
+    Control, EmaConfig, EngineKind, LrSchedule, OptimizerConfig, OptimizerKind, StepInfo,
+    TrainConfig, Trainer,
 };
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
-use crate::config::{OptimizerName, ScheduleName, TrainEngine, TrainOpts, TrainSettings};
+use crate::config::{
+    MethodName, OptimizerName, ScheduleName, TrainEngine, TrainOpts, TrainSettings,
+};
 use crate::output::{create_run_dir, default_run_dir, human_secs, LogRow, Mode, TrainLog};
 use crate::run::{self, ModelSpec, CONFIG_FILE, HELDOUT_FILE, LOG_FILE};
 
@@ -122,8 +125,11 @@ fn train_config(s: &TrainSettings) -> TrainConfig {
             warmup: if s.warmup > 0.0 { warm } else { 0 },
             final_ratio: 0.0,
         },
+        // One-cycle needs ≥ 2 rising steps and ≥ 1 falling step: very short runs stretch the
+        // rise to 2 steps, and runs under 4 steps use a constant rate.
+        ScheduleName::Onecycle if s.steps < 4 => LrSchedule::Constant,
         ScheduleName::Onecycle => LrSchedule::OneCycle {
-            pct_start: s.warmup,
+            pct_start: s.warmup.max(2.0 / s.steps as f64),
             div_factor: 25.0,
             final_div_factor: 1e4,
         },
@@ -149,7 +155,9 @@ fn train_config(s: &TrainSettings) -> TrainConfig {
             decay: s.ema,
             warmup: true,
         }),
-        checkpoint_every: Some(s.checkpoint_every),
+        // Checkpoints are triggered by the CLI's callback (see `train`), so the log is
+        // always saved before the checkpoint it belongs to.
+        checkpoint_every: None,
     }
 }
 
@@ -183,14 +191,21 @@ pub fn train(
         .out
         .clone()
         .unwrap_or_else(|| default_run_dir(&settings.data, settings.method.name()));
-    if settings.engine == TrainEngine::Fused {
-        bail!("--engine fused is not available for training in this build yet; use --engine burn or auto");
-    }
+    // The fused engine trains regression objectives (flow matching, DSM); noise-free score
+    // matching needs burn's autodiff.
+    let regression = matches!(settings.method, MethodName::Cfm | MethodName::Dsm);
+    let kind = match settings.engine {
+        TrainEngine::Burn => EngineKind::Burn,
+        TrainEngine::Auto if regression => EngineKind::Fused,
+        TrainEngine::Auto => EngineKind::Burn,
+        TrainEngine::Fused if regression => EngineKind::Fused,
+        TrainEngine::Fused => bail!("--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}", settings.method.name()),
+    };
     let (source, fitted_norm) = run::training_data(settings)?;
     let dim = source.dim();
 
     let (mut trainer, norm, spec, mut log) = if resume {
-        let mut trainer = Trainer::resume(&dir, &tensor::cpu())?;
+        let mut trainer = Trainer::resume_on(kind, &dir, &tensor::cpu())?;
         let meta = trainer.meta();
         let norm: Normalizer = serde_json::from_value(meta.normalization.clone())
             .with_context(|| format!("{}: malformed normalization in meta.json", dir.display()))?;
@@ -232,7 +247,7 @@ pub fn train(
         })?;
         let cfg = train_config(settings);
         let model = cfg.init_model(&run::mlp_config(settings, dim), &tensor::cpu(), DType::F32);
-        let trainer = Trainer::new(&model, cfg)?.checkpoint_to(
+        let trainer = Trainer::new_on(kind, &model, cfg)?.checkpoint_to(
             &dir,
             serde_json::to_value(&spec)?,
             serde_json::to_value(&norm)?,
@@ -268,55 +283,67 @@ pub fn train(
         }
     ));
 
+    // Checkpoints are driven from here, not by the library's timer: at every multiple of
+    // --checkpoint-every the callback first saves train_log.csv and then returns `Stop`, on
+    // which the library writes the checkpoint, and training continues with another call. So
+    // the log on disk always reaches at least the step of the checkpoint on disk, and resuming
+    // after a crash (even kill -9) truncates it to that step: no row is lost or duplicated.
+    let every = settings.checkpoint_every;
     let stop = interrupt_flag();
     let pb = mode.progress(total as u64, label);
     pb.set_position(start_step as u64);
     let log_path = dir.join(LOG_FILE);
     let mut save_error: Option<anyhow::Error> = None;
+    let mut interrupted = false;
     let mut batches = |n: usize, r: &mut Rng| -> Points {
         norm.apply(&source.batch(n, r))
             .expect("data and normaliser share a dimension")
     };
     let started = Instant::now();
-    let result = trainer.run(objective.as_ref(), &mut batches, &mut |i: &StepInfo| {
-        log.rows.push(LogRow {
-            step: i.step,
-            loss: i.loss,
-            lr: i.lr,
-            grad_norm: i.grad_norm,
-            steps_per_s: i.steps_per_sec,
-        });
-        if i.checkpointed {
-            if let Err(e) = log.save(&log_path) {
-                save_error = Some(e);
+    let outcome = loop {
+        let result = trainer.run(objective.as_ref(), &mut batches, &mut |i: &StepInfo| {
+            log.rows.push(LogRow {
+                step: i.step,
+                loss: i.loss,
+                lr: i.lr,
+                grad_norm: i.grad_norm,
+                steps_per_s: i.steps_per_sec,
+            });
+            pb.set_position(i.step as u64);
+            if i.step % 10 == 0 || i.step == i.total {
+                pb.set_message(format!(
+                    "loss {:.4} | {:.0} steps/s",
+                    i.loss, i.steps_per_sec
+                ));
+            }
+            let ctrl_c = stop.load(Ordering::SeqCst);
+            if i.step < i.total && (ctrl_c || i.step % every == 0) {
+                interrupted |= ctrl_c;
+                if let Err(e) = log.save(&log_path) {
+                    save_error = Some(e);
+                }
                 return Control::Stop;
             }
-        }
-        pb.set_position(i.step as u64);
-        if i.step % 10 == 0 || i.step == i.total {
-            pb.set_message(format!(
-                "loss {:.4} | {:.0} steps/s",
-                i.loss, i.steps_per_sec
-            ));
-        }
-        if stop.load(Ordering::SeqCst) {
-            Control::Stop
-        } else {
             Control::Continue
+        });
+        if let Some(e) = save_error.take() {
+            return Err(e);
         }
-    });
+        let outcome = result.map_err(|e| match e {
+            scoreflow::Error::Diverged { .. } => {
+                anyhow::anyhow!(
+                    "{e}; the last checkpoint in {} is intact (try a lower --lr or --clip 1)",
+                    dir.display()
+                )
+            }
+            e => e.into(),
+        })?;
+        if interrupted || outcome.step >= total {
+            break outcome;
+        }
+    };
     pb.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    if let Some(e) = save_error {
-        return Err(e);
-    }
-    let outcome = result.map_err(|e| match e {
-        scoreflow::Error::Diverged { .. } => anyhow::anyhow!(
-            "{e}; the last checkpoint in {} is intact (try a lower --lr or --clip 1)",
-            dir.display()
-        ),
-        e => e.into(),
-    })?;
     log.save(&log_path)?;
     let window = log.rows.len().min(100);
     let final_loss = log.rows[log.rows.len() - window..]
@@ -331,7 +358,7 @@ pub fn train(
         method: spec.method().into(),
         step: outcome.step,
         total_steps: total,
-        stopped: outcome.stopped,
+        stopped: interrupted,
         final_loss,
         final_loss_window: window,
         wall_s: wall,
