@@ -125,6 +125,18 @@ pub enum ScheduleName {
     Onecycle,
 }
 
+/// Whether to standardise the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizeMode {
+    /// Standardise file data; leave built-in sets as they are.
+    Auto,
+    /// Always standardise.
+    Yes,
+    /// Never standardise.
+    No,
+}
+
 /// Training engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -220,9 +232,9 @@ pub struct TrainOpts {
     /// Fraction of a file data set held out for evaluation [default: 0.1]
     #[arg(long, value_name = "FRAC")]
     pub holdout: Option<f64>,
-    /// Standardise each data dimension to mean 0, std 1 for training (samples come back in data units) [default: true]
-    #[arg(long, value_name = "BOOL")]
-    pub normalize: Option<bool>,
+    /// Standardise each data dimension (mean 0, std 1) for training; samples come back in data units. auto: files yes, built-in sets no (they are already at the scale of the reference scripts) [default: auto]
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormalizeMode>,
     /// Training engine [default: auto]
     #[arg(long, value_enum)]
     pub engine: Option<TrainEngine>,
@@ -290,7 +302,7 @@ pub struct TrainSettings {
     /// See [`TrainOpts::holdout`].
     pub holdout: f64,
     /// See [`TrainOpts::normalize`].
-    pub normalize: bool,
+    pub normalize: NormalizeMode,
     /// See [`TrainOpts::engine`].
     pub engine: TrainEngine,
     /// See [`TrainOpts::out`] (not written to `config.toml`).
@@ -327,7 +339,7 @@ impl Default for TrainSettings {
             seed: 0,
             checkpoint_every: 500,
             holdout: 0.1,
-            normalize: true,
+            normalize: NormalizeMode::Auto,
             engine: TrainEngine::Auto,
             out: None,
         }

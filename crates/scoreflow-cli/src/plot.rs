@@ -520,35 +520,41 @@ pub fn trajectories(path: &Path, trajs: &[Vec<P2>], background: Option<&[P2]>) -
     })
 }
 
-/// Training-loss curve on a log y axis: the raw loss (faint) and its moving average over
-/// `window` steps (bold); the learning rate on a second panel when given.
+/// Training-loss curve: the raw loss (faint) and its moving average over ~2% of the steps
+/// (bold), on a log y axis when every loss is positive (regression losses) and a linear one
+/// otherwise (score-matching objectives go negative); the learning rate on a second panel when
+/// given.
 pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) -> Result<()> {
     let pts: Vec<(f64, f64)> = steps
         .iter()
         .zip(loss)
-        .filter(|(_, l)| l.is_finite() && **l > 0.0)
+        .filter(|(_, l)| l.is_finite())
         .map(|(s, l)| (*s, *l))
         .collect();
     if pts.is_empty() {
-        return Err(anyhow!(
-            "{}: no positive finite loss values to plot",
-            path.display()
-        ));
+        return Err(anyhow!("{}: no finite loss values to plot", path.display()));
     }
+    let log_y = pts.iter().all(|p| p.1 > 0.0);
     let window = (pts.len() / 50).max(1);
+    // Moving average (geometric on a log axis, arithmetic on a linear one).
+    let (fwd, inv): (fn(f64) -> f64, fn(f64) -> f64) = if log_y {
+        (f64::ln, f64::exp)
+    } else {
+        (|v| v, |v| v)
+    };
     let mut smooth = Vec::with_capacity(pts.len());
     let mut acc = 0.0;
     for (i, (s, l)) in pts.iter().enumerate() {
-        acc += l.ln();
+        acc += fwd(*l);
         if i >= window {
-            acc -= pts[i - window].1.ln();
+            acc -= fwd(pts[i - window].1);
         }
-        smooth.push((*s, (acc / (i + 1).min(window) as f64).exp()));
+        smooth.push((*s, inv(acc / (i + 1).min(window) as f64)));
     }
     let (x0, x1) = (pts[0].0, pts[pts.len() - 1].0.max(pts[0].0 + 1.0));
+    let x_labels = ((x1 - x0) as usize + 1).min(10);
     let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = pts.iter().map(|p| p.1).fold(0.0, f64::max);
-    let (lo, hi) = (lo / 1.2, hi * 1.2);
+    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let h = if lr.is_some() { 700 } else { 480 };
     render_png(path, (760, h), |root| {
         let (top, bottom) = if lr.is_some() {
@@ -556,44 +562,56 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
         } else {
             (root.clone(), root.clone())
         };
-        let mut chart = ChartBuilder::on(&top)
-            .caption("training loss", (SANS, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-            .map_err(pe)?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("loss (log scale)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| fmt_tick(*v))
-            .light_line_style(WHITE.mix(0.0))
-            .label_style((SANS, 14))
-            .axis_desc_style((SANS, 16))
-            .draw()
-            .map_err(pe)?;
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), DATA_COLOR.mix(0.3)))
-            .map_err(pe)?;
-        chart
-            .draw_series(LineSeries::new(
-                smooth.iter().copied(),
-                DATA_COLOR.stroke_width(2),
-            ))
-            .map_err(pe)?
-            .label(format!("moving average ({window} steps)"))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], DATA_COLOR.stroke_width(2))
-            });
-        chart
-            .configure_series_labels()
-            .label_font((SANS, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(pe)?;
+        // The two axis types are different Rust types: one macro body serves both.
+        macro_rules! loss_panel {
+            ($y:expr, $desc:expr) => {{
+                let mut chart = ChartBuilder::on(&top)
+                    .caption("training loss", (SANS, 22))
+                    .margin(12)
+                    .x_label_area_size(40)
+                    .y_label_area_size(70)
+                    .build_cartesian_2d(x0..x1, $y)
+                    .map_err(pe)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("step")
+                    .y_desc($desc)
+                    .x_labels(x_labels)
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| fmt_tick(*v))
+                    .light_line_style(WHITE.mix(0.0))
+                    .label_style((SANS, 14))
+                    .axis_desc_style((SANS, 16))
+                    .draw()
+                    .map_err(pe)?;
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), DATA_COLOR.mix(0.3)))
+                    .map_err(pe)?;
+                chart
+                    .draw_series(LineSeries::new(
+                        smooth.iter().copied(),
+                        DATA_COLOR.stroke_width(2),
+                    ))
+                    .map_err(pe)?
+                    .label(format!("moving average ({window} steps)"))
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], DATA_COLOR.stroke_width(2))
+                    });
+                chart
+                    .configure_series_labels()
+                    .label_font((SANS, 14))
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()
+                    .map_err(pe)?;
+            }};
+        }
+        if log_y {
+            loss_panel!((lo / 1.2..hi * 1.2).log_scale(), "loss (log scale)");
+        } else {
+            let pad = 0.05 * (hi - lo).max(1e-12);
+            loss_panel!(lo - pad..hi + pad, "loss");
+        }
         if let Some(lr) = lr {
             let lp: Vec<(f64, f64)> = steps
                 .iter()
@@ -611,6 +629,7 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
             c2.configure_mesh()
                 .x_desc("step")
                 .y_desc("learning rate")
+                .x_labels(x_labels)
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .light_line_style(WHITE.mix(0.0))
                 .y_labels(4)
@@ -848,6 +867,9 @@ mod tests {
         let loss: Vec<f64> = steps.iter().map(|s| 1.0 / s.sqrt() + 0.01).collect();
         let lr: Vec<f64> = steps.iter().map(|s| 1e-3 * (s / 500.0)).collect();
         loss_curve(&dir.path().join("loss.png"), &steps, &loss, Some(&lr)).unwrap();
+        // Score-matching losses go negative: a linear axis instead of an error.
+        let neg: Vec<f64> = loss.iter().map(|l| l - 0.5).collect();
+        loss_curve(&dir.path().join("loss_neg.png"), &steps, &neg, None).unwrap();
         let grid = b.grid(40);
         heatmap(
             &dir.path().join("heat.png"),

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::SamplerName;
 use crate::config::{
-    ActivationName, MethodName, SdeName, TargetName, TimeName, TrainSettings, WeightingName,
+    ActivationName, MethodName, NormalizeMode, SdeName, TargetName, TimeName, TrainSettings,
+    WeightingName,
 };
 use crate::sampling::{run_blocks, BlockResult, Plan, SampleOutput};
 
@@ -134,7 +135,12 @@ pub fn training_data(s: &TrainSettings) -> Result<(DataSource, Normalizer)> {
             DataSource::finite_split(name, &pts, s.holdout, s.seed)?
         }
     };
-    let norm = if s.normalize {
+    let standardise = match s.normalize {
+        NormalizeMode::Yes => true,
+        NormalizeMode::No => false,
+        NormalizeMode::Auto => source.dataset().is_none(),
+    };
+    let norm = if standardise {
         // Generators: fit on 100,000 draws of a fixed stream; files: on the training split.
         let fit_on = match (source.dataset(), source.train()) {
             (Some(ds), _) => {

@@ -352,6 +352,12 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
     if !out_dir.is_dir() {
         bail!("{}: no such directory", out_dir.display());
     }
+    if args.gif && matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+        bail!(
+            "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
+            run.spec.method()
+        );
+    }
     let samples = match &args.samples {
         Some(p) => {
             if !p.exists() {
