@@ -128,6 +128,8 @@ pub enum SamplerName {
     Ald,
     /// Score models: probability-flow ODE with --solver.
     Ode,
+    /// Score models: unadjusted Langevin dynamics at one noise level (the default for sm/ssm runs).
+    Ula,
 }
 
 impl SamplerName {
@@ -150,6 +152,7 @@ impl SamplerName {
             Self::Pc => "pc",
             Self::Ald => "ald",
             Self::Ode => "ode",
+            Self::Ula => "ula",
         }
     }
 }
@@ -177,13 +180,13 @@ pub struct SampleArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Sampler [default: euler for flow matching, em for score models].
+    /// Sampler [default: euler for flow matching, em for DSM, ula for sm/ssm runs].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerName>,
     /// ODE solver for `--sampler ode` (euler, midpoint, heun, rk4, dopri5).
     #[arg(long, default_value = "dopri5", value_name = "METHOD")]
     pub solver: String,
-    /// Steps for fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ald].
+    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald].
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Relative tolerance of dopri5.
@@ -192,9 +195,12 @@ pub struct SampleArgs {
     /// Absolute tolerance of dopri5.
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
-    /// Signal-to-noise ratio of the Langevin corrector (pc, ald).
+    /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖noise‖/‖score step‖ ≈ r.
     #[arg(long, default_value_t = 0.16)]
     pub snr: f64,
+    /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
+    #[arg(long, value_name = "X")]
+    pub step: Option<f64>,
     /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -295,11 +301,11 @@ pub struct PlotArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Which training engine to benchmark.
+/// Which engine to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineName {
-    /// The fastest available (fused CPU engine for MLP fields when present).
+    /// The fastest available: the fused engine.
     Auto,
     /// burn's Flex backend with autodiff (the reference).
     Burn,
@@ -311,10 +317,11 @@ pub enum EngineName {
 #[derive(Debug, Args)]
 #[command(
     long_about = "The speed benchmark of ../shared/bench/reference_fm.py --bench-only on the same \
-        work: 20 warm-up + 200 timed flow-matching training steps (Adam) at the given batch, then \
-        Euler sampling of 10,000 points × 100 steps. Prints one JSON line with the same keys \
-        (train_steps_per_s, sample_point_steps_per_s, …).",
-    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256"
+        work: flow matching on 8gaussians with Adam 1e-3, 20 warm-up + 200 timed training steps at \
+        the given batch, then Euler sampling of 10,000 points × 100 steps. With --json prints one \
+        JSON line with the reference's keys (train_steps_per_s, sample_point_steps_per_s, …) plus \
+        the engine, GFLOP/s and the machine's measured GEMM peak.",
+    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256 --engine burn"
 )]
 pub struct BenchArgs {
     /// Hidden width of the MLP.
@@ -326,12 +333,15 @@ pub struct BenchArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 1024, value_name = "B")]
     pub batch: usize,
-    /// Training/sampling engine.
+    /// Engine: auto (= fused), fused (the fused CPU MLP engine) or burn (burn Flex + autodiff, the reference).
     #[arg(long, value_enum, default_value_t = EngineName::Auto)]
     pub engine: EngineName,
-    /// Data set used for the training batches.
-    #[arg(long, default_value = "8gaussians", value_name = "NAME")]
-    pub data: String,
+    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
+    #[arg(long)]
+    pub dopri5: bool,
+    /// Also time the exact-divergence likelihood of this many points (0 = skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub nll: usize,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -399,7 +409,7 @@ pub struct DiagnoseArgs {
     /// Number of probe points.
     #[arg(short = 'n', long = "num", default_value_t = 1_000, value_name = "N")]
     pub n: usize,
-    /// Times to probe, in the model's own time (flow time for flow matching, diffusion time for score models).
+    /// Flow times t to probe (0 = noise, 1 = data); score models are probed at diffusion time τ = T·(1 − t).
     #[arg(
         long,
         value_delimiter = ',',

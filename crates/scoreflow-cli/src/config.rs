@@ -41,8 +41,12 @@ impl MethodName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SdeName {
-    /// Variance preserving, linear β from 0.1 to 20 (DDPM's continuous limit).
+    /// Variance preserving, linear β from --beta-min to --beta-max (DDPM's continuous limit).
     Vp,
+    /// Variance preserving with Nichol & Dhariwal's cosine schedule.
+    #[value(name = "vp-cosine")]
+    #[serde(rename = "vp-cosine")]
+    VpCosine,
     /// Sub-variance-preserving.
     Subvp,
     /// Variance exploding, geometric σ from σ_min to σ_max (NCSN's continuous limit).
@@ -117,8 +121,20 @@ pub enum ScheduleName {
     Warmup,
     /// Linear warm-up, then cosine decay to 0.
     Cosine,
-    /// One-cycle: linear warm-up to lr, then cosine annealing to lr/10⁴.
+    /// One-cycle (PyTorch OneCycleLR): cosine rise from lr/25 to lr over the --warmup fraction, then cosine decay to lr/2.5e5.
     Onecycle,
+}
+
+/// Whether to standardise the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizeMode {
+    /// Standardise file data; leave built-in sets as they are.
+    Auto,
+    /// Always standardise.
+    Yes,
+    /// Never standardise.
+    No,
 }
 
 /// Training engine.
@@ -153,6 +169,9 @@ pub struct TrainOpts {
     /// DSM loss weighting λ(τ) [default: sigma2]
     #[arg(long, value_enum)]
     pub weighting: Option<WeightingName>,
+    /// DSM noise levels: 0 = continuous τ ~ U(ε, T); L ≥ 2 = NCSN's ladder of L levels [default: 0]
+    #[arg(long, value_name = "L")]
+    pub noise_levels: Option<usize>,
     /// VP/sub-VP β_min [default: 0.1]
     #[arg(long, value_name = "X")]
     pub beta_min: Option<f64>,
@@ -213,6 +232,9 @@ pub struct TrainOpts {
     /// Fraction of a file data set held out for evaluation [default: 0.1]
     #[arg(long, value_name = "FRAC")]
     pub holdout: Option<f64>,
+    /// Standardise each data dimension (mean 0, std 1) for training; samples come back in data units. auto: files yes, built-in sets no (they are already at the scale of the reference scripts) [default: auto]
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormalizeMode>,
     /// Training engine [default: auto]
     #[arg(long, value_enum)]
     pub engine: Option<TrainEngine>,
@@ -236,6 +258,8 @@ pub struct TrainSettings {
     pub target: TargetName,
     /// See [`TrainOpts::weighting`].
     pub weighting: WeightingName,
+    /// See [`TrainOpts::noise_levels`].
+    pub noise_levels: usize,
     /// See [`TrainOpts::beta_min`].
     pub beta_min: f64,
     /// See [`TrainOpts::beta_max`].
@@ -277,6 +301,8 @@ pub struct TrainSettings {
     pub checkpoint_every: usize,
     /// See [`TrainOpts::holdout`].
     pub holdout: f64,
+    /// See [`TrainOpts::normalize`].
+    pub normalize: NormalizeMode,
     /// See [`TrainOpts::engine`].
     pub engine: TrainEngine,
     /// See [`TrainOpts::out`] (not written to `config.toml`).
@@ -292,6 +318,7 @@ impl Default for TrainSettings {
             sde: SdeName::Vp,
             target: TargetName::Eps,
             weighting: WeightingName::Sigma2,
+            noise_levels: 0,
             beta_min: 0.1,
             beta_max: 20.0,
             sigma_min: 0.01,
@@ -312,6 +339,7 @@ impl Default for TrainSettings {
             seed: 0,
             checkpoint_every: 500,
             holdout: 0.1,
+            normalize: NormalizeMode::Auto,
             engine: TrainEngine::Auto,
             out: None,
         }
@@ -338,6 +366,7 @@ impl TrainOpts {
             sde,
             target,
             weighting,
+            noise_levels,
             beta_min,
             beta_max,
             sigma_min,
@@ -357,6 +386,7 @@ impl TrainOpts {
             seed,
             checkpoint_every,
             holdout,
+            normalize,
             engine
         );
         s.validate()?;
@@ -447,6 +477,12 @@ impl TrainSettings {
                     self.sigma_min
                 );
             }
+        }
+        if self.schedule == ScheduleName::Onecycle && self.warmup == 0.0 {
+            bail!("--schedule onecycle needs a rising phase: --warmup > 0 (e.g. 0.05)");
+        }
+        if self.noise_levels == 1 {
+            bail!("--noise-levels is 0 (continuous) or at least 2 (got 1)");
         }
         if self.data.trim().is_empty() {
             bail!("--data is empty");

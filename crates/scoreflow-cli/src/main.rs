@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod output;
 mod plot;
+mod run;
 mod sampling;
 
 use std::process::ExitCode;

@@ -183,6 +183,8 @@ pub struct HeatPanel<'a> {
     pub label: String,
     /// Points drawn on top (e.g. data), if any.
     pub overlay: Option<&'a [P2]>,
+    /// Colour limits (lo, hi); `None` picks them from the values (see [`heatmap`]).
+    pub range: Option<(f64, f64)>,
 }
 
 /// Maps any plotters error into anyhow with context.
@@ -307,7 +309,7 @@ where
         .disable_x_axis()
         .y_desc(label)
         .y_labels(6)
-        .y_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(if v.abs() < 1e-9 * (hi - lo) { 0.0 } else { *v }))
         .label_style((SANS, 13))
         .axis_desc_style((SANS, 15))
         .light_line_style(WHITE.mix(0.0))
@@ -360,8 +362,10 @@ fn quantile(vals: impl Iterator<Item = f64>, q: f64) -> f64 {
 }
 
 /// Quiver plots of a vector field, one panel per time, on the window `b`, with faint
-/// `background` points (e.g. the data). Arrows are coloured by |v| (shared colour bar) and
-/// scaled so the 98th-percentile magnitude spans 0.9 grid cells (longer ones are clipped to that).
+/// `background` points (e.g. the data). Arrows are coloured by |v| (one colour bar for all
+/// panels) and, within each panel, scaled so its 98th-percentile magnitude spans 0.9 grid cells
+/// (longer ones are clipped to that): lengths show directions and relative speeds within a
+/// panel, colours compare speeds across panels.
 pub fn quiver(
     path: &Path,
     panels: &[QuiverPanel],
@@ -372,7 +376,6 @@ pub fn quiver(
         .iter()
         .flat_map(|p| p.vectors.iter().map(|v| v[0].hypot(v[1])))
         .collect();
-    let vmax = quantile(mags.iter().copied(), 0.98).max(1e-12);
     let vmax_all = mags
         .iter()
         .copied()
@@ -387,6 +390,7 @@ pub fn quiver(
     render_png(path, (470 * k as u32 + 110, 500), |root| {
         let (main, bar) = root.split_horizontally(470 * k as u32);
         for (area, panel) in main.split_evenly((1, k)).iter().zip(panels) {
+            let vmax = quantile(panel.vectors.iter().map(|v| v[0].hypot(v[1])), 0.98).max(1e-12);
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, (SANS, 22))
                 .margin(10)
@@ -516,35 +520,41 @@ pub fn trajectories(path: &Path, trajs: &[Vec<P2>], background: Option<&[P2]>) -
     })
 }
 
-/// Training-loss curve on a log y axis: the raw loss (faint) and its moving average over
-/// `window` steps (bold); the learning rate on a second panel when given.
+/// Training-loss curve: the raw loss (faint) and its moving average over ~2% of the steps
+/// (bold), on a log y axis when every loss is positive (regression losses) and a linear one
+/// otherwise (score-matching objectives go negative); the learning rate on a second panel when
+/// given.
 pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) -> Result<()> {
     let pts: Vec<(f64, f64)> = steps
         .iter()
         .zip(loss)
-        .filter(|(_, l)| l.is_finite() && **l > 0.0)
+        .filter(|(_, l)| l.is_finite())
         .map(|(s, l)| (*s, *l))
         .collect();
     if pts.is_empty() {
-        return Err(anyhow!(
-            "{}: no positive finite loss values to plot",
-            path.display()
-        ));
+        return Err(anyhow!("{}: no finite loss values to plot", path.display()));
     }
+    let log_y = pts.iter().all(|p| p.1 > 0.0);
     let window = (pts.len() / 50).max(1);
+    // Moving average (geometric on a log axis, arithmetic on a linear one).
+    let (fwd, inv): (fn(f64) -> f64, fn(f64) -> f64) = if log_y {
+        (f64::ln, f64::exp)
+    } else {
+        (|v| v, |v| v)
+    };
     let mut smooth = Vec::with_capacity(pts.len());
     let mut acc = 0.0;
     for (i, (s, l)) in pts.iter().enumerate() {
-        acc += l.ln();
+        acc += fwd(*l);
         if i >= window {
-            acc -= pts[i - window].1.ln();
+            acc -= fwd(pts[i - window].1);
         }
-        smooth.push((*s, (acc / (i + 1).min(window) as f64).exp()));
+        smooth.push((*s, inv(acc / (i + 1).min(window) as f64)));
     }
     let (x0, x1) = (pts[0].0, pts[pts.len() - 1].0.max(pts[0].0 + 1.0));
+    let x_labels = ((x1 - x0) as usize + 1).min(10);
     let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = pts.iter().map(|p| p.1).fold(0.0, f64::max);
-    let (lo, hi) = (lo / 1.2, hi * 1.2);
+    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let h = if lr.is_some() { 700 } else { 480 };
     render_png(path, (760, h), |root| {
         let (top, bottom) = if lr.is_some() {
@@ -552,44 +562,56 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
         } else {
             (root.clone(), root.clone())
         };
-        let mut chart = ChartBuilder::on(&top)
-            .caption("training loss", (SANS, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-            .map_err(pe)?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("loss (log scale)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| fmt_tick(*v))
-            .light_line_style(WHITE.mix(0.0))
-            .label_style((SANS, 14))
-            .axis_desc_style((SANS, 16))
-            .draw()
-            .map_err(pe)?;
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), DATA_COLOR.mix(0.3)))
-            .map_err(pe)?;
-        chart
-            .draw_series(LineSeries::new(
-                smooth.iter().copied(),
-                DATA_COLOR.stroke_width(2),
-            ))
-            .map_err(pe)?
-            .label(format!("moving average ({window} steps)"))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], DATA_COLOR.stroke_width(2))
-            });
-        chart
-            .configure_series_labels()
-            .label_font((SANS, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(pe)?;
+        // The two axis types are different Rust types: one macro body serves both.
+        macro_rules! loss_panel {
+            ($y:expr, $desc:expr) => {{
+                let mut chart = ChartBuilder::on(&top)
+                    .caption("training loss", (SANS, 22))
+                    .margin(12)
+                    .x_label_area_size(40)
+                    .y_label_area_size(70)
+                    .build_cartesian_2d(x0..x1, $y)
+                    .map_err(pe)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("step")
+                    .y_desc($desc)
+                    .x_labels(x_labels)
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| fmt_tick(*v))
+                    .light_line_style(WHITE.mix(0.0))
+                    .label_style((SANS, 14))
+                    .axis_desc_style((SANS, 16))
+                    .draw()
+                    .map_err(pe)?;
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), DATA_COLOR.mix(0.3)))
+                    .map_err(pe)?;
+                chart
+                    .draw_series(LineSeries::new(
+                        smooth.iter().copied(),
+                        DATA_COLOR.stroke_width(2),
+                    ))
+                    .map_err(pe)?
+                    .label(format!("moving average ({window} steps)"))
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], DATA_COLOR.stroke_width(2))
+                    });
+                chart
+                    .configure_series_labels()
+                    .label_font((SANS, 14))
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()
+                    .map_err(pe)?;
+            }};
+        }
+        if log_y {
+            loss_panel!((lo / 1.2..hi * 1.2).log_scale(), "loss (log scale)");
+        } else {
+            let pad = 0.05 * (hi - lo).max(1e-12);
+            loss_panel!(lo - pad..hi + pad, "loss");
+        }
         if let Some(lr) = lr {
             let lp: Vec<(f64, f64)> = steps
                 .iter()
@@ -607,6 +629,7 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
             c2.configure_mesh()
                 .x_desc("step")
                 .y_desc("learning rate")
+                .x_labels(x_labels)
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .light_line_style(WHITE.mix(0.0))
                 .y_labels(4)
@@ -629,12 +652,13 @@ pub fn heatmap(path: &Path, panels: &[HeatPanel], b: Bounds) -> Result<()> {
     let k = panels.len().max(1);
     render_png(path, (560 * k as u32, 500), |root| {
         for (area, panel) in root.split_evenly((1, k)).iter().zip(panels) {
-            let (lo, hi) = match panel.cmap {
-                ColorMap::Viridis => (
+            let (lo, hi) = match (panel.range, panel.cmap) {
+                (Some(r), _) => r,
+                (None, ColorMap::Viridis) => (
                     quantile(panel.values.iter().copied(), 0.01),
                     quantile(panel.values.iter().copied(), 0.99),
                 ),
-                ColorMap::Diverging => {
+                (None, ColorMap::Diverging) => {
                     let a = quantile(panel.values.iter().map(|v| v.abs()), 0.99).max(1e-12);
                     (-a, a)
                 }
@@ -843,6 +867,9 @@ mod tests {
         let loss: Vec<f64> = steps.iter().map(|s| 1.0 / s.sqrt() + 0.01).collect();
         let lr: Vec<f64> = steps.iter().map(|s| 1e-3 * (s / 500.0)).collect();
         loss_curve(&dir.path().join("loss.png"), &steps, &loss, Some(&lr)).unwrap();
+        // Score-matching losses go negative: a linear axis instead of an error.
+        let neg: Vec<f64> = loss.iter().map(|l| l - 0.5).collect();
+        loss_curve(&dir.path().join("loss_neg.png"), &steps, &neg, None).unwrap();
         let grid = b.grid(40);
         heatmap(
             &dir.path().join("heat.png"),
@@ -857,6 +884,7 @@ mod tests {
                     cmap: ColorMap::Viridis,
                     label: "p(x)".into(),
                     overlay: Some(&data),
+                    range: None,
                 },
                 HeatPanel {
                     title: "curl".into(),
@@ -865,6 +893,7 @@ mod tests {
                     cmap: ColorMap::Diverging,
                     label: "curl".into(),
                     overlay: None,
+                    range: None,
                 },
             ],
             b,
