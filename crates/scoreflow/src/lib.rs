@@ -18,14 +18,20 @@
 //! * Nothing in this crate prints; errors are values ([`Error`]).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod field;
 pub mod fused;
+pub mod likelihood;
+pub mod metrics;
 pub mod objective;
 pub mod path;
+pub mod sde;
 pub mod solve;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use field::VectorField;

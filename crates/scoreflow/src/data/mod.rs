@@ -1,5 +1,18 @@
-//! Data: host-side point sets ([`Points`]), built-in 2-D densities, file loaders and
-//! normalisation.
+//! Data: host-side point sets ([`Points`]), built-in 2-D densities ([`Dataset`], with exact
+//! [`MixtureSpec`]s where they are mixtures), CSV / NPY files ([`io`]), per-dimension
+//! standardisation ([`Normalizer`]) and training data sources ([`DataSource`]).
+
+pub mod io;
+pub mod mixture;
+pub mod normalize;
+pub mod source;
+pub mod toy;
+
+pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points};
+pub use mixture::{MixtureParams, MixtureSpec};
+pub use normalize::Normalizer;
+pub use source::{split, DataSource};
+pub use toy::Dataset;
 
 use crate::error::{Error, Result};
 use crate::tensor::{matrix, to_vec, DType, Device, Tensor};
@@ -14,8 +27,11 @@ pub struct Points {
 impl Points {
     /// Points from row-major data; errors unless `data.len()` is a multiple of `dim ≥ 1`.
     pub fn new(data: Vec<f64>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
-            return Err(Error::Shape(format!("{} values cannot form rows of dimension {dim}", data.len())));
+        if dim == 0 || !data.len().is_multiple_of(dim) {
+            return Err(Error::Shape(format!(
+                "{} values cannot form rows of dimension {dim}",
+                data.len()
+            )));
         }
         Ok(Self { data, dim })
     }
@@ -57,7 +73,10 @@ impl Points {
 
     /// Rows `start..end` as new points.
     pub fn slice(&self, start: usize, end: usize) -> Points {
-        Points { data: self.data[start * self.dim..end * self.dim].to_vec(), dim: self.dim }
+        Points {
+            data: self.data[start * self.dim..end * self.dim].to_vec(),
+            dim: self.dim,
+        }
     }
 
     /// The `(n, d)` tensor on `device` in `dtype`.
@@ -68,6 +87,9 @@ impl Points {
     /// Copies an `(n, d)` tensor to host points.
     pub fn from_tensor(t: &Tensor<2>) -> Points {
         let [_, d] = t.dims();
-        Points { data: to_vec(t), dim: d }
+        Points {
+            data: to_vec(t),
+            dim: d,
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! all [`VectorField`]s. Samplers follow them, likelihoods integrate their divergence, and
 //! diagnostics inspect their Jacobian.
 
+pub mod analytic;
+pub mod convert;
 pub mod mlp;
 
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};

@@ -4,6 +4,8 @@
 //! [`Objective::loss`] directly.
 
 pub mod cfm;
+pub mod dsm;
+pub mod sm;
 
 use crate::field::mlp::Mlp;
 use crate::tensor::{col, Rng, Tensor};

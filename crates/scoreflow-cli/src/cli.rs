@@ -1,0 +1,423 @@
+//! The command tree (clap): every subcommand, flag and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainOpts;
+
+/// scoreflow: learn a vector field from samples (flow matching, score matching), follow it to
+/// generate, and measure what you made.
+#[derive(Debug, Parser)]
+#[command(
+    name = "scoreflow",
+    version,
+    about = "Vector-field generative modelling: flow matching and score-based diffusion",
+    long_about = "Vector-field generative modelling: flow matching and score-based diffusion.\n\n\
+        Train a model on a built-in 2-D data set or your own CSV/NPY points, sample from it with \
+        ODE or SDE solvers, evaluate samples against held-out data, compute likelihoods and \
+        draw pictures. Start with `scoreflow quickstart`.",
+    after_help = "Examples:\n  scoreflow quickstart\n  scoreflow train --data moons --steps 3000 --out runs/moons\n  \
+        scoreflow sample runs/moons -n 10000 --sampler dopri5\n  scoreflow eval runs/moons\n  scoreflow plot runs/moons --gif"
+)]
+pub struct Cli {
+    /// Print nothing but errors.
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub quiet: bool,
+    /// Print one JSON object with the results on stdout (no progress bar, no other output).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    /// Worker threads for tensor maths [default: all cores, or RAYON_NUM_THREADS].
+    #[arg(long, global = true, value_name = "N", help_heading = "Global options")]
+    pub threads: Option<usize>,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a small flow-matching model on a built-in data set, sample, evaluate and plot (< 1 min).
+    Quickstart(QuickstartArgs),
+    /// Train a model from a TOML config file and/or flags; writes a run directory.
+    Train(TrainArgs),
+    /// Generate samples from a trained run with an ODE or SDE sampler.
+    Sample(SampleArgs),
+    /// Compare samples with held-out data: SW2, MMD, energy distance, moments, noise floor.
+    Eval(EvalArgs),
+    /// Draw a run: data vs samples, the vector field, trajectories, loss curve (PNG/GIF).
+    Plot(PlotArgs),
+    /// Speed benchmark: training steps/s and Euler sampling throughput, as one JSON line.
+    Bench(BenchArgs),
+    /// Per-point log-likelihood log p(x) through the probability-flow ODE.
+    Likelihood(LikelihoodArgs),
+    /// Diagnose a learned field: Jacobian asymmetry, curl, stiffness, stable Euler step.
+    Diagnose(DiagnoseArgs),
+}
+
+/// `scoreflow quickstart`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Train the default model (flow matching, a 128-wide 4-layer MLP, one-cycle LR \
+        schedule, EMA weights) on a built-in 2-D data set, draw 10,000 samples, evaluate them \
+        against held-out data, write the run directory with pictures and print a summary.",
+    after_help = "Example:\n  scoreflow quickstart --data moons --out runs/quick-moons"
+)]
+pub struct QuickstartArgs {
+    /// Built-in data set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll).
+    #[arg(long, default_value = "8gaussians", value_name = "NAME")]
+    pub data: String,
+    /// Run directory [default: runs/<data>-quickstart-<time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Training steps.
+    #[arg(long, default_value_t = crate::config::QUICKSTART_STEPS, value_name = "N")]
+    pub steps: usize,
+    /// Random seed (training, sampling and evaluation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `scoreflow train`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Train a model. Settings come from flags, then from the TOML file given by \
+        --config (its keys are the flag names without '--', e.g. `width = 256`), then from the \
+        defaults shown below. The run directory receives config.toml (the full resolved \
+        settings: `scoreflow train --config RUN/config.toml` repeats the run), model.safetensors, \
+        meta.json, train_log.csv (step, loss, lr, grad_norm, steps_per_s) and periodic \
+        checkpoints. Ctrl-C saves a checkpoint and exits; `--resume RUN_DIR` continues a run \
+        from its last checkpoint, also after a crash.",
+    after_help = "Examples:\n  scoreflow train --data moons --steps 3000 --out runs/moons\n  \
+        scoreflow train --config my.toml --lr 3e-4\n  scoreflow train --method dsm --sde vp --data checkerboard\n  \
+        scoreflow train --data points.csv --width 256 --depth 4\n  scoreflow train --resume runs/moons --steps 6000"
+)]
+pub struct TrainArgs {
+    /// TOML file of settings (keys = flag names); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last checkpoint (its config.toml; --steps may extend it).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+    /// Training settings.
+    #[command(flatten)]
+    pub opts: TrainOpts,
+}
+
+/// Sampler names accepted by `scoreflow sample --sampler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerName {
+    /// ODE, forward Euler (fixed steps).
+    Euler,
+    /// ODE, explicit midpoint (fixed steps).
+    Midpoint,
+    /// ODE, Heun (fixed steps).
+    Heun,
+    /// ODE, classic Runge–Kutta 4 (fixed steps).
+    Rk4,
+    /// ODE, adaptive Dormand–Prince 5(4) (--rtol/--atol).
+    Dopri5,
+    /// Score models: reverse-time SDE, Euler–Maruyama.
+    Em,
+    /// Score models: predictor–corrector (reverse diffusion + Langevin corrector).
+    Pc,
+    /// Score models: annealed Langevin dynamics over a noise ladder.
+    Ald,
+    /// Score models: probability-flow ODE with --solver.
+    Ode,
+    /// Score models: unadjusted Langevin dynamics at one noise level (the default for sm/ssm runs).
+    Ula,
+}
+
+impl SamplerName {
+    /// True for the ODE solvers that follow the field directly.
+    pub fn is_ode_solver(self) -> bool {
+        matches!(
+            self,
+            Self::Euler | Self::Midpoint | Self::Heun | Self::Rk4 | Self::Dopri5
+        )
+    }
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Euler => "euler",
+            Self::Midpoint => "midpoint",
+            Self::Heun => "heun",
+            Self::Rk4 => "rk4",
+            Self::Dopri5 => "dopri5",
+            Self::Em => "em",
+            Self::Pc => "pc",
+            Self::Ald => "ald",
+            Self::Ode => "ode",
+            Self::Ula => "ula",
+        }
+    }
+}
+
+/// `scoreflow sample`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Generate samples from a trained run. Flow-matching runs integrate the learned \
+        velocity from noise (t = 0) to data (t = 1) with an ODE solver; score runs use the \
+        reverse SDE (em, pc), annealed Langevin (ald) or the probability-flow ODE (ode). \
+        Points are produced in fixed blocks of 4096 whose noise is seeded by (seed, block), so \
+        `--shard K/N` jobs are independent of how a job is split: the union of the N shards is \
+        bit-for-bit the single run. Prints the number of field evaluations (NFE).",
+    after_help = "Examples:\n  scoreflow sample runs/moons -n 10000\n  scoreflow sample runs/moons --sampler dopri5 --rtol 1e-5 --atol 1e-5 --out s.npy\n  \
+        scoreflow sample runs/vp --sampler pc --steps 500\n  \
+        scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices"
+)]
+pub struct SampleArgs {
+    /// Run directory written by `scoreflow train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Number of samples (of the whole job when --shard is given).
+    #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
+    pub n: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sampler [default: euler for flow matching, em for DSM, ula for sm/ssm runs].
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerName>,
+    /// ODE solver for `--sampler ode` (euler, midpoint, heun, rk4, dopri5).
+    #[arg(long, default_value = "dopri5", value_name = "METHOD")]
+    pub solver: String,
+    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Relative tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-5)]
+    pub rtol: f64,
+    /// Absolute tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-5)]
+    pub atol: f64,
+    /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖noise‖/‖score step‖ ≈ r.
+    #[arg(long, default_value_t = 0.16)]
+    pub snr: f64,
+    /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
+    #[arg(long, value_name = "X")]
+    pub step: Option<f64>,
+    /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write every intermediate state to <out>.trajectories.csv (columns t, index, x1..xd).
+    #[arg(long)]
+    pub trajectories: bool,
+    /// Produce only slice K of N (1-based), e.g. 2/4: deterministic, non-overlapping, and the N slices together equal the unsharded run.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+/// `scoreflow eval`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Score samples against held-out data with sliced Wasserstein-2, MMD² (Gaussian \
+        kernels, bandwidths 0.05–2), energy distance and mean/covariance errors, next to the \
+        data-vs-data noise floor (fresh data of the same size scored the same way) and each \
+        metric's ratio to it. Without --samples, draws samples from the run first. Writes \
+        RUN_DIR/metrics.json.",
+    after_help = "Examples:\n  scoreflow eval runs/moons\n  scoreflow eval runs/moons --samples s.npy\n  scoreflow eval runs/moons --sampler dopri5 -n 5000 --json"
+)]
+pub struct EvalArgs {
+    /// Run directory written by `scoreflow train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Samples to score (.csv or .npy) [default: sample now with --sampler].
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+    /// Number of samples to draw (without --samples) and of held-out points.
+    #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
+    pub n: usize,
+    /// Sampler used without --samples [default: as `scoreflow sample`].
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerName>,
+    /// Steps of the sampler used without --samples.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Random seed (sampling, held-out data, random projections).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Held-out points to compare with, .csv or .npy [default: fresh draws of a built-in set, or the run's held-out split].
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// Also report the held-out negative log-likelihood on this many points (0 = skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub nll: usize,
+    /// Where to write the metrics [default: RUN_DIR/metrics.json].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `scoreflow plot`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Draw a run as PNG files in the run directory (or --out-dir): samples.png (data \
+        vs samples), field.png (the learned vector field as arrows at each of --times, coloured \
+        by magnitude), trajectories.png, loss.png (training loss on a log scale from \
+        train_log.csv); with --gif flow.gif (samples flowing from noise to data); with \
+        --density density.png (model log-density on a grid next to the true one when known); \
+        with --diagnose curl.png and stiffness.png.",
+    after_help = "Examples:\n  scoreflow plot runs/moons\n  scoreflow plot runs/moons --times 0,0.5,0.9,1 --gif\n  scoreflow plot runs/moons --density --diagnose"
+)]
+pub struct PlotArgs {
+    /// Run directory written by `scoreflow train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Samples to draw [default: RUN_DIR/samples.csv if present, else sample now].
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+    /// Points to sample and draw when sampling now.
+    #[arg(short = 'n', long = "num", default_value_t = 5_000, value_name = "N")]
+    pub n: usize,
+    /// Flow times t at which to draw the field (flow-matching time: 0 = noise, 1 = data).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.5,0.9,1",
+        value_name = "T,.."
+    )]
+    pub times: Vec<f64>,
+    /// Arrows per side of the quiver grid.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub grid: usize,
+    /// Also write flow.gif: samples flowing from noise to data.
+    #[arg(long)]
+    pub gif: bool,
+    /// Also write density.png: the model density on a grid (and the true density when known).
+    #[arg(long)]
+    pub density: bool,
+    /// Also write curl.png and stiffness.png (2-D field diagnostics).
+    #[arg(long)]
+    pub diagnose: bool,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory for the pictures [default: RUN_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Which engine to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineName {
+    /// The fastest available: the fused engine.
+    Auto,
+    /// burn's Flex backend with autodiff (the reference).
+    Burn,
+    /// The fused CPU MLP engine.
+    Fused,
+}
+
+/// `scoreflow bench`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "The speed benchmark of ../shared/bench/reference_fm.py --bench-only on the same \
+        work: flow matching on 8gaussians with Adam 1e-3, 20 warm-up + 200 timed training steps at \
+        the given batch, then Euler sampling of 10,000 points × 100 steps. With --json prints one \
+        JSON line with the reference's keys (train_steps_per_s, sample_point_steps_per_s, …) plus \
+        the engine, GFLOP/s and the machine's measured GEMM peak.",
+    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256 --engine burn"
+)]
+pub struct BenchArgs {
+    /// Hidden width of the MLP.
+    #[arg(long, default_value_t = 512, value_name = "W")]
+    pub width: usize,
+    /// Hidden layers of the MLP.
+    #[arg(long, default_value_t = 4, value_name = "D")]
+    pub depth: usize,
+    /// Training batch size.
+    #[arg(long, default_value_t = 1024, value_name = "B")]
+    pub batch: usize,
+    /// Engine: auto (= fused), fused (the fused CPU MLP engine) or burn (burn Flex + autodiff, the reference).
+    #[arg(long, value_enum, default_value_t = EngineName::Auto)]
+    pub engine: EngineName,
+    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
+    #[arg(long)]
+    pub dopri5: bool,
+    /// Also time the exact-divergence likelihood of this many points (0 = skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub nll: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `scoreflow likelihood`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Exact log-likelihood log p(x) of points under a trained run, by the \
+        instantaneous change of variables along the flow (or probability-flow) ODE from the data \
+        to the prior. Writes per-point log p as CSV and prints mean ± standard error, NFE and \
+        wall time (--json: mean_log_prob, nll, …). The divergence is exact for d ≤ 16 and \
+        Hutchinson–Skilling with --hutchinson K probes otherwise (or when asked).",
+    after_help = "Examples:\n  scoreflow likelihood runs/moons --data moons -n 5000\n  scoreflow likelihood runs/mine --data held_out.csv --out logp.csv --json"
+)]
+pub struct LikelihoodArgs {
+    /// Run directory written by `scoreflow train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Points to evaluate: a CSV/NPY file or a built-in data set name (fresh draws).
+    #[arg(long, value_name = "FILE|NAME")]
+    pub data: String,
+    /// Points to draw from a built-in set (files are used whole).
+    #[arg(short = 'n', long = "num", default_value_t = 5_000, value_name = "N")]
+    pub n: usize,
+    /// Random seed (built-in draws, Hutchinson probes).
+    #[arg(long, default_value_t = 987_654_321)]
+    pub seed: u64,
+    /// ODE solver (euler, midpoint, heun, rk4, dopri5).
+    #[arg(long, default_value = "dopri5", value_name = "METHOD")]
+    pub solver: String,
+    /// Steps for fixed-step solvers.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub steps: usize,
+    /// Relative tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-5)]
+    pub rtol: f64,
+    /// Absolute tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-5)]
+    pub atol: f64,
+    /// Use Hutchinson's estimator with K Rademacher probes instead of the exact divergence.
+    #[arg(long, value_name = "K")]
+    pub hutchinson: Option<usize>,
+    /// Per-point log p CSV [default: RUN_DIR/logp.csv].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `scoreflow diagnose`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Questions the score-based literature asks of a field, at data points and chosen \
+        times: the antisymmetric share ‖(J − Jᵀ)/2‖_F / ‖J‖_F of the Jacobian (0 for a true \
+        score), curl (2-D), eigenvalues, stiffness ratio max|λ|/min|λ| and the largest stable \
+        explicit-Euler step h_max = min over λ of −2 Re λ / |λ|². Prints a table (or JSON).",
+    after_help = "Examples:\n  scoreflow diagnose runs/moons\n  scoreflow diagnose runs/vp --times 0.01,0.1,0.5 --json"
+)]
+pub struct DiagnoseArgs {
+    /// Run directory written by `scoreflow train`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Points to probe: a CSV/NPY file or a built-in set name [default: the run's data].
+    #[arg(long, value_name = "FILE|NAME")]
+    pub points: Option<String>,
+    /// Number of probe points.
+    #[arg(short = 'n', long = "num", default_value_t = 1_000, value_name = "N")]
+    pub n: usize,
+    /// Flow times t to probe (0 = noise, 1 = data); score models are probed at diffusion time τ = T·(1 − t).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.5,0.9",
+        value_name = "T,.."
+    )]
+    pub times: Vec<f64>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

@@ -1,0 +1,236 @@
+//! `scoreflow diagnose`: Jacobian diagnostics of a learned field at data points.
+
+use anyhow::{bail, Result};
+use scoreflow::data::{MixtureSpec, Normalizer, Points};
+use scoreflow::diagnostics::{diagnose, Diagnostics, Stats};
+use scoreflow::field::analytic::{GaussianMixture, MixtureScore};
+use scoreflow::tensor::{self, DType};
+use scoreflow::VectorField;
+use serde::Serialize;
+
+use crate::cli::DiagnoseArgs;
+use crate::output::Mode;
+use crate::run::{builtin, load_file_or_explain, DataUnits, ModelSpec, Run};
+
+/// The diagnostics at one time.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeDiagnostics {
+    /// Flow time t (0 = noise, 1 = data).
+    pub t: f64,
+    /// The model's own time (τ for SDE models).
+    pub model_time: f64,
+    /// Aggregates over the points (per-point values omitted).
+    pub summary: Summary,
+}
+
+/// Aggregates of [`Diagnostics`] without the per-point list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// ‖(J − Jᵀ)/2‖_F / ‖J‖_F.
+    pub antisymmetric_share: Option<Stats>,
+    /// max|λ| / min|λ|.
+    pub stiffness_ratio: Option<Stats>,
+    /// Largest stable explicit-Euler step; its min is stable at every point.
+    pub h_max: Option<Stats>,
+    /// ∇·v.
+    pub divergence: Option<Stats>,
+    /// Curl (2-D).
+    pub curl: Option<Stats>,
+    /// ‖v − s_true‖ against the exact score, when known.
+    pub error: Option<Stats>,
+    /// Relative RMS error against the exact score.
+    pub relative_error: Option<f64>,
+}
+
+impl From<Diagnostics> for Summary {
+    fn from(d: Diagnostics) -> Self {
+        Summary {
+            antisymmetric_share: d.antisymmetric_share,
+            stiffness_ratio: d.stiffness_ratio,
+            h_max: d.h_max,
+            divergence: d.divergence,
+            curl: d.curl,
+            error: d.error,
+            relative_error: d.relative_error,
+        }
+    }
+}
+
+/// The report (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnoseReport {
+    /// Field kind: "velocity" or "score".
+    pub field: String,
+    /// Points probed and where they came from.
+    pub points: String,
+    /// Per time.
+    pub times: Vec<TimeDiagnostics>,
+    /// What the error row compares against, if anything.
+    pub reference: Option<String>,
+}
+
+/// A mixture in normalised coordinates z = (x − μ)/σ: means (μₖ − μ)/σ, covariances
+/// Σₖ,ᵢⱼ/(σᵢσⱼ).
+fn normalised_mixture(spec: &MixtureSpec, norm: &Normalizer) -> Result<GaussianMixture> {
+    let d = spec.dim();
+    let means = spec
+        .means()
+        .iter()
+        .map(|m| {
+            m.iter()
+                .enumerate()
+                .map(|(i, v)| (v - norm.mean[i]) / norm.std[i])
+                .collect()
+        })
+        .collect();
+    let covs = spec
+        .covs()
+        .iter()
+        .map(|c| {
+            (0..d * d)
+                .map(|k| c[k] / (norm.std[k / d] * norm.std[k % d]))
+                .collect()
+        })
+        .collect();
+    Ok(GaussianMixture::new(spec.weights().to_vec(), means, covs)?)
+}
+
+/// The exact score of the run's data distribution (perturbed by the SDE for DSM models), in
+/// data units, when the data set is a Gaussian mixture and the model is a score model.
+fn reference_score(run: &Run) -> Result<Option<(Box<dyn VectorField>, String)>> {
+    let Some(spec) = run.dataset().and_then(|d| d.mixture()) else {
+        return Ok(None);
+    };
+    let z = normalised_mixture(&spec, &run.norm)?;
+    let wrap = |f: Box<dyn VectorField>| -> Box<dyn VectorField> {
+        Box::new(DataUnits {
+            field: f,
+            mean: run.norm.mean.clone(),
+            std: run.norm.std.clone(),
+            velocity: false,
+        })
+    };
+    Ok(match &run.spec {
+        ModelSpec::Dsm { sde, .. } => Some((
+            wrap(Box::new(MixtureScore::new(z, sde.build()?))),
+            format!("exact score of {} perturbed by the SDE", run.settings.data),
+        )),
+        ModelSpec::NoiseFree { .. } => Some((
+            wrap(Box::new(MixtureScore::fixed(z))),
+            format!("exact score of {}", run.settings.data),
+        )),
+        ModelSpec::Cfm { .. } => None,
+    })
+}
+
+fn fmt_stats(s: &Option<Stats>) -> String {
+    match s {
+        Some(s) => format!(
+            "{:>11.3e}{:>11.3e}{:>11.3e}{:>11.3e}",
+            s.mean, s.q05, s.q50, s.q95
+        ),
+        None => format!("{:>11}{:>11}{:>11}{:>11}", "—", "—", "—", "—"),
+    }
+}
+
+/// Runs `scoreflow diagnose`.
+pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    if args.n == 0 {
+        bail!("-n must be at least 1");
+    }
+    let (points, what): (Points, String) = match &args.points {
+        None => (
+            run.held_out(args.n, args.seed)?,
+            format!("held-out data of {}", run.settings.data),
+        ),
+        Some(name) => match builtin(name) {
+            Some(ds) => (
+                ds.sample(args.n, &mut tensor::rng(args.seed)),
+                format!("{} draws of {ds}", args.n),
+            ),
+            None => (load_file_or_explain(name, Some(run.dim()))?, name.clone()),
+        },
+    };
+    let x = points.to_tensor(&tensor::cpu(), DType::F32);
+    let field = run.field_in_data_units()?;
+    let reference = reference_score(&run)?;
+    let mut times = Vec::new();
+    for &t in &args.times {
+        if !(0.0..=1.0).contains(&t) {
+            bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
+        }
+        let mt = run.model_time(t)?;
+        let d = diagnose(
+            &field,
+            &x,
+            &tensor::times_like(&x, mt),
+            reference.as_ref().map(|r| r.0.as_ref()),
+        )?;
+        times.push(TimeDiagnostics {
+            t,
+            model_time: mt,
+            summary: d.into(),
+        });
+    }
+    let report = DiagnoseReport {
+        field: if run.is_velocity() {
+            "velocity".into()
+        } else {
+            "score".into()
+        },
+        points: format!("{} points: {what}", points.len()),
+        times,
+        reference: reference.map(|r| r.1),
+    };
+    mode.json(&report)?;
+    if mode == Mode::Normal {
+        println!(
+            "{} field of {} at {} (data units)",
+            report.field,
+            run.dir.display(),
+            report.points
+        );
+        for td in &report.times {
+            let head = format!("t = {} (model time {:.4})", td.t, td.model_time);
+            println!(
+                "\n{head:<38}{:>11}{:>11}{:>11}{:>11}",
+                "mean", "q05", "median", "q95"
+            );
+            let s = &td.summary;
+            println!(
+                "{:<38}{}",
+                "antisymmetric share ‖J_A‖/‖J‖",
+                fmt_stats(&s.antisymmetric_share)
+            );
+            println!(
+                "{:<38}{}",
+                "stiffness ratio max|λ|/min|λ|",
+                fmt_stats(&s.stiffness_ratio)
+            );
+            println!("{:<38}{}", "stable Euler step h_max", fmt_stats(&s.h_max));
+            println!("{:<38}{}", "divergence", fmt_stats(&s.divergence));
+            if s.curl.is_some() {
+                println!("{:<38}{}", "curl", fmt_stats(&s.curl));
+            }
+            if s.error.is_some() {
+                println!(
+                    "{:<38}{}  (relative RMS {:.3})",
+                    "‖s − s_true‖",
+                    fmt_stats(&s.error),
+                    s.relative_error.unwrap_or(f64::NAN)
+                );
+            }
+            if let Some(h) = &s.h_max {
+                println!(
+                    "explicit Euler is stable at every probed point for h ≤ {:.3e}",
+                    h.min
+                );
+            }
+        }
+        if let Some(r) = &report.reference {
+            println!("\nreference: {r}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod diagnose;
+pub mod eval;
+pub mod likelihood;
+pub mod plot;
+pub mod quickstart;
+pub mod sample;
+pub mod train;

@@ -1,0 +1,397 @@
+//! `scoreflow plot`: pictures of a run (see [`crate::plot`] for the drawing itself).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use scoreflow::data::{self, Points};
+use scoreflow::diagnostics::diagnose;
+use scoreflow::likelihood::LikelihoodOptions;
+use scoreflow::tensor::{self, DType};
+use serde::Serialize;
+
+use crate::cli::{PlotArgs, SamplerName};
+use crate::output::{Mode, TrainLog};
+use crate::plot::{
+    self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
+};
+use crate::run::{ModelSpec, Run, SamplerSpec, LOG_FILE};
+use crate::sampling::Plan;
+
+/// Host points as 2-D pairs (the first two coordinates).
+pub fn pairs(p: &Points) -> Vec<P2> {
+    p.rows()
+        .map(|r| [r[0], r.get(1).copied().unwrap_or(0.0)])
+        .collect()
+}
+
+/// What `scoreflow plot` wrote (`--json`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlotSummary {
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// The pictures to draw and their inputs.
+pub struct PlotJob<'a> {
+    /// The run.
+    pub run: &'a Run,
+    /// Samples (data units).
+    pub samples: &'a Points,
+    /// Data points to compare with (data units).
+    pub data: &'a Points,
+    /// Flow times of the quiver panels.
+    pub times: &'a [f64],
+    /// Arrows per side.
+    pub grid: usize,
+    /// Also the GIF.
+    pub gif: bool,
+    /// Also density.png.
+    pub density: bool,
+    /// Also curl.png and stiffness.png.
+    pub diagnose: bool,
+    /// Seed for trajectories.
+    pub seed: u64,
+    /// Output directory.
+    pub out_dir: &'a Path,
+}
+
+/// The trajectory sampler: the run's ODE (Euler for flow matching, RK4 on the
+/// probability-flow ODE for DSM models) with every step kept; `None` for noise-free score
+/// models, which are sampled by Langevin dynamics (no deterministic path).
+fn trajectory_spec(run: &Run, steps: usize) -> Option<SamplerSpec> {
+    let mut spec = match run.spec {
+        ModelSpec::Cfm { .. } => SamplerSpec::new(SamplerName::Euler),
+        ModelSpec::Dsm { .. } => SamplerSpec {
+            solver: "rk4".into(),
+            ..SamplerSpec::new(SamplerName::Ode)
+        },
+        ModelSpec::NoiseFree { .. } => return None,
+    };
+    spec.steps = Some(steps);
+    spec.trajectories = true;
+    Some(spec)
+}
+
+/// Flow times and trajectories (one `Vec` of states per point, data units) of `n` points.
+fn trajectories(
+    run: &Run,
+    spec: &SamplerSpec,
+    n: usize,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<Vec<P2>>)> {
+    let out = run.sample(&Plan::new(n, None), seed, spec, |_| {})?;
+    let mut times = Vec::new();
+    let mut paths: Vec<Vec<P2>> = Vec::new();
+    for (_, traj) in &out.trajectories {
+        let base = paths.len();
+        for (k, (t, pts)) in traj.iter().enumerate() {
+            if base == 0 {
+                // Flow time for every model: τ runs from T down to ε for SDE models.
+                times.push(if run.is_velocity() { *t } else { 1.0 - *t });
+            }
+            for (i, row) in pts.rows().enumerate() {
+                if k == 0 {
+                    paths.push(Vec::with_capacity(traj.len()));
+                }
+                paths[base + i].push([row[0], row[1]]);
+            }
+        }
+    }
+    Ok((times, paths))
+}
+
+/// Quiver panel title for flow time t.
+fn field_title(run: &Run, t: f64, model_t: f64) -> String {
+    match &run.spec {
+        ModelSpec::Cfm { .. } => format!("velocity at t = {t}"),
+        ModelSpec::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
+        ModelSpec::NoiseFree { .. } => "score (time-independent)".to_string(),
+    }
+}
+
+/// Draws samples.png, field.png, trajectories.png, loss.png (when the log exists) and, as
+/// asked, flow.gif, density.png, curl.png and stiffness.png. Returns the files written.
+pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
+    let run = job.run;
+    if run.dim() != 2 {
+        bail!("pictures need 2-D data (this run is {}-D)", run.dim());
+    }
+    for &t in job.times {
+        if !(0.0..=1.0).contains(&t) {
+            bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
+        }
+    }
+    let mut files = Vec::new();
+    let (data_p, samp_p) = (pairs(job.data), pairs(job.samples));
+    let p = job.out_dir.join("samples.png");
+    plot::scatter(
+        &p,
+        &[
+            ScatterPanel {
+                title: format!("data ({} held-out points)", data_p.len()),
+                points: &data_p,
+                color: DATA_COLOR,
+            },
+            ScatterPanel {
+                title: format!("samples ({})", samp_p.len()),
+                points: &samp_p,
+                color: SAMPLE_COLOR,
+            },
+        ],
+    )?;
+    files.push(p);
+
+    let bounds = Bounds::around(&[&data_p]);
+    let origins = bounds.grid(job.grid.max(2));
+    let mut panels = Vec::new();
+    let times: Vec<f64> = if matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+        vec![1.0]
+    } else {
+        job.times.to_vec()
+    };
+    for &t in &times {
+        let model_t = run.model_time(t)?;
+        panels.push(QuiverPanel {
+            title: field_title(run, t, model_t),
+            vectors: run.field_at(&origins, model_t)?,
+            origins: origins.clone(),
+        });
+    }
+    let p = job.out_dir.join("field.png");
+    plot::quiver(&p, &panels, bounds, Some(&data_p))?;
+    files.push(p);
+
+    let traj = match trajectory_spec(run, 100) {
+        Some(spec) => Some(trajectories(
+            run,
+            &spec,
+            if job.gif { 2000 } else { 300 },
+            job.seed,
+        )?),
+        None => None,
+    };
+    if let Some((_, paths)) = &traj {
+        let p = job.out_dir.join("trajectories.png");
+        plot::trajectories(&p, &paths[..paths.len().min(300)], Some(&data_p))?;
+        files.push(p);
+    }
+
+    let log_path = run.dir.join(LOG_FILE);
+    if log_path.exists() {
+        let log = TrainLog::load(&log_path)?;
+        if !log.rows.is_empty() {
+            let steps: Vec<f64> = log.rows.iter().map(|r| r.step as f64).collect();
+            let loss: Vec<f64> = log.rows.iter().map(|r| r.loss).collect();
+            let lr: Vec<f64> = log.rows.iter().map(|r| r.lr).collect();
+            let p = job.out_dir.join("loss.png");
+            plot::loss_curve(&p, &steps, &loss, Some(&lr))?;
+            files.push(p);
+        }
+    }
+
+    if job.gif {
+        match &traj {
+            Some((times, paths)) => {
+                // ~40 frames over the path, then the final state held for 10 frames.
+                let every = (times.len() / 40).max(1);
+                let mut frames: Vec<(f64, Vec<P2>)> = Vec::new();
+                for k in (0..times.len())
+                    .step_by(every)
+                    .chain(std::iter::repeat_n(times.len() - 1, 10))
+                {
+                    frames.push((times[k], paths.iter().map(|p| p[k]).collect()));
+                }
+                let p = job.out_dir.join("flow.gif");
+                plot::flow_gif(&p, &frames, Some(&data_p), 8)?;
+                files.push(p);
+            }
+            None => bail!(
+                "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
+                run.spec.method()
+            ),
+        }
+    }
+    if job.density {
+        files.push(draw_density(job, bounds, &data_p)?);
+    }
+    if job.diagnose {
+        files.extend(draw_diagnostics(job, bounds, &times)?);
+    }
+    Ok(files)
+}
+
+/// Grid cells per side of the density and diagnostic maps.
+const MAP_GRID: usize = 60;
+
+/// density.png: the model's log-density on a grid (exact ODE likelihood, Dopri5 1e-5) next to
+/// the true log-density when the data set has one, on one colour scale spanning the 10 nats
+/// below the 99th percentile (lower values share the darkest colour).
+fn draw_density(job: &PlotJob, b: Bounds, data_p: &[P2]) -> Result<PathBuf> {
+    let run = job.run;
+    let grid = b.grid(MAP_GRID);
+    let pts = Points::new(grid.iter().flatten().copied().collect(), 2)?;
+    let opts = LikelihoodOptions {
+        round_trip: false,
+        ..LikelihoodOptions::default()
+    };
+    let lik = run.log_likelihood(&pts, &opts, &mut tensor::rng(job.seed))?;
+    let mut panels = vec![HeatPanel {
+        title: "model log-density".into(),
+        values: lik.log_prob.clone(),
+        n: MAP_GRID,
+        cmap: ColorMap::Viridis,
+        label: "log p(x)".into(),
+        overlay: None,
+        range: None,
+    }];
+    if let Some(truth) = run
+        .dataset()
+        .map(|d| d.log_density(&pts))
+        .transpose()?
+        .flatten()
+    {
+        panels.push(HeatPanel {
+            title: format!("true log-density ({})", run.settings.data),
+            values: truth
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { f64::NAN })
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log p(x)".into(),
+            overlay: None,
+            range: None,
+        });
+    } else {
+        panels.push(HeatPanel {
+            title: "model log-density with data".into(),
+            values: lik.log_prob,
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log p(x)".into(),
+            overlay: Some(data_p),
+            range: None,
+        });
+    }
+    // One colour scale for both panels: the top 10 nats below the 99th percentile.
+    let hi = panels
+        .iter()
+        .map(|p| quantile99(&p.values))
+        .fold(f64::NEG_INFINITY, f64::max);
+    for p in &mut panels {
+        p.range = Some((hi - 10.0, hi));
+    }
+    let p = job.out_dir.join("density.png");
+    plot::heatmap(&p, &panels, b)?;
+    Ok(p)
+}
+
+/// curl.png and stiffness.png: the curl ∂v₂/∂x₁ − ∂v₁/∂x₂ and the stiffness ratio
+/// max|λ|/min|λ| of the Jacobian (log₁₀) on a grid, one panel per time, in data units.
+fn draw_diagnostics(job: &PlotJob, b: Bounds, times: &[f64]) -> Result<Vec<PathBuf>> {
+    let run = job.run;
+    let grid = b.grid(MAP_GRID);
+    let x = Points::new(grid.iter().flatten().copied().collect(), 2)?
+        .to_tensor(&tensor::cpu(), DType::F32);
+    let field = run.field_in_data_units()?;
+    let (mut curl, mut stiff) = (Vec::new(), Vec::new());
+    for &t in times {
+        let model_t = run.model_time(t)?;
+        let d = diagnose(&field, &x, &tensor::times_like(&x, model_t), None)?;
+        let title = field_title(run, t, model_t);
+        curl.push(HeatPanel {
+            title: format!("curl of the {title}"),
+            values: d
+                .points
+                .iter()
+                .map(|p| p.curl.unwrap_or(f64::NAN))
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Diverging,
+            label: "∂v₂/∂x₁ − ∂v₁/∂x₂".into(),
+            overlay: None,
+            range: None,
+        });
+        stiff.push(HeatPanel {
+            title: format!("stiffness, {title}"),
+            values: d
+                .points
+                .iter()
+                .map(|p| p.stiffness_ratio.map_or(f64::NAN, f64::log10))
+                .collect(),
+            n: MAP_GRID,
+            cmap: ColorMap::Viridis,
+            label: "log₁₀ max|λ|/min|λ|".into(),
+            overlay: None,
+            range: None,
+        });
+    }
+    let (pc, ps) = (
+        job.out_dir.join("curl.png"),
+        job.out_dir.join("stiffness.png"),
+    );
+    plot::heatmap(&pc, &curl, b)?;
+    plot::heatmap(&ps, &stiff, b)?;
+    Ok(vec![pc, ps])
+}
+
+/// The 99th percentile of the finite values (−∞ if none).
+fn quantile99(v: &[f64]) -> f64 {
+    let mut f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if f.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    f.sort_by(f64::total_cmp);
+    f[((f.len() - 1) as f64 * 0.99).round() as usize]
+}
+
+/// Runs `scoreflow plot`.
+pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
+    let run = Run::load(&args.run)?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| run.dir.clone());
+    if !out_dir.is_dir() {
+        bail!("{}: no such directory", out_dir.display());
+    }
+    if args.gif && matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+        bail!(
+            "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
+            run.spec.method()
+        );
+    }
+    let samples = match &args.samples {
+        Some(p) => {
+            if !p.exists() {
+                bail!("{}: no such file", p.display());
+            }
+            data::load_points(p, Some(run.dim()))?
+        }
+        None if run.dir.join("samples.csv").exists() => {
+            data::load_points(run.dir.join("samples.csv"), Some(run.dim()))?
+        }
+        None => {
+            let spec = SamplerSpec::new(run.default_sampler());
+            run.sample(&Plan::new(args.n, None), args.seed, &spec, |_| {})?
+                .points
+        }
+    };
+    let held = run.held_out(args.n.max(2000), args.seed)?;
+    let files = draw_run(&PlotJob {
+        run: &run,
+        samples: &samples,
+        data: &held,
+        times: &args.times,
+        grid: args.grid,
+        gif: args.gif,
+        density: args.density,
+        diagnose: args.diagnose,
+        seed: args.seed,
+        out_dir: &out_dir,
+    })?;
+    mode.json(&PlotSummary {
+        files: files.clone(),
+    })?;
+    for f in files {
+        mode.say(format!("wrote {}", f.display()));
+    }
+    Ok(())
+}

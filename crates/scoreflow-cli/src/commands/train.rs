@@ -1,0 +1,369 @@
+//! `scoreflow train`: settings → data, model, objective → the library's training loop, with a
+//! progress bar, `train_log.csv`, periodic checkpoints and Ctrl-C handling.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use scoreflow::data::{self, Normalizer, Points};
+use scoreflow::tensor::{self, DType, Rng};
+use scoreflow::train::{
+    Control, EmaConfig, EngineKind, LrSchedule, OptimizerConfig, OptimizerKind, StepInfo,
+    TrainConfig, Trainer,
+};
+use serde::Serialize;
+
+use crate::cli::TrainArgs;
+use crate::config::{
+    MethodName, OptimizerName, ScheduleName, TrainEngine, TrainOpts, TrainSettings,
+};
+use crate::output::{create_run_dir, default_run_dir, human_secs, LogRow, Mode, TrainLog};
+use crate::run::{self, ModelSpec, CONFIG_FILE, HELDOUT_FILE, LOG_FILE};
+
+/// The settings of a new run (flags over `--config` over defaults), or of a resumed run (its
+/// `config.toml`, where only `--steps` and `--checkpoint-every` may be changed).
+pub fn settings_for(args: &TrainArgs) -> Result<TrainSettings> {
+    if let Some(run) = &args.resume {
+        let cfg = run.join(CONFIG_FILE);
+        if !cfg.exists() {
+            bail!(
+                "{}: not a scoreflow run directory (no config.toml)",
+                run.display()
+            );
+        }
+        let mut s = TrainSettings::from_file(&cfg)?;
+        let TrainOpts {
+            steps,
+            checkpoint_every,
+            ..
+        } = args.opts.clone();
+        let others = TrainOpts {
+            steps: None,
+            checkpoint_every: None,
+            ..args.opts.clone()
+        };
+        if others != TrainOpts::default() {
+            bail!("--resume continues a run with its own settings; only --steps and --checkpoint-every may be given");
+        }
+        s.steps = steps.unwrap_or(s.steps);
+        s.checkpoint_every = checkpoint_every.unwrap_or(s.checkpoint_every);
+        s.out = Some(run.clone());
+        s.validate()?;
+        return Ok(s);
+    }
+    let file = match &args.config {
+        Some(p) => TrainOpts::from_file(p)?,
+        None => TrainOpts::default(),
+    };
+    args.opts.clone().resolve(file)
+}
+
+/// Runs `scoreflow train`.
+pub fn run(args: TrainArgs, mode: Mode) -> Result<()> {
+    let settings = settings_for(&args)?;
+    let summary = train(&settings, args.resume.is_some(), mode, "train")?;
+    mode.json(&summary)?;
+    if summary.stopped {
+        mode.say(format!(
+            "interrupted at step {}/{}: checkpoint saved; continue with `scoreflow train --resume {}`",
+            summary.step,
+            summary.total_steps,
+            summary.run_dir.display()
+        ));
+    } else {
+        mode.say(format!(
+            "trained {} steps in {} ({:.1} steps/s), final loss {:.4} (mean of the last {} steps)\nrun directory: {}",
+            summary.step,
+            human_secs(summary.wall_s),
+            summary.steps_per_s,
+            summary.final_loss,
+            summary.final_loss_window,
+            summary.run_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// What a training run reports (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Data set or file.
+    pub data: String,
+    /// Objective.
+    pub method: String,
+    /// Steps completed.
+    pub step: usize,
+    /// Steps asked for.
+    pub total_steps: usize,
+    /// True when stopped early by Ctrl-C.
+    pub stopped: bool,
+    /// Mean loss of the last `final_loss_window` steps.
+    pub final_loss: f64,
+    /// Steps averaged in `final_loss`.
+    pub final_loss_window: usize,
+    /// Wall time of this invocation's training, seconds.
+    pub wall_s: f64,
+    /// Steps per second in this invocation.
+    pub steps_per_s: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Step engine.
+    pub engine: String,
+}
+
+/// The library's training configuration for `s`.
+fn train_config(s: &TrainSettings) -> TrainConfig {
+    let warm = ((s.warmup * s.steps as f64).round() as usize).max(1);
+    let schedule = match s.schedule {
+        ScheduleName::Constant => LrSchedule::Constant,
+        ScheduleName::Warmup => LrSchedule::Warmup { warmup: warm },
+        ScheduleName::Cosine => LrSchedule::Cosine {
+            warmup: if s.warmup > 0.0 { warm } else { 0 },
+            final_ratio: 0.0,
+        },
+        // One-cycle needs ≥ 2 rising steps and ≥ 1 falling step: very short runs stretch the
+        // rise to 2 steps, and runs under 4 steps use a constant rate.
+        ScheduleName::Onecycle if s.steps < 4 => LrSchedule::Constant,
+        ScheduleName::Onecycle => LrSchedule::OneCycle {
+            pct_start: s.warmup.max(2.0 / s.steps as f64),
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        },
+    };
+    let kind = match s.optimizer {
+        OptimizerName::Adam => OptimizerKind::Adam,
+        OptimizerName::Adamw => OptimizerKind::AdamW,
+    };
+    TrainConfig {
+        steps: s.steps,
+        batch_size: s.batch,
+        seed: s.seed,
+        optimizer: OptimizerConfig {
+            kind,
+            weight_decay: s.weight_decay,
+            clip_grad_norm: (s.clip > 0.0).then_some(s.clip),
+            ..OptimizerConfig::adam(s.lr)
+        },
+        schedule,
+        // EMA warm-up β_n = min(β, (1 + n)/(10 + n)) so short runs do not keep a share of the
+        // random initial weights (0.999³⁰⁰⁰ ≈ 5% without it).
+        ema: (s.ema > 0.0).then_some(EmaConfig {
+            decay: s.ema,
+            warmup: true,
+        }),
+        // Checkpoints are triggered by the CLI's callback (see `train`), so the log is
+        // always saved before the checkpoint it belongs to.
+        checkpoint_every: None,
+    }
+}
+
+/// Installs the Ctrl-C handler once; the flag it sets asks the training loop to checkpoint and stop.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        // If a handler cannot be installed, Ctrl-C simply kills the process; the last periodic
+        // checkpoint stays valid because every file is written atomically.
+        let _ = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: give up waiting for the checkpoint.
+                std::process::exit(130);
+            }
+        });
+        flag
+    })
+    .clone()
+}
+
+/// Trains (or resumes) the run described by `settings`, writing its run directory.
+pub fn train(
+    settings: &TrainSettings,
+    resume: bool,
+    mode: Mode,
+    label: &str,
+) -> Result<TrainSummary> {
+    let dir = settings
+        .out
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&settings.data, settings.method.name()));
+    // The fused engine trains regression objectives (flow matching, DSM); noise-free score
+    // matching needs burn's autodiff.
+    let regression = matches!(settings.method, MethodName::Cfm | MethodName::Dsm);
+    let kind = match settings.engine {
+        TrainEngine::Burn => EngineKind::Burn,
+        TrainEngine::Auto if regression => EngineKind::Fused,
+        TrainEngine::Auto => EngineKind::Burn,
+        TrainEngine::Fused if regression => EngineKind::Fused,
+        TrainEngine::Fused => bail!("--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}", settings.method.name()),
+    };
+    let (source, fitted_norm) = run::training_data(settings)?;
+    let dim = source.dim();
+
+    let (mut trainer, norm, spec, mut log) = if resume {
+        let mut trainer = Trainer::resume_on(kind, &dir, &tensor::cpu())?;
+        let meta = trainer.meta();
+        let norm: Normalizer = serde_json::from_value(meta.normalization.clone())
+            .with_context(|| format!("{}: malformed normalization in meta.json", dir.display()))?;
+        let spec: ModelSpec = serde_json::from_value(meta.objective.clone())
+            .with_context(|| format!("{}: unknown objective in meta.json", dir.display()))?;
+        if meta.model.dim != dim {
+            bail!(
+                "{}: the checkpoint is {}-D but the data are {}-D",
+                dir.display(),
+                meta.model.dim,
+                dim
+            );
+        }
+        if trainer.step() >= settings.steps {
+            bail!(
+                "{}: already trained {} of {} steps; pass a larger --steps to continue",
+                dir.display(),
+                trainer.step(),
+                settings.steps
+            );
+        }
+        if trainer.config().steps != settings.steps {
+            trainer.set_total_steps(settings.steps)?;
+        }
+        let mut log = if dir.join(LOG_FILE).exists() {
+            TrainLog::load(&dir.join(LOG_FILE))?
+        } else {
+            TrainLog::default()
+        };
+        log.truncate_after(trainer.step());
+        (trainer, norm, spec, log)
+    } else {
+        create_run_dir(&dir)?;
+        let norm = fitted_norm;
+        let spec = run::model_spec(settings, || {
+            let mut r = tensor::rng(settings.seed);
+            norm.apply(&source.batch(2000, &mut r))
+                .expect("same dimension")
+        })?;
+        let cfg = train_config(settings);
+        let model = cfg.init_model(&run::mlp_config(settings, dim), &tensor::cpu(), DType::F32);
+        let trainer = Trainer::new_on(kind, &model, cfg)?.checkpoint_to(
+            &dir,
+            serde_json::to_value(&spec)?,
+            serde_json::to_value(&norm)?,
+        );
+        if let Some(test) = source.test() {
+            data::write_npy(dir.join(HELDOUT_FILE), test)?;
+        }
+        (trainer, norm, spec, TrainLog::default())
+    };
+    let mut written = settings.clone();
+    written.out = None;
+    crate::output::atomic_write(&dir.join(CONFIG_FILE), written.to_toml()?.as_bytes())?;
+
+    let objective = run::objective(&spec)?;
+    let params = trainer.model().config.num_params();
+    let start_step = trainer.step();
+    let total = settings.steps;
+    mode.say(format!(
+        "{label}: {} | {} | MLP {}→{}×{}→{} ({} parameters) | {} steps, batch {} | {}",
+        source.describe(),
+        spec.method(),
+        dim + trainer.model().config.time.features(),
+        settings.width,
+        settings.depth,
+        dim,
+        params,
+        total,
+        settings.batch,
+        if resume {
+            format!("resuming at step {start_step}")
+        } else {
+            format!("run directory {}", dir.display())
+        }
+    ));
+
+    // Checkpoints are driven from here, not by the library's timer: at every multiple of
+    // --checkpoint-every the callback first saves train_log.csv and then returns `Stop`, on
+    // which the library writes the checkpoint, and training continues with another call. So
+    // the log on disk always reaches at least the step of the checkpoint on disk, and resuming
+    // after a crash (even kill -9) truncates it to that step: no row is lost or duplicated.
+    let every = settings.checkpoint_every;
+    let stop = interrupt_flag();
+    let pb = mode.progress(total as u64, label);
+    pb.set_position(start_step as u64);
+    let log_path = dir.join(LOG_FILE);
+    let mut save_error: Option<anyhow::Error> = None;
+    let mut interrupted = false;
+    let mut batches = |n: usize, r: &mut Rng| -> Points {
+        norm.apply(&source.batch(n, r))
+            .expect("data and normaliser share a dimension")
+    };
+    let started = Instant::now();
+    let outcome = loop {
+        let result = trainer.run(objective.as_ref(), &mut batches, &mut |i: &StepInfo| {
+            log.rows.push(LogRow {
+                step: i.step,
+                loss: i.loss,
+                lr: i.lr,
+                grad_norm: i.grad_norm,
+                steps_per_s: i.steps_per_sec,
+            });
+            pb.set_position(i.step as u64);
+            if i.step % 10 == 0 || i.step == i.total {
+                pb.set_message(format!(
+                    "loss {:.4} | {:.0} steps/s",
+                    i.loss, i.steps_per_sec
+                ));
+            }
+            let ctrl_c = stop.load(Ordering::SeqCst);
+            if i.step < i.total && (ctrl_c || i.step % every == 0) {
+                interrupted |= ctrl_c;
+                if let Err(e) = log.save(&log_path) {
+                    save_error = Some(e);
+                }
+                return Control::Stop;
+            }
+            Control::Continue
+        });
+        if let Some(e) = save_error.take() {
+            return Err(e);
+        }
+        let outcome = result.map_err(|e| match e {
+            scoreflow::Error::Diverged { .. } => {
+                anyhow::anyhow!(
+                    "{e}; the last checkpoint in {} is intact (try a lower --lr or --clip 1)",
+                    dir.display()
+                )
+            }
+            e => e.into(),
+        })?;
+        if interrupted || outcome.step >= total {
+            break outcome;
+        }
+    };
+    pb.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    log.save(&log_path)?;
+    let window = log.rows.len().min(100);
+    let final_loss = log.rows[log.rows.len() - window..]
+        .iter()
+        .map(|r| r.loss)
+        .sum::<f64>()
+        / window.max(1) as f64;
+    let done = outcome.step - start_step;
+    Ok(TrainSummary {
+        run_dir: dir,
+        data: settings.data.clone(),
+        method: spec.method().into(),
+        step: outcome.step,
+        total_steps: total,
+        stopped: interrupted,
+        final_loss,
+        final_loss_window: window,
+        wall_s: wall,
+        steps_per_s: done as f64 / wall.max(1e-9),
+        params,
+        engine: trainer.engine().name().into(),
+    })
+}

@@ -1,0 +1,399 @@
+//! End-to-end tests of the `scoreflow` binary: help texts, one-line errors for bad input, and a
+//! tiny train → sample → eval → plot round trip.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn scoreflow(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("the scoreflow binary runs")
+}
+
+/// Asserts a user error: non-zero exit, nothing on stdout, exactly one stderr line that starts
+/// with `error:` and contains every `needle`; no panic text or backtrace.
+#[track_caller]
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "exit code 101 means a panic: {err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+const SUBCOMMANDS: [&str; 8] = [
+    "quickstart",
+    "train",
+    "sample",
+    "eval",
+    "plot",
+    "bench",
+    "likelihood",
+    "diagnose",
+];
+
+#[test]
+fn help_works_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = scoreflow(&["--help"], dir.path());
+    assert!(top.status.success());
+    let text = String::from_utf8_lossy(&top.stdout);
+    for sub in SUBCOMMANDS {
+        assert!(text.contains(sub), "top-level help lacks {sub}");
+        let out = scoreflow(&[sub, "--help"], dir.path());
+        assert!(out.status.success(), "{sub} --help failed");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains(&format!("Usage: scoreflow {sub}")),
+            "{sub}: {help}"
+        );
+        assert!(help.contains("Example"), "{sub} --help has no example");
+    }
+    let version = scoreflow(&["--version"], dir.path());
+    assert!(version.status.success());
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--widht", "3"], dir.path()),
+        &["--widht", "scoreflow train --help"],
+    );
+    assert_one_line_error(&scoreflow(&["sample"], dir.path()), &["RUN_DIR"]);
+    assert_one_line_error(&scoreflow(&["frobnicate"], dir.path()), &["frobnicate"]);
+    assert_one_line_error(
+        &scoreflow(&["train", "--method", "gan"], dir.path()),
+        &["gan", "cfm"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["train", "--steps", "many"], dir.path()),
+        &["many"],
+    );
+}
+
+#[test]
+fn malformed_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "width = 64\nwidht = 32\n").unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--config", "bad.toml"], dir.path()),
+        &["bad.toml", "line 2", "widht"],
+    );
+    std::fs::write(&cfg, "steps = \"lots\"\n").unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--config", "bad.toml"], dir.path()),
+        &["bad.toml", "steps"],
+    );
+    std::fs::write(&cfg, "ema = 2.0\n").unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--config", "bad.toml"], dir.path()),
+        &["--ema"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["train", "--config", "missing.toml"], dir.path()),
+        &["missing.toml"],
+    );
+}
+
+/// Tiny, fast training settings for the round-trip tests (width 16 and depth 2 unless given).
+const TINY: [&str; 6] = ["--batch", "64", "--checkpoint-every", "10", "--seed", "3"];
+
+fn tiny_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--quiet", "--out", out];
+    args.extend_from_slice(&TINY);
+    for (flag, value) in [("--width", "16"), ("--depth", "2")] {
+        if !extra.contains(&flag) {
+            args.extend_from_slice(&[flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+fn train_tiny(cwd: &Path, out: &str, extra: &[&str]) -> Output {
+    let o = scoreflow(&tiny_args(out, extra), cwd);
+    assert!(
+        o.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+#[test]
+fn bad_inputs_give_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_one_line_error(
+        &scoreflow(&["train", "--data", "nothere.csv"], d),
+        &["nothere.csv", "no such file"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["train", "--data", "spirals"], d),
+        &["spirals", "8gaussians", "moons", "checkerboard"],
+    );
+    assert_one_line_error(&scoreflow(&["sample", "no-such-run"], d), &["no-such-run"]);
+    std::fs::write(d.join("bad.csv"), "x,y\n1,2\n3,abc\n4,5\n").unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--data", "bad.csv"], d),
+        &["bad.csv", "line 3"],
+    );
+    std::fs::write(d.join("ragged.csv"), "x,y\n1,2\n3\n").unwrap();
+    assert_one_line_error(
+        &scoreflow(&["train", "--data", "ragged.csv"], d),
+        &["ragged.csv", "line 3"],
+    );
+    // A directory that is not a run.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    assert_one_line_error(
+        &scoreflow(&["eval", "empty"], d),
+        &["empty", "not a scoreflow run"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["train", "--resume", "empty"], d),
+        &["empty", "config.toml"],
+    );
+}
+
+/// A run whose weights come from another architecture, and a score model asked for an ODE
+/// sampler of velocity fields, are refused with one line each; nothing in the run changes.
+#[test]
+fn runs_of_a_different_model_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_tiny(d, "a", &["--steps", "10"]);
+    train_tiny(d, "b", &["--steps", "10", "--width", "24"]);
+    let before = std::fs::read(d.join("b/meta.json")).unwrap();
+    std::fs::copy(d.join("a/model.safetensors"), d.join("b/model.safetensors")).unwrap();
+    assert_one_line_error(
+        &scoreflow(&["sample", "b", "-n", "10"], d),
+        &["model.safetensors"],
+    );
+    assert_eq!(std::fs::read(d.join("b/meta.json")).unwrap(), before);
+    // Resuming a run into a directory that already holds another run needs --resume.
+    assert_one_line_error(
+        &scoreflow(&["train", "--out", "a", "--steps", "5"], d),
+        &["already holds a run", "--resume"],
+    );
+    train_tiny(d, "vp", &["--steps", "10", "--method", "dsm"]);
+    assert_one_line_error(
+        &scoreflow(&["sample", "vp", "--sampler", "euler"], d),
+        &["score model", "--sampler em"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["sample", "a", "--sampler", "pc"], d),
+        &["flow-matching", "euler"],
+    );
+}
+
+/// train → sample (whole and in shards) → eval → plot on a tiny model; the shards concatenate
+/// to the unsharded file byte for byte, and every output exists and parses.
+#[test]
+fn train_sample_eval_plot_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_tiny(d, "run", &["--steps", "30", "--data", "moons"]);
+    for f in [
+        "config.toml",
+        "meta.json",
+        "model.safetensors",
+        "train_state.safetensors",
+        "train_log.csv",
+    ] {
+        assert!(d.join("run").join(f).exists(), "{f} missing");
+    }
+    let log = std::fs::read_to_string(d.join("run/train_log.csv")).unwrap();
+    assert!(log.starts_with("step,loss,lr,grad_norm,steps_per_s\n"));
+    assert_eq!(log.lines().count(), 31);
+
+    let n = "9000"; // three blocks of 4096, so shards cut between blocks
+    let out = scoreflow(&["sample", "run", "-n", n, "--out", "all.csv", "--json"], d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["nfe"], 100);
+    let mut joined = String::new();
+    for k in 1..=2 {
+        let name = format!("part{k}.csv");
+        let o = scoreflow(
+            &[
+                "sample",
+                "run",
+                "-n",
+                n,
+                "--shard",
+                &format!("{k}/2"),
+                "--out",
+                &name,
+                "-q",
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(d.join(&name)).unwrap();
+        let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        joined.push_str(&body);
+    }
+    let all = std::fs::read_to_string(d.join("all.csv")).unwrap();
+    let all_body: String = all.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert_eq!(all.lines().count(), 9001);
+    assert!(joined == all_body, "shards differ from the single run");
+
+    let ev = scoreflow(
+        &[
+            "eval",
+            "run",
+            "--samples",
+            "all.csv",
+            "-n",
+            "2000",
+            "--json",
+        ],
+        d,
+    );
+    assert!(
+        ev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ev.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
+    for key in ["sw2", "mmd2", "energy", "mean_error", "cov_error"] {
+        assert!(
+            m["samples"][key].is_number() && m["floor"][key].is_number(),
+            "{key}"
+        );
+    }
+    assert!(d.join("run/metrics.json").exists());
+
+    let pl = scoreflow(
+        &[
+            "plot",
+            "run",
+            "--samples",
+            "all.csv",
+            "-n",
+            "500",
+            "--grid",
+            "8",
+            "-q",
+        ],
+        d,
+    );
+    assert!(
+        pl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pl.stderr)
+    );
+    for f in ["samples.png", "field.png", "trajectories.png", "loss.png"] {
+        assert!(
+            std::fs::metadata(d.join("run").join(f)).unwrap().len() > 1000,
+            "{f}"
+        );
+    }
+}
+
+/// 20 steps + `--resume` to 40 reproduce the losses of 40 uninterrupted steps exactly (with
+/// a constant learning rate: schedules are functions of the total step count, so extending a
+/// one-cycle run changes its remaining rates by design).
+#[test]
+fn resume_continues_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_tiny(d, "full", &["--steps", "40", "--schedule", "constant"]);
+    train_tiny(d, "part", &["--steps", "20", "--schedule", "constant"]);
+    let o = scoreflow(&["train", "--resume", "part", "--steps", "40", "-q"], d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let losses = |run: &str| -> Vec<String> {
+        std::fs::read_to_string(d.join(run).join("train_log.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(losses("part"), losses("full"));
+    let cfg = std::fs::read_to_string(d.join("part/config.toml")).unwrap();
+    assert!(cfg.contains("steps = 40"), "{cfg}");
+    // Changing the model on resume is refused.
+    assert_one_line_error(
+        &scoreflow(&["train", "--resume", "part", "--width", "32"], d),
+        &["--resume", "--steps"],
+    );
+}
+
+/// A run killed with SIGKILL mid-training resumes from its last checkpoint.
+#[cfg(unix)]
+#[test]
+fn killed_run_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = tiny_args("k", &["--steps", "1000000"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scoreflow"))
+        .args(&args)
+        .current_dir(d)
+        .env("RAYON_NUM_THREADS", "2")
+        .spawn()
+        .unwrap();
+    let meta = d.join("k/meta.json");
+    let start = std::time::Instant::now();
+    while !meta.exists() {
+        assert!(start.elapsed().as_secs() < 60, "no checkpoint after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // meta.json is written last in a checkpoint, so the training state may be one checkpoint
+    // (10 steps) ahead of it; resume to 25 steps past meta.json's step.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("k/meta.json")).unwrap()).unwrap();
+    let step = meta["step"].as_u64().unwrap() as usize;
+    assert!(step >= 10 && step % 10 == 0, "checkpoint at step {step}");
+    let target = step + 25;
+    let o = scoreflow(
+        &[
+            "train",
+            "--resume",
+            "k",
+            "--steps",
+            &target.to_string(),
+            "--json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["step"].as_u64().unwrap() as usize, target);
+    // The log has every step exactly once, 1..=target: rows written before a checkpoint are
+    // kept, rows after the checkpoint resumed from are dropped and retrained.
+    let log = std::fs::read_to_string(d.join("k/train_log.csv")).unwrap();
+    let steps: Vec<usize> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=target).collect::<Vec<_>>());
+}
