@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Summarise bench/compare.sh output: median of each metric per (engine, width, batch, points) and
-the ratio to PyTorch from the same run. Usage: python3 bench/summarize.py results.jsonl"""
+the ratio of the medians to PyTorch's. Lines tagged with "others_cpu_per_s" (CPU-seconds per
+second used by other processes during the run, added by a watcher script) above --max-others are
+skipped. Usage: python3 bench/summarize.py results.jsonl [--max-others 0.1]"""
 import json
 import statistics as st
 import sys
 from collections import defaultdict
 
+max_others = float(sys.argv[sys.argv.index("--max-others") + 1]) if "--max-others" in sys.argv else 0.1
 runs = defaultdict(list)
+skipped = 0
 for line in open(sys.argv[1]):
     line = line.strip()
     if line.startswith("{"):
         r = json.loads(line)
+        if r.get("others_cpu_per_s", 0.0) > max_others:
+            skipped += 1
+            continue
         runs[(r["width"], r["batch"], r["sample_points"], r["engine"])].append(r)
 
 
@@ -30,7 +37,8 @@ def get(path):
 metrics = [("train steps/s", "train_steps_per_s", 1), ("sample pt-steps/s", "sample_point_steps_per_s", 1),
            ("dopri5 ms/NFE", "dopri5.ms_per_nfe", -1), ("nll ms/NFE", "nll.ms_per_nfe", -1)]
 peak = med([r for k, v in runs.items() for r in v if "gemm_peak_gflops" in r], get("gemm_peak_gflops"))
-print(f"GEMM peak (median, gemm crate 1024^3): {peak and round(peak, 1)} GFLOP/s")
+print(f"GEMM peak (median, gemm crate 1024^3): {peak and round(peak, 1)} GFLOP/s; "
+      f"{skipped} runs skipped (others > {max_others} CPU/s)")
 print("| width | batch | points | engine | n | " + " | ".join(f"{m[0]} (× torch)" for m in metrics) + " | train GFLOP/s (% peak) | sample GFLOP/s (% peak) |")
 print("|" + "---|" * (6 + len(metrics) + 2))
 for key in sorted(runs, key=lambda k: (-k[0], -k[2], k[3] != "torch", k[3])):

@@ -407,22 +407,32 @@ multiversion! {
     }
 }
 
+/// dst = srcᵀ for `src` rows × cols row-major.
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_cols(src, rows, cols, 0, dst);
+}
+
 multiversion! {
-    /// dst = srcᵀ for `src` rows × cols row-major: 8 × 8 blocks go through registers, the
-    /// ragged edges element by element.
-    pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    /// Rows c₀ … c₀ + k − 1 of srcᵀ (k = dst.len() / rows): dst[(c − c₀)·rows + r] = src[r·cols + c]
+    /// for `src` rows × cols row-major. 8 × 8 blocks go through registers, the edges one by one.
+    ///
+    /// # Panics
+    /// If the sizes do not fit (a programming error).
+    pub fn transpose_cols(src: &[f32], rows: usize, cols: usize, c0: usize, dst: &mut [f32]) {
         assert_eq!(src.len(), rows * cols, "transpose: source size");
-        assert_eq!(dst.len(), rows * cols, "transpose: destination size");
+        let k = if rows == 0 { 0 } else { dst.len() / rows };
+        assert!(dst.len() == rows * k && c0 + k <= cols, "transpose: destination size");
         const B: usize = 8;
-        let (rb, cb) = (rows / B * B, cols / B * B);
+        let (rb, kb) = (rows / B * B, k / B * B);
         for r0 in (0..rb).step_by(B) {
-            for c0 in (0..cb).step_by(B) {
+            for j0 in (0..kb).step_by(B) {
                 let mut tile = [[0.0f32; B]; B];
                 for (i, t) in tile.iter_mut().enumerate() {
-                    t.copy_from_slice(&src[(r0 + i) * cols + c0..(r0 + i) * cols + c0 + B]);
+                    let at = (r0 + i) * cols + c0 + j0;
+                    t.copy_from_slice(&src[at..at + B]);
                 }
                 for j in 0..B {
-                    let out = &mut dst[(c0 + j) * rows + r0..(c0 + j) * rows + r0 + B];
+                    let out = &mut dst[(j0 + j) * rows + r0..(j0 + j) * rows + r0 + B];
                     for i in 0..B {
                         out[i] = tile[i][j];
                     }
@@ -430,9 +440,9 @@ multiversion! {
             }
         }
         for r in 0..rows {
-            let c_start = if r < rb { cb } else { 0 };
-            for c in c_start..cols {
-                dst[c * rows + r] = src[r * cols + c];
+            let j_start = if r < rb { kb } else { 0 };
+            for j in j_start..k {
+                dst[j * rows + r] = src[r * cols + c0 + j];
             }
         }
     }
@@ -500,27 +510,43 @@ pub struct AdamScalars {
     pub ema: f32,
 }
 
+/// The Adam/AdamW loop with the variant fixed at compile time (no per-element branch).
+#[inline(always)]
+fn adam_loop<const DECOUPLED: bool>(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &AdamScalars,
+) {
+    let (f1, f2) = (1.0 - s.beta1, 1.0 - s.beta2);
+    let n = p.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut gi = g[i] * s.grad_scale;
+        gi += p[i] * s.l2;
+        let mi = m[i] * s.beta1 + gi * f1;
+        let vi = v[i] * s.beta2 + gi * gi * f2;
+        m[i] = mi;
+        v[i] = vi;
+        let step = if DECOUPLED {
+            (mi / s.c1) / ((vi / s.c2).sqrt() + s.eps)
+        } else {
+            (mi * s.c1) / (vi.sqrt() + s.eps)
+        };
+        p[i] = p[i] * s.decay - step * s.lr;
+    }
+}
+
 multiversion! {
     /// One Adam/AdamW step with burn-optim's operation order: g ← s·g (+ λθ for Adam-L2);
     /// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; Adam: θ ← θ − lr·(m·c₁)/(√v + ε√(1−β₂ᵗ));
     /// AdamW: θ ← (1 − lr λ)θ − lr·(m/(1−β₁ᵗ))/(√(v/(1−β₂ᵗ)) + ε); then θ_ema ← γθ_ema + (1−γ)θ.
     pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], ema: &mut [f32], s: &AdamScalars) {
-        let (f1, f2) = (1.0 - s.beta1, 1.0 - s.beta2);
-        let n = p.len();
-        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
-        for i in 0..n {
-            let mut gi = g[i] * s.grad_scale;
-            gi += p[i] * s.l2;
-            let mi = m[i] * s.beta1 + gi * f1;
-            let vi = v[i] * s.beta2 + gi * gi * f2;
-            m[i] = mi;
-            v[i] = vi;
-            let step = if s.decoupled {
-                (mi / s.c1) / ((vi / s.c2).sqrt() + s.eps)
-            } else {
-                (mi * s.c1) / (vi.sqrt() + s.eps)
-            };
-            p[i] = p[i] * s.decay - step * s.lr;
+        if s.decoupled {
+            adam_loop::<true>(p, g, m, v, s);
+        } else {
+            adam_loop::<false>(p, g, m, v, s);
         }
         if !ema.is_empty() {
             let (gam, one_m) = (s.ema, 1.0 - s.ema);
@@ -639,6 +665,22 @@ mod tests {
         }
         assert_eq!(exp(1000.0), exp(88.3));
         assert!(exp(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
+    }
+
+    /// Wᵀ assembled from column blocks (ragged sizes, 8 × 8 blocks and edges) is the transpose.
+    #[test]
+    fn blocked_transpose_is_the_transpose() {
+        let (rows, cols) = (70, 131);
+        let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut dst = vec![0.0; rows * cols];
+        for (i, block) in dst.chunks_mut(64 * rows).enumerate() {
+            transpose_cols(&src, rows, cols, 64 * i, block);
+        }
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(dst[c * rows + r], src[r * cols + c], "({r}, {c})");
+            }
+        }
     }
 
     /// Every kernel variant (the run-time dispatch) computes what a naive triple loop computes.

@@ -3,11 +3,12 @@
 //! contiguous f32 buffer and evaluated with the `gemm` crate's kernels (the ones burn's Flex
 //! backend uses) on preallocated workspaces, bias and activation fused into one pass.
 //!
-//! * Sampling: [`FusedMlp`] implements [`VectorField`]; the batch is cut into row tiles small
-//!   enough for the activations to stay in L2 cache while they pass through every layer, and the
-//!   tiles run in parallel on the current rayon pool (set its size with `ThreadPool::install` or
-//!   `RAYON_NUM_THREADS`). Each tile costs one GEMM per hidden layer, nothing is allocated per call
-//!   once the workspaces have grown.
+//! * Sampling: [`FusedMlp`] implements [`VectorField`]; the batch is cut into row tiles (about
+//!   1 MiB of activations, e.g. 512 rows at width 512) that pass through every layer on one
+//!   thread — large enough to amortise the GEMM's packing of W, small enough to spread over the
+//!   workers — and the tiles run in parallel on the current rayon pool (size it with
+//!   `ThreadPool::install` or `RAYON_NUM_THREADS`). Each tile costs one GEMM per hidden layer;
+//!   nothing is allocated per call once the pooled workspaces have grown.
 //! * Exact tangents: with z_l = W_l h_{l−1} + b_l, ḣ_l = act′(z_l) ⊙ (W_l ḣ_{l−1}); the primal rows
 //!   and the k tangent blocks are stacked `[H; Ḣ₁; …; Ḣ_k]` so each layer is a single GEMM of
 //!   (k + 1)·rows rows ([`FusedMlp::jvp_host`], [`FusedMlp::divergence_host`] with k = d).
@@ -260,19 +261,27 @@ impl FusedMlp {
 
     /// Recomputes the Wᵀ copies after the parameters changed.
     fn refresh_transposes(&mut self) {
+        /// Wᵀ rows per task: small enough to balance the threads, large enough to be worth one.
+        const ROWS_PER_JOB: usize = 64;
         let params = &self.params;
-        // Layers are contiguous: W then b, so split the copy layer by layer.
-        let mut jobs: Vec<(Layer, &mut [f32])> = Vec::with_capacity(self.layers.len());
+        // Layers are contiguous (W then b), so split the copy layer by layer, then into blocks
+        // of Wᵀ rows (columns of W).
+        let mut jobs: Vec<(Layer, usize, &mut [f32])> = Vec::new();
         let mut rest = self.wt.as_mut_slice();
         for l in &self.layers {
             let (block, tail) = std::mem::take(&mut rest).split_at_mut(l.w_len() + l.d_out);
-            jobs.push((*l, &mut block[..l.w_len()]));
+            for (i, rows) in block[..l.w_len()]
+                .chunks_mut(ROWS_PER_JOB * l.d_in)
+                .enumerate()
+            {
+                jobs.push((*l, i * ROWS_PER_JOB, rows));
+            }
             rest = tail;
         }
-        let work = |(l, dst): (Layer, &mut [f32])| {
-            kernels::transpose(&params[l.w..l.w + l.w_len()], l.d_in, l.d_out, dst)
+        let work = |(l, c0, dst): (Layer, usize, &mut [f32])| {
+            kernels::transpose_cols(&params[l.w..l.w + l.w_len()], l.d_in, l.d_out, c0, dst)
         };
-        if params.len() > 1 << 16 {
+        if params.len() > 1 << 14 {
             jobs.into_par_iter().for_each(work);
         } else {
             jobs.into_iter().for_each(work);
@@ -357,7 +366,9 @@ impl FusedMlp {
         Ok(())
     }
 
-    /// Rows per tile for `kb` stacked tangent blocks and `threads` workers.
+    /// Rows per tile for `kb` stacked tangent blocks and `threads` workers: about
+    /// `TILE_FLOATS` activations per tile, the tile count rounded up to a multiple of the
+    /// thread count so every worker gets the same number of equal tiles.
     fn tile_rows(&self, n: usize, kb: usize, threads: usize) -> usize {
         let widest = self
             .layers
@@ -366,8 +377,9 @@ impl FusedMlp {
             .max()
             .unwrap_or(1);
         let by_cache = (TILE_FLOATS / (widest * (kb + 1))).max(16);
-        let by_threads = n.div_ceil(threads.max(1)).max(1);
-        by_cache.min(by_threads)
+        let threads = threads.max(1);
+        let tiles = n.div_ceil(by_cache).div_ceil(threads) * threads;
+        n.div_ceil(tiles).max(1)
     }
 
     /// Runs the tiles of a batch (in parallel when there are several) and writes v and, per
@@ -633,7 +645,7 @@ pub(crate) mod tests {
             MlpConfig {
                 activation: Activation::Tanh,
                 time: TimeEmbedding::fourier(4, 1.0, &mut r),
-                ..MlpConfig::new(3, 40, 2)
+                ..MlpConfig::new(3, 72, 2)
             },
             MlpConfig {
                 activation: Activation::Softplus,

@@ -127,7 +127,7 @@ struct Tape {
 /// Batch rows per worker below which the step is not split further.
 const MIN_ROWS_PER_WORKER: usize = 32;
 /// Parameter block handled by one task in the reduction and the optimiser update.
-const PARAM_BLOCK: usize = 1 << 15;
+const PARAM_BLOCK: usize = 1 << 13;
 
 /// Trains a [`FusedMlp`]: forward, backward, Adam/AdamW, clipping and EMA on host buffers.
 pub struct FusedTrainer {
