@@ -47,7 +47,8 @@ pub fn isa() -> Isa {
 }
 
 /// Defines `fn name(args)` whose body is compiled for AVX-512, AVX2 + FMA and the baseline, and
-/// dispatches on [`isa`] at run time. Helpers the body calls must be `#[inline(always)]`.
+/// dispatches on [`isa`] at run time. Helpers the body calls must be `#[inline(always)]`. The
+/// body sees `const FMA: bool`: true where fused multiply–add is an instruction (use [`madd`]).
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -55,26 +56,26 @@ macro_rules! multiversion {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            fn imp<const FMA: bool>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { imp($($arg),*) }
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { imp::<true>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { imp($($arg),*) }
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { imp::<true>($($arg),*) }
                 match isa() {
                     // SAFETY: `isa()` detected these target features on the running CPU.
                     Isa::Avx512 => unsafe { v4($($arg),*) },
                     // SAFETY: as above.
                     Isa::Avx2 => unsafe { v3($($arg),*) },
-                    Isa::Baseline => imp($($arg),*),
+                    Isa::Baseline => imp::<false>($($arg),*),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
-                imp($($arg),*)
+                imp::<{ cfg!(target_arch = "aarch64") }>($($arg),*)
             }
         }
     };
@@ -84,46 +85,55 @@ macro_rules! multiversion {
 // Transcendentals (branch-free, vectorisable)
 // ---------------------------------------------------------------------------------------------
 
+/// a·b + c, as one fused multiply–add when `FMA` (the caller runs with the `fma` feature).
+#[inline(always)]
+pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
 /// eˣ = 2ᵏ·eʳ, k = round(x / ln 2), r = x − k·ln 2 (Cody–Waite), eʳ by Cephes' degree-7 minimax
 /// polynomial; x is clamped to [−87.3, 88.3] so 2ᵏ stays a normal number (no inf, no NaN from
 /// finite input).
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
-pub fn exp(x: f32) -> f32 {
+pub fn exp<const FMA: bool>(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.3, 88.3);
-    let kf = x * std::f32::consts::LOG2_E + MAGIC;
+    let kf = madd::<FMA>(x, std::f32::consts::LOG2_E, MAGIC);
     let k = kf.to_bits() as i32 - MAGIC.to_bits() as i32;
     let kf = kf - MAGIC;
-    let r = x - kf * 0.693_359_4 - kf * -2.121_944_4e-4;
-    let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 5.000_000_1e-1;
-    let er = p * r2 + r + 1.0;
+    let r = madd::<FMA>(kf, 2.121_944_4e-4, madd::<FMA>(kf, -0.693_359_4, x));
+    let mut p = madd::<FMA>(1.987_569_1e-4, r, 1.398_199_9e-3);
+    p = madd::<FMA>(p, r, 8.333_452e-3);
+    p = madd::<FMA>(p, r, 4.166_579_6e-2);
+    p = madd::<FMA>(p, r, 1.666_666_5e-1);
+    p = madd::<FMA>(p, r, 5.000_000_1e-1);
+    let er = madd::<FMA>(p, r * r, r) + 1.0;
     er * f32::from_bits((k.wrapping_add(127) << 23) as u32)
 }
 
 /// σ(z) = 1 / (1 + e⁻ᶻ).
 #[inline(always)]
-pub fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + exp(-z))
+pub fn sigmoid<const FMA: bool>(z: f32) -> f32 {
+    1.0 / (1.0 + exp::<FMA>(-z))
 }
 
 /// tanh z: Cephes' odd polynomial for |z| < 0.625, else sign(z)·(1 − 2/(e^{2|z|} + 1)).
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
-pub fn tanh(z: f32) -> f32 {
+pub fn tanh<const FMA: bool>(z: f32) -> f32 {
     let a = z.abs();
     let s = z * z;
-    let small =
-        ((((-5.704_988_7e-3 * s + 2.063_908_9e-2) * s - 5.373_971_6e-2) * s + 1.333_144_2e-1) * s
-            - 3.333_328_2e-1)
-            * s
-            * z
-            + z;
-    let big = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+    let mut p = madd::<FMA>(-5.704_988_7e-3, s, 2.063_908_9e-2);
+    p = madd::<FMA>(p, s, -5.373_971_6e-2);
+    p = madd::<FMA>(p, s, 1.333_144_2e-1);
+    p = madd::<FMA>(p, s, -3.333_328_2e-1);
+    let small = madd::<FMA>(p * s, z, z);
+    let big = 1.0 - 2.0 / (exp::<FMA>(2.0 * a) + 1.0);
     let big = if z < 0.0 { -big } else { big };
     if a < 0.625 {
         small
@@ -136,57 +146,61 @@ pub fn tanh(z: f32) -> f32 {
 /// correction −((u − 1) − y)/u for the rounding of u.
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
-pub fn log1p_unit(y: f32) -> f32 {
+pub fn log1p_unit<const FMA: bool>(y: f32) -> f32 {
     let u = 1.0 + y;
     let big = u > std::f32::consts::SQRT_2;
     let m = if big { 0.5 * u } else { u };
     let e = if big { 1.0 } else { 0.0 };
     let x = m - 1.0;
     let z = x * x;
-    let mut p = 7.037_683_6e-2 * x - 1.151_461e-1;
-    p = p * x + 1.167_699_9e-1;
-    p = p * x - 1.242_014_1e-1;
-    p = p * x + 1.424_932_3e-1;
-    p = p * x - 1.666_805_8e-1;
-    p = p * x + 2.000_071_5e-1;
-    p = p * x - 2.499_999_4e-1;
-    p = p * x + 3.333_333_1e-1;
+    let mut p = madd::<FMA>(7.037_683_6e-2, x, -1.151_461e-1);
+    for c in [
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_5e-1,
+        -2.499_999_4e-1,
+        3.333_333_1e-1,
+    ] {
+        p = madd::<FMA>(p, x, c);
+    }
     let mut r = p * x * z;
-    r += e * -2.121_944_4e-4;
-    r -= 0.5 * z;
-    let lnu = x + r + e * 0.693_359_4;
+    r = madd::<FMA>(e, -2.121_944_4e-4, r);
+    r = madd::<FMA>(-0.5, z, r);
+    let lnu = madd::<FMA>(e, 0.693_359_4, x + r);
     lnu - ((u - 1.0) - y) / u
 }
 
 /// softplus z = max(z, 0) + ln(1 + e^{−|z|}).
 #[inline(always)]
-pub fn softplus(z: f32) -> f32 {
-    z.max(0.0) + log1p_unit(exp(-z.abs()))
+pub fn softplus<const FMA: bool>(z: f32) -> f32 {
+    z.max(0.0) + log1p_unit::<FMA>(exp::<FMA>(-z.abs()))
 }
 
 /// An activation as a pair (act, act′) for the inner loops.
 trait Act {
-    fn f(z: f32) -> f32;
-    fn f_df(z: f32) -> (f32, f32);
+    fn f<const FMA: bool>(z: f32) -> f32;
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32);
 }
 
 struct Silu;
 impl Act for Silu {
     #[inline(always)]
-    fn f(z: f32) -> f32 {
-        z * sigmoid(z)
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        z * sigmoid::<FMA>(z)
     }
     #[inline(always)]
-    fn f_df(z: f32) -> (f32, f32) {
-        let s = sigmoid(z);
-        (z * s, s * (z * (1.0 - s) + 1.0))
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        let s = sigmoid::<FMA>(z);
+        (z * s, s * madd::<FMA>(z, 1.0 - s, 1.0))
     }
 }
 
 struct Relu;
 impl Act for Relu {
     #[inline(always)]
-    fn f(z: f32) -> f32 {
+    fn f<const FMA: bool>(z: f32) -> f32 {
         // NaN stays NaN (it is not <= 0), as in burn.
         if z <= 0.0 {
             0.0
@@ -195,44 +209,44 @@ impl Act for Relu {
         }
     }
     #[inline(always)]
-    fn f_df(z: f32) -> (f32, f32) {
-        (Self::f(z), if z > 0.0 { 1.0 } else { 0.0 })
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        (Self::f::<FMA>(z), if z > 0.0 { 1.0 } else { 0.0 })
     }
 }
 
 struct Tanh;
 impl Act for Tanh {
     #[inline(always)]
-    fn f(z: f32) -> f32 {
-        tanh(z)
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        tanh::<FMA>(z)
     }
     #[inline(always)]
-    fn f_df(z: f32) -> (f32, f32) {
-        let th = tanh(z);
-        (th, 1.0 - th * th)
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        let th = tanh::<FMA>(z);
+        (th, madd::<FMA>(-th, th, 1.0))
     }
 }
 
 struct Softplus;
 impl Act for Softplus {
     #[inline(always)]
-    fn f(z: f32) -> f32 {
-        softplus(z)
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        softplus::<FMA>(z)
     }
     #[inline(always)]
-    fn f_df(z: f32) -> (f32, f32) {
-        (softplus(z), sigmoid(z))
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        (softplus::<FMA>(z), sigmoid::<FMA>(z))
     }
 }
 
-/// Calls `$f::<A>(args)` with `A` the activation type of `$act`.
+/// Calls `$f::<A, FMA>(args)` with `A` the activation type of `$act`.
 macro_rules! with_act {
     ($act:expr, $f:ident($($arg:expr),*)) => {
         match $act {
-            Activation::Silu => $f::<Silu>($($arg),*),
-            Activation::Relu => $f::<Relu>($($arg),*),
-            Activation::Tanh => $f::<Tanh>($($arg),*),
-            Activation::Softplus => $f::<Softplus>($($arg),*),
+            Activation::Silu => $f::<Silu, FMA>($($arg),*),
+            Activation::Relu => $f::<Relu, FMA>($($arg),*),
+            Activation::Tanh => $f::<Tanh, FMA>($($arg),*),
+            Activation::Softplus => $f::<Softplus, FMA>($($arg),*),
         }
     };
 }
@@ -242,10 +256,10 @@ macro_rules! with_act {
 // ---------------------------------------------------------------------------------------------
 
 #[inline(always)]
-fn bias_act_impl<A: Act>(z: &mut [f32], bias: &[f32]) {
+fn bias_act_impl<A: Act, const FMA: bool>(z: &mut [f32], bias: &[f32]) {
     for row in z.chunks_exact_mut(bias.len()) {
         for (z, b) in row.iter_mut().zip(bias) {
-            *z = A::f(*z + b);
+            *z = A::f::<FMA>(*z + b);
         }
     }
 }
@@ -258,11 +272,11 @@ multiversion! {
 }
 
 #[inline(always)]
-fn bias_act_deriv_impl<A: Act>(z: &mut [f32], h: &mut [f32], bias: &[f32]) {
+fn bias_act_deriv_impl<A: Act, const FMA: bool>(z: &mut [f32], h: &mut [f32], bias: &[f32]) {
     let w = bias.len();
     for (zr, hr) in z.chunks_exact_mut(w).zip(h.chunks_exact_mut(w)) {
         for ((z, h), b) in zr.iter_mut().zip(hr.iter_mut()).zip(bias) {
-            let (f, df) = A::f_df(*z + b);
+            let (f, df) = A::f_df::<FMA>(*z + b);
             *h = f;
             *z = df;
         }
@@ -277,12 +291,17 @@ multiversion! {
 }
 
 #[inline(always)]
-fn bias_act_tangents_impl<A: Act>(z: &mut [f32], rows: usize, bias: &[f32], drow: &mut [f32]) {
+fn bias_act_tangents_impl<A: Act, const FMA: bool>(
+    z: &mut [f32],
+    rows: usize,
+    bias: &[f32],
+    drow: &mut [f32],
+) {
     let w = bias.len();
     let (primal, tangents) = z.split_at_mut(rows * w);
     for (r, zr) in primal.chunks_exact_mut(w).enumerate() {
         for ((z, b), d) in zr.iter_mut().zip(bias).zip(drow.iter_mut()) {
-            let (f, df) = A::f_df(*z + b);
+            let (f, df) = A::f_df::<FMA>(*z + b);
             *z = f;
             *d = df;
         }
@@ -354,8 +373,8 @@ multiversion! {
                 None => or.fill(0.0),
             }
             for (j, &xj) in xr.iter().enumerate() {
-                for (o, mv) in or.iter_mut().zip(&m[j * w..(j + 1) * w]) {
-                    *o += xj * mv;
+                for (o, &mv) in or.iter_mut().zip(&m[j * w..(j + 1) * w]) {
+                    *o = madd::<FMA>(xj, mv, *o);
                 }
             }
         }
@@ -364,13 +383,13 @@ multiversion! {
 
 /// Σᵢ a[i]·b[i] with 16 independent partial sums (vectorisable without reassociation).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (x, y) in ac.zip(bc) {
         for i in 0..16 {
-            acc[i] += x[i] * y[i];
+            acc[i] = madd::<FMA>(x[i], y[i], acc[i]);
         }
     }
     let mut s = 0.0;
@@ -387,7 +406,7 @@ multiversion! {
         let o = mt.len() / k;
         for (hr, or) in h.chunks_exact(k).zip(out.chunks_exact_mut(o)) {
             for (c, ov) in or.iter_mut().enumerate() {
-                *ov = dot(hr, &mt[c * k..(c + 1) * k]) + bias.map_or(0.0, |b| b[c]);
+                *ov = dot::<FMA>(hr, &mt[c * k..(c + 1) * k]) + bias.map_or(0.0, |b| b[c]);
             }
         }
     }
@@ -399,8 +418,8 @@ multiversion! {
         let q = out.len() / p;
         for (ar, br) in a.chunks_exact(p).zip(b.chunks_exact(q)) {
             for (i, &ai) in ar.iter().enumerate() {
-                for (o, bv) in out[i * q..(i + 1) * q].iter_mut().zip(br) {
-                    *o += ai * bv;
+                for (o, &bv) in out[i * q..(i + 1) * q].iter_mut().zip(br) {
+                    *o = madd::<FMA>(ai, bv, *o);
                 }
             }
         }
@@ -643,28 +662,32 @@ pub fn matmul(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32],
 mod tests {
     use super::*;
 
-    /// The polynomial transcendentals agree with the standard library (f64 reference): relative
-    /// error ≤ 4e-7 (≈ 3 ulp in f32) over a grid covering the saturated ranges.
+    /// The polynomial transcendentals agree with the standard library (f64 reference), with and
+    /// without fused multiply–add: relative error ≤ 4e-7 (≈ 3 ulp in f32) over a grid covering
+    /// the saturated ranges.
     #[test]
     fn transcendentals_match_std() {
-        let mut worst = [0.0f64; 4];
-        for i in 0..=40_000 {
-            let z = -40.0 + i as f64 * 0.002;
-            let zf = z as f32;
-            let zd = zf as f64;
-            let rel = |a: f32, b: f64| ((a as f64 - b) / b.abs().max(1e-30)).abs();
-            worst[0] = worst[0].max(rel(exp(zf), zd.exp()));
-            worst[1] = worst[1].max(rel(sigmoid(zf), 1.0 / (1.0 + (-zd).exp())));
-            if zd != 0.0 {
-                worst[2] = worst[2].max(rel(tanh(zf), zd.tanh()));
+        fn check<const FMA: bool>() {
+            let mut worst = [0.0f64; 4];
+            for i in 0..=40_000 {
+                let zf = (-40.0 + i as f64 * 0.002) as f32;
+                let zd = zf as f64;
+                let rel = |a: f32, b: f64| ((a as f64 - b) / b.abs().max(1e-30)).abs();
+                worst[0] = worst[0].max(rel(exp::<FMA>(zf), zd.exp()));
+                worst[1] = worst[1].max(rel(sigmoid::<FMA>(zf), 1.0 / (1.0 + (-zd).exp())));
+                if zd != 0.0 {
+                    worst[2] = worst[2].max(rel(tanh::<FMA>(zf), zd.tanh()));
+                }
+                worst[3] = worst[3].max(rel(softplus::<FMA>(zf), zd.exp().ln_1p()));
             }
-            worst[3] = worst[3].max(rel(softplus(zf), zd.exp().ln_1p()));
+            for (name, w) in ["exp", "sigmoid", "tanh", "softplus"].iter().zip(worst) {
+                assert!(w < 4e-7, "{name} (fma {FMA}): worst relative error {w:e}");
+            }
+            assert_eq!(exp::<FMA>(1000.0), exp::<FMA>(88.3));
+            assert!(exp::<FMA>(f32::NAN).is_nan() && tanh::<FMA>(f32::NAN).is_nan());
         }
-        for (name, w) in ["exp", "sigmoid", "tanh", "softplus"].iter().zip(worst) {
-            assert!(w < 4e-7, "{name}: worst relative error {w:e}");
-        }
-        assert_eq!(exp(1000.0), exp(88.3));
-        assert!(exp(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
+        check::<false>();
+        check::<true>();
     }
 
     /// Wᵀ assembled from column blocks (ragged sizes, 8 × 8 blocks and edges) is the transpose.
