@@ -439,7 +439,7 @@ multiversion! {
     /// If the sizes do not fit (a programming error).
     pub fn transpose_cols(src: &[f32], rows: usize, cols: usize, c0: usize, dst: &mut [f32]) {
         assert_eq!(src.len(), rows * cols, "transpose: source size");
-        let k = if rows == 0 { 0 } else { dst.len() / rows };
+        let k = dst.len().checked_div(rows).unwrap_or(0);
         assert!(dst.len() == rows * k && c0 + k <= cols, "transpose: destination size");
         const B: usize = 8;
         let (rb, kb) = (rows / B * B, k / B * B);
