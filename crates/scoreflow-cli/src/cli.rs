@@ -60,9 +60,14 @@ pub enum Command {
 /// `scoreflow quickstart`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Train the default model (flow matching, a 128-wide 4-layer MLP, one-cycle LR \
-        schedule, EMA weights) on a built-in 2-D data set, draw 10,000 samples, evaluate them \
-        against held-out data, write the run directory with pictures and print a summary.",
+    long_about = "Train the default model on a built-in 2-D data set, draw 10,000 samples (Euler, \
+        100 steps), evaluate them against 10,000 held-out points next to the noise floor, write \
+        the run directory with pictures (samples, field, trajectories, loss, flow.gif) and print \
+        a summary. The default model is `scoreflow train`'s: conditional flow matching with a \
+        3→128×4→2 SiLU MLP, 5,000 Adam steps of batch 256, a one-cycle learning rate peaking at \
+        2e-3, sampling with EMA (0.999) weights; it beats the 3→512×4→2 PyTorch reference \
+        (5,000 steps of batch 1024) on 8gaussians, moons and checkerboard in SW2, MMD and energy \
+        distance at a sixteenth of the parameters.",
     after_help = "Example:\n  scoreflow quickstart --data moons --out runs/quick-moons"
 )]
 pub struct QuickstartArgs {

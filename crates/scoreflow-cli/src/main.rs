@@ -9,6 +9,8 @@ mod commands;
 mod config;
 mod output;
 mod plot;
+#[cfg(test)]
+mod readme;
 mod run;
 mod sampling;
 
