@@ -42,7 +42,7 @@ pub enum Command {
     /// Train a small flow-matching model on a built-in data set, sample, evaluate and plot (< 1 min).
     Quickstart(QuickstartArgs),
     /// Train a model from a TOML config file and/or flags; writes a run directory.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Generate samples from a trained run with an ODE or SDE sampler.
     Sample(SampleArgs),
     /// Compare samples with held-out data: SW2, MMD, energy distance, moments, noise floor.

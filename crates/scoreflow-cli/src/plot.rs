@@ -537,7 +537,8 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
     let log_y = pts.iter().all(|p| p.1 > 0.0);
     let window = (pts.len() / 50).max(1);
     // Moving average (geometric on a log axis, arithmetic on a linear one).
-    let (fwd, inv): (fn(f64) -> f64, fn(f64) -> f64) = if log_y {
+    type Map = fn(f64) -> f64;
+    let (fwd, inv): (Map, Map) = if log_y {
         (f64::ln, f64::exp)
     } else {
         (|v| v, |v| v)
