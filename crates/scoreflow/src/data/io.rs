@@ -8,11 +8,10 @@
 //! fsync, rename), so a crash never leaves a half-written file.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Points;
+use crate::checkpoint::write_atomic;
 use crate::error::{Error, Result};
 
 fn data_err(path: &str, location: String, msg: impl Into<String>) -> Error {
@@ -66,7 +65,8 @@ pub fn load_csv(path: impl AsRef<Path>, expected_dim: Option<usize>) -> Result<P
 /// Parses CSV text, naming `name` in errors. Format: one point per line, values separated by
 /// commas (spaces around them ignored, `\n` or `\r\n` endings); blank lines and lines starting
 /// with `#` are skipped. The header row is *detected*: the first remaining line is a header when
-/// none of its fields is a number (`x,y`), data when all are, and an error when it mixes both.
+/// none of its fields is a number (`x,y`; names must be non-empty), data when all are, and an
+/// error when it mixes both (so a typo in a first data row is reported, not skipped).
 /// Every value must be a finite number; all rows need the same column count.
 pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Result<Points> {
     let mut data = Vec::new();
@@ -88,6 +88,13 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
         if !header_checked {
             header_checked = true;
             if parsed.iter().all(|p| p.is_err()) {
+                if let Some(j) = fields.iter().position(|f| f.is_empty()) {
+                    return Err(data_err(
+                        name,
+                        at(),
+                        format!("column {}: empty field in the header row", j + 1),
+                    ));
+                }
                 check_cols(name, fields.len(), line_no, expected_dim)?;
                 cols = Some((fields.len(), line_no));
                 continue;
@@ -482,14 +489,14 @@ pub fn npy_bytes(x: &Points) -> Vec<u8> {
     out
 }
 
-/// Writes [`csv_string`] to `path` atomically.
+/// Writes [`csv_string`] to `path` atomically ([`write_atomic`]: temp file, fsync, rename).
 pub fn write_csv(path: impl AsRef<Path>, x: &Points) -> Result<()> {
-    write_atomic(path, csv_string(x).as_bytes())
+    write_atomic(path.as_ref(), csv_string(x).as_bytes())
 }
 
 /// Writes [`npy_bytes`] to `path` atomically.
 pub fn write_npy(path: impl AsRef<Path>, x: &Points) -> Result<()> {
-    write_atomic(path, &npy_bytes(x))
+    write_atomic(path.as_ref(), &npy_bytes(x))
 }
 
 /// Writes points by extension (`.csv` or `.npy`); another extension is `Error::InvalidInput`.
@@ -503,44 +510,6 @@ pub fn write_points(path: impl AsRef<Path>, x: &Points) -> Result<()> {
             path.display()
         ))),
     }
-}
-
-/// Replaces `path` by `bytes` atomically: writes `.<name>.<pid>.<k>.tmp` in the same directory,
-/// fsyncs it, renames it over `path`, then fsyncs the directory (best effort). On failure the
-/// temp file is removed and `path` is untouched.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let path = path.as_ref();
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput(format!("{}: not a file path", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -632,6 +601,12 @@ mod tests {
             ("", None, "", "empty file"),
             ("\n\n# only a comment\n", None, "", "empty file"),
             ("x,y\n", None, "", "header row but no data rows"),
+            (
+                ",,\n1,2,3\n",
+                None,
+                "line 1: ",
+                "column 1: empty field in the header row",
+            ),
         ];
         for (text, dim, loc, needle) in cases {
             let (l, m) = data_error(csv(text, *dim));
@@ -832,7 +807,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
         // A failing write leaves nothing: the target directory does not exist.
         let missing = dir.path().join("no/such/dir/a.csv");
         assert!(matches!(write_csv(&missing, &x), Err(Error::Io { .. })));

@@ -294,6 +294,10 @@ mod tests {
         assert_eq!(h, src.held_out(16, 11).unwrap());
         assert_eq!(src.dataset(), Some(Dataset::Moons));
         assert!(src.describe().contains("moons"));
+        // The trainer's view is the same stream of batches.
+        let mut as_trainer = src.clone();
+        let t = crate::train::Minibatches::batch(&mut as_trainer, 16, &mut rng(11));
+        assert_eq!(t, a);
     }
 
     #[test]

@@ -798,10 +798,11 @@ mod tests {
 
     #[test]
     fn mixture_log_densities_integrate_to_one() {
-        // Midpoint grid h = 0.02 on [−7, 7]²; the narrowest std is 0.1 = 5h (25gaussians), for
-        // which the rule is spectrally accurate; margins ≥ 3 around all means.
-        let h = 0.02;
-        let m = 700;
+        // Midpoint grid h = 0.05 on [−7, 7]²; the narrowest std is σ = 0.1 = 2h (25gaussians):
+        // the rule's relative error for a Gaussian is ~2·exp(−2π²σ²/h²) = 2e^{−8π²} ≈ 1e-34, and
+        // the margins are ≥ 3 (≥ 8σ) around all means, so ∫p = 1 to rounding.
+        let h = 0.05;
+        let m = 280;
         let grid: Vec<f64> = (0..m)
             .flat_map(|i| {
                 (0..m).flat_map(move |j| [-7.0 + (i as f64 + 0.5) * h, -7.0 + (j as f64 + 0.5) * h])

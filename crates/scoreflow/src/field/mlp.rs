@@ -44,7 +44,7 @@ impl Activation {
         }
     }
 
-    /// act'(z): SiLU σ(z)(1 + z(1 − σ(z))), ReLU 1[z>0], tanh 1 − tanh²z, softplus σ(z).
+    /// act'(z): SiLU σ(z)(1 + z(1 − σ(z))), ReLU 𝟙(z > 0), tanh 1 − tanh²z, softplus σ(z).
     pub fn derivative<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Silu => {

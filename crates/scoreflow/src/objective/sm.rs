@@ -7,7 +7,7 @@
 //!     J(s) = E[½‖s(x)‖² + ∇·s(x)] = ½E‖s − ∇log p‖² − ½E‖∇log p‖²      (Hyvärinen)
 //! ```
 //!
-//! (the last term does not depend on the model). With random projections v, E[vvᵀ] = I:
+//! (the last term does not depend on the model). With random projections v, E\[vvᵀ\] = I:
 //!
 //! ```text
 //!     J_SSM    = E[vᵀ(∇s)v + ½(vᵀs)²]                                  (sliced SM)
@@ -53,7 +53,7 @@ pub struct SlicedScoreMatching {
     /// Probes per data point (k ≥ 1).
     #[serde(default = "one")]
     pub probes: usize,
-    /// Probe distribution (E[vvᵀ] = I).
+    /// Probe distribution (E\[vvᵀ\] = I).
     #[serde(default)]
     pub noise: ProbeNoise,
     /// Use ½‖s‖² instead of ½(vᵀs)² (SSM-VR; the lower-variance default).
@@ -339,6 +339,10 @@ mod tests {
                 "K̂ {k_hat:?} vs S⁻¹ {s_inv:?}"
             );
         }
+        eprintln!(
+            "Hyvärinen: K̂ = {k_hat:?}, S⁻¹ = {s_inv:?}, Σ⁻¹ = {:?}",
+            inv2(SIGMA)
+        );
         let k = inv2(SIGMA);
         for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let se = ((k[2 * i + j].powi(2) + k[3 * i] * k[3 * j]) / n as f64).sqrt();
@@ -412,6 +416,7 @@ mod tests {
                     "{name}: K[{e}] = {mean} ± {se} vs Σ⁻¹ = {}",
                     k[e]
                 );
+                eprintln!("{name}: K[{e}] = {mean:.4} ± {se:.4} (Σ⁻¹ {:.4})", k[e]);
                 let (i, j) = (e / 2, e % 2);
                 let wishart = ((k[e].powi(2) + k[3 * i] * k[3 * j]) / m as f64).sqrt();
                 assert!(
@@ -501,6 +506,10 @@ mod tests {
             assert!(
                 (mean(&d) - constant).abs() < 4.0 * se,
                 "MLP {seed}: J − F = {} vs {constant} (SE {se})",
+                mean(&d)
+            );
+            eprintln!(
+                "MLP {seed}: J − F = {:.5} ± {se:.5}, −½tr Σ⁻¹ = {constant:.5}",
                 mean(&d)
             );
             per_sample.push(d);

@@ -1,0 +1,328 @@
+//! The classic lesson of score-based modelling (Song & Ermon 2019, §3; `shared/notes`), measured:
+//! on a mixture with well-separated modes,
+//! * a score trained by noise-free score matching ([`Hyvarinen`]) and sampled by plain Langevin
+//!   dynamics ([`Ula`]) gets the mode weights wrong: the objective E_p‖s − ∇log p‖² weights the
+//!   error by p, so the score is poorly learned in the low-density gap, and Langevin chains
+//!   started anywhere stay in the basin they fall into (their mixing time across the gap is
+//!   astronomically long even with the exact score), so the weights follow the basins' volumes;
+//! * the same network trained by multi-σ denoising score matching ([`Dsm`] under a VE SDE, all
+//!   noise levels) and sampled by annealed Langevin ([`AnnealedLangevin`]) gets them right: at
+//!   large σ the perturbed density has no gap and its score encodes the weights.
+//!
+//! The two pipelines are [`sm_langevin`] and [`dsm_annealed`]; [`classic_lesson`] runs both and
+//! reports per-mode weights and the sliced Wasserstein-2 distance to fresh data next to the
+//! noise floor (SW2 between two independent data sets of the same size).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Points;
+use crate::error::{Error, Result};
+use crate::field::analytic::GaussianMixture;
+use crate::field::mlp::{Mlp, MlpConfig};
+use crate::metrics::{mode_weights, sliced_wasserstein2, Modes};
+use crate::objective::dsm::Dsm;
+use crate::objective::sm::Hyvarinen;
+use crate::objective::Objective;
+use crate::sde::{Sde, VeSde};
+use crate::solve::langevin::{AnnealedLangevin, Ula};
+use crate::solve::sde::Sampler;
+use crate::tensor::{cpu, rng, uniform, DType, Rng};
+use crate::train::{Control, TrainConfig, Trainer};
+
+/// Settings of the experiment (the same network, optimiser and budget for both pipelines).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassicLessonConfig {
+    /// Network architecture (2-D).
+    pub network: MlpConfig,
+    /// Optimiser steps, batch size, learning rate, seed.
+    pub train: TrainConfig,
+    /// Samples drawn by each sampler.
+    pub samples: usize,
+    /// Plain Langevin: step ε, number of steps, and the half-width a of the uniform start box
+    /// \[−a, a\]².
+    pub ula_step: f64,
+    /// Plain Langevin steps.
+    pub ula_steps: usize,
+    /// Half-width of the uniform start box.
+    pub start_box: f64,
+    /// VE noise range σ_min → σ_max for DSM and annealed Langevin.
+    pub sigma_min: f64,
+    /// σ_max (about the data diameter).
+    pub sigma_max: f64,
+    /// Annealed Langevin: number of noise levels.
+    pub ald_levels: usize,
+    /// Annealed Langevin: steps per level.
+    pub ald_steps_per_level: usize,
+    /// Annealed Langevin: step ratio ρ (εᵢ = ρσᵢ²).
+    pub ald_step_ratio: f64,
+    /// Seed of the samplers' noise.
+    pub seed: u64,
+}
+
+impl ClassicLessonConfig {
+    /// Full settings for the example: width 128 × 3 layers, `steps` Adam steps at 2e-3, batch
+    /// 512, 4000 samples, ULA 2000 steps of 0.005, VE σ 0.05 → 10, 20 × 100 annealed steps, ρ = 0.05.
+    pub fn new(steps: usize) -> Self {
+        Self {
+            network: MlpConfig::new(2, 128, 3),
+            train: TrainConfig::new(steps, 512, 2e-3, 0),
+            samples: 4000,
+            ula_step: 0.005,
+            ula_steps: 2000,
+            start_box: 5.0,
+            sigma_min: 0.05,
+            sigma_max: 10.0,
+            ald_levels: 20,
+            ald_steps_per_level: 100,
+            ald_step_ratio: 0.05,
+            seed: 1,
+        }
+    }
+}
+
+/// Outcome of one pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineResult {
+    /// "sm+langevin" or "dsm+annealed".
+    pub name: String,
+    /// Fraction of samples nearest to each component mean.
+    pub mode_weights: Vec<f64>,
+    /// Fraction of samples farther than 3σⱼ from every component mean.
+    pub off_modes: f64,
+    /// SW2 between the samples and fresh data of the same size.
+    pub sw2: f64,
+    /// Final training loss.
+    pub final_loss: f64,
+    /// Sampler field evaluations.
+    pub nfe: usize,
+    /// Training + sampling wall time in seconds.
+    pub wall_time_s: f64,
+}
+
+/// Both pipelines against the truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassicLessonReport {
+    /// The mixture weights.
+    pub true_weights: Vec<f64>,
+    /// Binomial standard error √(w(1 − w)/n) of each weight estimate.
+    pub weight_se: Vec<f64>,
+    /// SW2 between two independent data sets of `samples` points.
+    pub noise_floor_sw2: f64,
+    /// Hyvärinen SM + plain Langevin.
+    pub sm_langevin: PipelineResult,
+    /// Multi-σ DSM + annealed Langevin.
+    pub dsm_annealed: PipelineResult,
+}
+
+fn train(
+    objective: &dyn Objective,
+    mix: &GaussianMixture,
+    cfg: &ClassicLessonConfig,
+) -> Result<(Mlp, f64)> {
+    let model = cfg.train.init_model(&cfg.network, &cpu(), DType::F32);
+    let mut trainer = Trainer::new(&model, cfg.train.clone())?;
+    let out = trainer.run(
+        objective,
+        &mut |k: usize, r: &mut Rng| mix.sample(k, r),
+        &mut |_| Control::Continue,
+    )?;
+    Ok((trainer.sampling_model(), out.last_loss))
+}
+
+fn check(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<()> {
+    if mix.dim() != cfg.network.dim {
+        return Err(Error::Shape(format!(
+            "mixture dimension {} but network dimension {}",
+            mix.dim(),
+            cfg.network.dim
+        )));
+    }
+    if cfg.samples < 2 {
+        return Err(Error::InvalidInput("need at least 2 samples".into()));
+    }
+    Ok(())
+}
+
+/// The mixture's modes: component means, σⱼ = √λ_max(Σⱼ), radius 3σⱼ.
+fn modes(mix: &GaussianMixture) -> Result<Modes> {
+    let d = mix.dim();
+    let means = Points::new(
+        mix.components()
+            .iter()
+            .flat_map(|c| c.mean().to_vec())
+            .collect(),
+        d,
+    )?;
+    let stds = mix
+        .components()
+        .iter()
+        .map(|c| {
+            super::eigenvalues(c.cov(), d)
+                .iter()
+                .map(|e| e[0])
+                .fold(0.0, f64::max)
+                .sqrt()
+        })
+        .collect();
+    Ok(Modes {
+        means,
+        stds,
+        k: 3.0,
+    })
+}
+
+fn result(
+    name: &str,
+    mix: &GaussianMixture,
+    x: &Points,
+    cfg: &ClassicLessonConfig,
+    loss: f64,
+    nfe: usize,
+    t0: Instant,
+) -> Result<PipelineResult> {
+    let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
+    let w = mode_weights(x, &modes(mix)?)?;
+    Ok(PipelineResult {
+        name: name.into(),
+        mode_weights: w.weights,
+        off_modes: w.off_modes,
+        sw2: sliced_wasserstein2(x, &data, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
+        final_loss: loss,
+        nfe,
+        wall_time_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Noise-free Hyvärinen score matching, then ULA at τ = 0 from uniform starts in the box.
+pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineResult> {
+    check(mix, cfg)?;
+    let t0 = Instant::now();
+    let (net, loss) = train(&Hyvarinen::default(), mix, cfg)?;
+    let d = mix.dim();
+    let start = uniform(
+        cfg.samples * d,
+        -cfg.start_box,
+        cfg.start_box,
+        &cpu(),
+        DType::F32,
+        &mut rng(cfg.seed),
+    )
+    .reshape([cfg.samples, d]);
+    let ula = Ula {
+        step: cfg.ula_step,
+        steps: cfg.ula_steps,
+        tau: 0.0,
+    };
+    let s = ula.sample(&net, start, &mut rng(cfg.seed.wrapping_add(1)))?;
+    result(
+        "sm+langevin",
+        mix,
+        &Points::from_tensor(&s.x),
+        cfg,
+        loss,
+        s.nfe,
+        t0,
+    )
+}
+
+/// Continuous multi-σ DSM under VE (σ_min → σ_max, ε-prediction, λ = σ²), then annealed
+/// Langevin from the prior N(0, σ_max²I).
+pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineResult> {
+    check(mix, cfg)?;
+    let t0 = Instant::now();
+    let sde: Arc<dyn Sde> = Arc::new(VeSde::new(cfg.sigma_min, cfg.sigma_max, 1e-5)?);
+    let dsm = Dsm::default_for(sde.clone());
+    let (net, loss) = train(&dsm, mix, cfg)?;
+    let score = dsm.score_field(net);
+    let ald = AnnealedLangevin::new(
+        sde.clone(),
+        cfg.ald_levels,
+        cfg.ald_steps_per_level,
+        cfg.ald_step_ratio,
+    )?;
+    let prior = sde.prior_sample(
+        cfg.samples,
+        mix.dim(),
+        &cpu(),
+        DType::F32,
+        &mut rng(cfg.seed.wrapping_add(2)),
+    );
+    let s = ald.sample(&score, prior, &mut rng(cfg.seed.wrapping_add(3)))?;
+    result(
+        "dsm+annealed",
+        mix,
+        &Points::from_tensor(&s.x),
+        cfg,
+        loss,
+        s.nfe,
+        t0,
+    )
+}
+
+/// Runs both pipelines and the data noise floor.
+pub fn classic_lesson(
+    mix: &GaussianMixture,
+    cfg: &ClassicLessonConfig,
+) -> Result<ClassicLessonReport> {
+    let n = cfg.samples as f64;
+    let a = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
+    let b = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(101)));
+    Ok(ClassicLessonReport {
+        true_weights: mix.weights().to_vec(),
+        weight_se: mix
+            .weights()
+            .iter()
+            .map(|w| (w * (1.0 - w) / n).sqrt())
+            .collect(),
+        noise_floor_sw2: sliced_wasserstein2(&a, &b, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
+        sm_langevin: sm_langevin(mix, cfg)?,
+        dsm_annealed: dsm_annealed(mix, cfg)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two modes 0.2·N((−2.5, −2.5), 0.25I) + 0.8·N((2.5, 2.5), 0.25I).
+    fn two_modes() -> GaussianMixture {
+        GaussianMixture::new(
+            vec![0.2, 0.8],
+            vec![vec![-2.5, -2.5], vec![2.5, 2.5]],
+            vec![vec![0.25, 0.0, 0.0, 0.25]; 2],
+        )
+        .unwrap()
+    }
+
+    /// The acceptance half of the experiment, at small settings (width 64 × 2, 1000 Adam steps,
+    /// 1000 samples, 10 × 40 annealed steps at ρ = 0.05): multi-σ DSM + annealed Langevin puts
+    /// 0.2 ± 0.06 of its samples in the light mode (measured 0.230). The binomial SE at n = 1000
+    /// is 0.013; the tolerance (≈ 4.5 SE) mostly absorbs the small, briefly trained network's
+    /// bias, which dominates: across sampler settings the weight ranges over 0.17–0.24. At
+    /// least 85% of the samples lie within 3σ of a mode (measured 90.7%).
+    #[test]
+    fn dsm_with_annealed_langevin_recovers_mode_weights() {
+        let mut cfg = ClassicLessonConfig::new(1000);
+        cfg.network = MlpConfig::new(2, 64, 2);
+        cfg.train.batch_size = 256;
+        cfg.train.optimizer.lr = 3e-3;
+        cfg.samples = 1000;
+        cfg.ald_levels = 10;
+        cfg.ald_steps_per_level = 40;
+        let r = dsm_annealed(&two_modes(), &cfg).unwrap();
+        eprintln!("dsm+annealed: {r:?}");
+        assert!(
+            (r.mode_weights[0] - 0.2).abs() < 0.06,
+            "weights {:?}",
+            r.mode_weights
+        );
+        assert!(
+            r.off_modes < 0.15,
+            "{} of the samples off every mode",
+            r.off_modes
+        );
+    }
+}
