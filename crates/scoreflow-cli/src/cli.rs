@@ -51,7 +51,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Speed benchmark: training steps/s and Euler sampling throughput, as one JSON line.
     Bench(BenchArgs),
-    /// Per-point log-likelihood log p(x) through the probability-flow ODE.
+    /// Per-point log-likelihood log p(x) through the flow (or probability-flow) ODE.
     Likelihood(LikelihoodArgs),
     /// Diagnose a learned field: Jacobian asymmetry, curl, stiffness, stable Euler step.
     Diagnose(DiagnoseArgs),
@@ -402,13 +402,13 @@ pub struct LikelihoodArgs {
         times: the antisymmetric share ‖(J − Jᵀ)/2‖_F / ‖J‖_F of the Jacobian (0 for a true \
         score), curl (2-D), eigenvalues, stiffness ratio max|λ|/min|λ| and the largest stable \
         explicit-Euler step h_max = min over λ of −2 Re λ / |λ|². Prints a table (or JSON).",
-    after_help = "Examples:\n  scoreflow diagnose runs/moons\n  scoreflow diagnose runs/vp --times 0.01,0.1,0.5 --json"
+    after_help = "Examples:\n  scoreflow diagnose runs/moons\n  scoreflow diagnose runs/vp --times 0.5,0.9,0.99 --json"
 )]
 pub struct DiagnoseArgs {
     /// Run directory written by `scoreflow train`.
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Points to probe: a CSV/NPY file or a built-in set name [default: the run's data].
+    /// Points to probe: a CSV/NPY file or a built-in set name [default: held-out data of the run].
     #[arg(long, value_name = "FILE|NAME")]
     pub points: Option<String>,
     /// Number of probe points.
