@@ -11,19 +11,19 @@
 use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams};
-use rand::Rng as _;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
 use crate::field::VectorField;
 use crate::fused::{FusedMlp, FusedTrainer, TrainOptions};
+use crate::likelihood::{flow_log_likelihood, LikelihoodOptions};
 use crate::objective::cfm::FlowMatching;
 use crate::objective::Objective;
 use crate::path::{CondOt, GaussianPath};
 use crate::solve::{odeint, Method, OdeOptions};
-use crate::tensor::{cpu, matrix, randn, rng, to_vec, DType, Rng, Tensor};
+use crate::tensor::{cpu, matrix, randn, rng, to_vec, DType, Rng};
 
 /// Which implementation runs the MLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -241,19 +241,6 @@ impl Runner {
     }
 }
 
-/// n draws of FFJORD's 8 Gaussians (means 4·(cos kπ/4, sin kπ/4)/1.414, std 0.5/1.414), row-major.
-fn eight_gaussians(n: usize, r: &mut Rng) -> Vec<f64> {
-    let mut v = Vec::with_capacity(2 * n);
-    for _ in 0..n {
-        let a = std::f64::consts::FRAC_PI_4 * r.random_range(0..8) as f64;
-        for c in [a.cos(), a.sin()] {
-            let z: f64 = StandardNormal.sample(r);
-            v.push((4.0 * c + 0.5 * z) / 1.414);
-        }
-    }
-    v
-}
-
 fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     let threads = rayon::current_num_threads();
     let mc = MlpConfig::new(2, cfg.width, cfg.depth);
@@ -277,7 +264,7 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
         if i == cfg.warmup_steps {
             start = Instant::now();
         }
-        let x1 = eight_gaussians(cfg.batch, &mut r);
+        let x1 = Dataset::EightGaussians.sample(cfg.batch, &mut r).into_vec();
         losses.push(runner.step(&objective, &x1, 2, 1e-3, &mut r)?);
     }
     let train_s = start.elapsed().as_secs_f64();
@@ -322,20 +309,23 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
         None
     };
     let nll = if cfg.nll_points > 0 {
-        let x = matrix(
-            eight_gaussians(cfg.nll_points, &mut rng(cfg.seed ^ 987_654_321)),
-            cfg.nll_points,
-            2,
-            &cpu(),
-            DType::F32,
-        );
+        // Held-out points, exact divergence, Dopri5 1e-5 from t = 1 to 0 in chunks of 2,500:
+        // what `reference_fm.py --nll` does.
+        let mut held_out = rng(cfg.seed ^ 987_654_321);
+        let pts = Dataset::EightGaussians.sample(cfg.nll_points, &mut held_out);
+        let x = matrix(pts.into_vec(), cfg.nll_points, 2, &cpu(), DType::F32);
+        let opts = LikelihoodOptions {
+            round_trip: false,
+            chunk: Some(2500),
+            ..LikelihoodOptions::default()
+        };
         let start = Instant::now();
-        let (nll, nfe) = exact_nll(field.as_ref(), &x)?;
+        let lik = flow_log_likelihood(field.as_ref(), &x, &opts, &mut held_out)?;
         Some(timing(
             cfg.nll_points,
-            nfe,
+            lik.nfe,
             start.elapsed().as_secs_f64(),
-            Some(nll),
+            Some(lik.nll),
         ))
     } else {
         None
@@ -373,47 +363,6 @@ fn timing(points: usize, nfe: usize, time_s: f64, nll: Option<f64>) -> AdaptiveT
         ms_per_nfe: 1e3 * time_s / nfe.max(1) as f64,
         nll,
     }
-}
-
-/// The augmented flow [x, ℓ]′ = [v(x, t), ∇·v(x, t)] of the instantaneous change of variables.
-struct Augmented<'a> {
-    field: &'a dyn VectorField,
-}
-
-impl VectorField for Augmented<'_> {
-    fn dim(&self) -> usize {
-        self.field.dim() + 1
-    }
-    fn eval(&self, s: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
-        let [n, _] = s.dims();
-        let d = self.field.dim();
-        let (v, div) = self.field.divergence(&s.clone().narrow(1, 0, d), t);
-        Tensor::cat(vec![v, div.reshape([n, 1])], 1)
-    }
-}
-
-/// Mean −log p₁(x) by integrating [x, ℓ] from t = 1 to 0 with ℓ(1) = 0 (Dopri5, 1e-5):
-/// log p₁(x) = log N(x(0); 0, I) + ℓ(0), as `reference_fm.py --nll` does. Returns (NLL, NFE).
-fn exact_nll(field: &dyn VectorField, x: &Tensor<2>) -> Result<(f64, usize)> {
-    let [n, d] = x.dims();
-    let zero = Tensor::zeros([n, 1], (&x.device(), x.dtype()));
-    let sol = odeint(
-        &Augmented { field },
-        Tensor::cat(vec![x.clone(), zero], 1),
-        1.0,
-        0.0,
-        &OdeOptions::dopri5(1e-5, 1e-5),
-    )?;
-    let s = to_vec(&sol.x);
-    let log2pi = (2.0 * std::f64::consts::PI).ln();
-    let mean_logp = s
-        .chunks_exact(d + 1)
-        .map(|row| {
-            -0.5 * row[..d].iter().map(|v| v * v).sum::<f64>() - 0.5 * d as f64 * log2pi + row[d]
-        })
-        .sum::<f64>()
-        / n as f64;
-    Ok((-mean_logp, sol.nfe))
 }
 
 /// GFLOP/s of a 1024³ f32 GEMM with the `gemm` crate on `threads` rayon threads (best of 5).

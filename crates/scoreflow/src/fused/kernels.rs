@@ -88,6 +88,7 @@ macro_rules! multiversion {
 /// polynomial; x is clamped to [−87.3, 88.3] so 2ᵏ stays a normal number (no inf, no NaN from
 /// finite input).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 pub fn exp(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.3, 88.3);
@@ -112,6 +113,7 @@ pub fn sigmoid(z: f32) -> f32 {
 
 /// tanh z: Cephes' odd polynomial for |z| < 0.625, else sign(z)·(1 − 2/(e^{2|z|} + 1)).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 pub fn tanh(z: f32) -> f32 {
     let a = z.abs();
     let s = z * z;
@@ -133,6 +135,7 @@ pub fn tanh(z: f32) -> f32 {
 /// ln(1 + y) for y ∈ [0, 1]: u = 1 + y, ln u by Cephes' logf polynomial on the mantissa, plus the
 /// correction −((u − 1) − y)/u for the rounding of u.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 pub fn log1p_unit(y: f32) -> f32 {
     let u = 1.0 + y;
     let big = u > std::f32::consts::SQRT_2;

@@ -260,24 +260,22 @@ impl FusedMlp {
 
     /// Recomputes the Wᵀ copies after the parameters changed.
     fn refresh_transposes(&mut self) {
-        let (params, wt) = (&self.params, &mut self.wt);
-        let mut views: Vec<(&Layer, &mut [f32])> = Vec::with_capacity(self.layers.len());
-        let mut rest: &mut [f32] = wt;
-        let mut consumed = 0;
+        let params = &self.params;
+        // Layers are contiguous: W then b, so split the copy layer by layer.
+        let mut jobs: Vec<(Layer, &mut [f32])> = Vec::with_capacity(self.layers.len());
+        let mut rest = self.wt.as_mut_slice();
         for l in &self.layers {
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(l.w - consumed);
-            let (mine, tail) = tail.split_at_mut(l.w_len());
-            views.push((l, mine));
+            let (block, tail) = std::mem::take(&mut rest).split_at_mut(l.w_len() + l.d_out);
+            jobs.push((*l, &mut block[..l.w_len()]));
             rest = tail;
-            consumed = l.w + l.w_len();
         }
-        let work = |(l, dst): (&Layer, &mut [f32])| {
+        let work = |(l, dst): (Layer, &mut [f32])| {
             kernels::transpose(&params[l.w..l.w + l.w_len()], l.d_in, l.d_out, dst)
         };
-        if self.params.len() > 1 << 16 {
-            views.into_par_iter().for_each(work);
+        if params.len() > 1 << 16 {
+            jobs.into_par_iter().for_each(work);
         } else {
-            views.into_iter().for_each(work);
+            jobs.into_iter().for_each(work);
         }
     }
 

@@ -75,11 +75,11 @@ impl TrainOptions {
                 self.beta1, self.beta2
             ));
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return bad(format!("Adam epsilon must be > 0 (got {})", self.epsilon));
         }
         if let Some(c) = self.grad_clip {
-            if !(c > 0.0) {
+            if c.is_nan() || c <= 0.0 {
                 return bad(format!("gradient clipping norm must be > 0 (got {c})"));
             }
         }
@@ -92,7 +92,7 @@ impl TrainOptions {
             Optimizer::Adam { weight_decay } => weight_decay.unwrap_or(0.0),
             Optimizer::AdamW { weight_decay } => weight_decay,
         };
-        if !(wd >= 0.0) {
+        if wd.is_nan() || wd < 0.0 {
             return bad(format!("weight decay must be >= 0 (got {wd})"));
         }
         Ok(())
