@@ -8,10 +8,12 @@
 //! cargo run --release --example quality -- dsm --data moons --recipe default [--steps 3000]
 //!     [--samplers em,pc,ode] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- nll --run /tmp/accept/fm-8gaussians-reference
-//!     --data 8gaussians [--n 5000] [--seed 987654321]
+//!     --data 8gaussians [--n 5000] [--seed 987654321] [--points held_out.csv] [--chunk 2500]
+//! cargo run --release --example quality -- score --points samples.csv --data 8gaussians
 //! ```
 //!
-//! `fm` / `dsm` train the reference MLP (batch 1024, seed 0, fused engine) into the run directory
+//! `score` scores samples written by another program (e.g. the PyTorch reference on our weights)
+//! exactly as `fm` / `dsm` score ours. `fm` / `dsm` train the reference MLP (batch 1024, seed 0, fused engine) into the run directory
 //! `DIR/{fm,dsm}-DATA-RECIPE` unless it already holds a finished run, then sample n points and
 //! score them against an n-point reference set (seed [`REFERENCE_SEED`]) next to the data-vs-data
 //! floor (n fresh points, seed [`FLOOR_SEED`]). SW₂ directions come from [`METRIC_SEED`] for every
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use scoreflow::checkpoint::{self, MODEL_FILE};
-use scoreflow::data::{DataSource, Dataset, Points};
+use scoreflow::data::{load_points, DataSource, Dataset, Points};
 use scoreflow::field::mlp::{Mlp, MlpConfig};
 use scoreflow::fused::FusedMlp;
 use scoreflow::likelihood::{log_likelihood, Divergence, IsotropicGaussian, LikelihoodOptions};
@@ -62,6 +64,8 @@ struct Args {
     samplers: Vec<String>,
     run: Option<PathBuf>,
     seed: u64,
+    points: Option<PathBuf>,
+    chunk: Option<usize>,
 }
 
 fn parse() -> Res<Args> {
@@ -79,6 +83,8 @@ fn parse() -> Res<Args> {
         samplers: vec!["em".into(), "pc".into(), "ode".into()],
         run: None,
         seed: 987_654_321,
+        points: None,
+        chunk: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -91,6 +97,8 @@ fn parse() -> Res<Args> {
             "--samplers" => a.samplers = value()?.split(',').map(String::from).collect(),
             "--run" => a.run = Some(value()?.into()),
             "--seed" => a.seed = value()?.parse()?,
+            "--points" => a.points = Some(value()?.into()),
+            "--chunk" => a.chunk = Some(value()?.parse()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -104,7 +112,8 @@ fn main() -> Res<()> {
         "fm" => fm(&a),
         "dsm" => dsm(&a),
         "nll" => nll(&a),
-        other => Err(format!("unknown command {other} (floors, fm, dsm, nll)").into()),
+        "score" => score(&a),
+        other => Err(format!("unknown command {other} (floors, fm, dsm, nll, score)").into()),
     }
 }
 
@@ -336,7 +345,11 @@ fn nll(a: &Args) -> Res<()> {
     let dir = a.run.clone().ok_or("nll needs --run DIR")?;
     let (_, mlp) = checkpoint::load_run(&dir, &cpu(), DType::F32)?;
     let field = FusedMlp::from_mlp(&mlp);
-    let x = a.data.sample(n, &mut rng(a.seed));
+    let x = match &a.points {
+        Some(path) => load_points(path, Some(2))?,
+        None => a.data.sample(n, &mut rng(a.seed)),
+    };
+    let n = x.len();
     let truth = a
         .data
         .log_density(&x)?
@@ -345,7 +358,7 @@ fn nll(a: &Args) -> Res<()> {
         ode: OdeOptions::dopri5(1e-5, 1e-5),
         divergence: Divergence::Exact,
         round_trip: false,
-        chunk: None,
+        chunk: a.chunk,
     };
     let started = Instant::now();
     let lik = log_likelihood(
@@ -361,10 +374,23 @@ fn nll(a: &Args) -> Res<()> {
     println!(
         "{}",
         json!({"kind": "nll", "run": dir, "data": a.data.name(), "n": n, "seed": a.seed,
+               "points": a.points, "chunk": a.chunk,
                "nll": lik.nll, "se": lik.se, "true_nll": truth, "nfe": lik.nfe,
                "accepted": lik.accepted, "rejected": lik.rejected, "wall_s": wall,
                "likelihood_wall_s": lik.wall_time_s})
     );
+    Ok(())
+}
+
+/// Scores a CSV/NPY of samples against the reference set of `--data`, next to the floor.
+fn score(a: &Args) -> Res<()> {
+    let path = a.points.clone().ok_or("score needs --points FILE")?;
+    let x = load_points(&path, Some(2))?;
+    let (reference, floor) = reference_and_floor(a.data, x.len())?;
+    let r = evaluate(&x, &reference, &options(a.data), &mut rng(METRIC_SEED))?;
+    let mut row = json!({"kind": "score", "points": path, "data": a.data.name()});
+    merge(&mut row, report_json(&r, &floor));
+    println!("{row}");
     Ok(())
 }
 
