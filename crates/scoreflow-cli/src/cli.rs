@@ -42,7 +42,7 @@ pub enum Command {
     /// Train a small flow-matching model on a built-in data set, sample, evaluate and plot (< 1 min).
     Quickstart(QuickstartArgs),
     /// Train a model from a TOML config file and/or flags; writes a run directory.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Generate samples from a trained run with an ODE or SDE sampler.
     Sample(SampleArgs),
     /// Compare samples with held-out data: SW2, MMD, energy distance, moments, noise floor.
@@ -51,7 +51,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Speed benchmark: training steps/s and Euler sampling throughput, as one JSON line.
     Bench(BenchArgs),
-    /// Per-point log-likelihood log p(x) through the probability-flow ODE.
+    /// Per-point log-likelihood log p(x) through the flow (or probability-flow) ODE.
     Likelihood(LikelihoodArgs),
     /// Diagnose a learned field: Jacobian asymmetry, curl, stiffness, stable Euler step.
     Diagnose(DiagnoseArgs),
@@ -60,9 +60,14 @@ pub enum Command {
 /// `scoreflow quickstart`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Train the default model (flow matching, a 128-wide 4-layer MLP, one-cycle LR \
-        schedule, EMA weights) on a built-in 2-D data set, draw 10,000 samples, evaluate them \
-        against held-out data, write the run directory with pictures and print a summary.",
+    long_about = "Train the default model on a built-in 2-D data set, draw 10,000 samples (Euler, \
+        100 steps), evaluate them against 10,000 held-out points next to the noise floor, write \
+        the run directory with pictures (samples, field, trajectories, loss, flow.gif) and print \
+        a summary. The default model is `scoreflow train`'s: conditional flow matching with a \
+        3→128×4→2 SiLU MLP, 5,000 Adam steps of batch 256, a one-cycle learning rate peaking at \
+        2e-3, sampling with EMA (0.999) weights; it beats the 3→512×4→2 PyTorch reference \
+        (5,000 steps of batch 1024) on 8gaussians, moons and checkerboard in SW2, MMD and energy \
+        distance at a sixteenth of the parameters.",
     after_help = "Example:\n  scoreflow quickstart --data moons --out runs/quick-moons"
 )]
 pub struct QuickstartArgs {
@@ -397,13 +402,13 @@ pub struct LikelihoodArgs {
         times: the antisymmetric share ‖(J − Jᵀ)/2‖_F / ‖J‖_F of the Jacobian (0 for a true \
         score), curl (2-D), eigenvalues, stiffness ratio max|λ|/min|λ| and the largest stable \
         explicit-Euler step h_max = min over λ of −2 Re λ / |λ|². Prints a table (or JSON).",
-    after_help = "Examples:\n  scoreflow diagnose runs/moons\n  scoreflow diagnose runs/vp --times 0.01,0.1,0.5 --json"
+    after_help = "Examples:\n  scoreflow diagnose runs/moons\n  scoreflow diagnose runs/vp --times 0.5,0.9,0.99 --json"
 )]
 pub struct DiagnoseArgs {
     /// Run directory written by `scoreflow train`.
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Points to probe: a CSV/NPY file or a built-in set name [default: the run's data].
+    /// Points to probe: a CSV/NPY file or a built-in set name [default: held-out data of the run].
     #[arg(long, value_name = "FILE|NAME")]
     pub points: Option<String>,
     /// Number of probe points.

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 /// Training steps of `scoreflow quickstart`.
-pub const QUICKSTART_STEPS: usize = 3000;
+pub const QUICKSTART_STEPS: usize = 5000;
 
 /// Training objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -196,7 +196,7 @@ pub struct TrainOpts {
     /// Time input of the network [default: raw]
     #[arg(long, value_enum)]
     pub time_embedding: Option<TimeName>,
-    /// Optimiser steps [default: 3000]
+    /// Optimiser steps [default: 5000]
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Minibatch size [default: 256]
@@ -205,7 +205,7 @@ pub struct TrainOpts {
     /// Optimiser [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerName>,
-    /// Peak learning rate [default: 0.001]
+    /// Peak learning rate [default: 0.002]
     #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
     /// Weight decay [default: 0]
@@ -327,10 +327,10 @@ impl Default for TrainSettings {
             depth: 4,
             activation: ActivationName::Silu,
             time_embedding: TimeName::Raw,
-            steps: 3000,
+            steps: 5000,
             batch: 256,
             optimizer: OptimizerName::Adam,
-            lr: 1e-3,
+            lr: 2e-3,
             weight_decay: 0.0,
             schedule: ScheduleName::Onecycle,
             warmup: 0.05,

@@ -1,51 +1,18 @@
-//! Output helpers: atomic file writes (temp file + rename), run-directory naming, the training
+//! Output helpers: atomic file writes (the library's `fsutil`), run-directory naming, the training
 //! log `train_log.csv`, the output mode (`--quiet` / `--json`) and the progress bar.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A fresh temporary path beside `path` (same directory, so the final rename is atomic):
-/// `.<name>.<pid>-<k>.tmp.<ext>`; the extension is kept last because some encoders pick the
-/// format from it.
-pub fn temp_path_for(path: &Path, ext: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let k = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    dir.join(format!(".{name}.{}-{k}.tmp.{ext}", std::process::id()))
-}
+pub use scoreflow::fsutil::temp_path_for;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
-/// synced, then renamed over `path`. A crash leaves either the old file or the new one, never a
-/// truncated mix.
+/// Writes `bytes` to `path` atomically ([`scoreflow::fsutil::write_atomic`]: temporary file in
+/// the same directory, fsync, rename), so a crash leaves either the old file or the new one.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "tmp".into());
-    let tmp = temp_path_for(path, &ext);
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow!("{}: cannot write: {e}", path.display()));
-    }
-    Ok(())
+    Ok(scoreflow::fsutil::write_atomic(path, bytes)?)
 }
 
 /// Serialises `value` as pretty JSON into `path` atomically.

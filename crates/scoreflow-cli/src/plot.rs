@@ -299,8 +299,10 @@ where
     let mut chart = ChartBuilder::on(area)
         .margin_top(46)
         .margin_bottom(52)
-        .margin_right(6)
-        .y_label_area_size(58)
+        .margin_left(4)
+        .margin_right(4)
+        // Labels right of the bar: text that runs long spills into the margin, not the bar.
+        .set_label_area_size(LabelAreaPosition::Right, 62)
         .build_cartesian_2d(0.0..1.0, lo..hi)
         .map_err(pe)?;
     chart
@@ -534,10 +536,15 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
     if pts.is_empty() {
         return Err(anyhow!("{}: no finite loss values to plot", path.display()));
     }
-    let log_y = pts.iter().all(|p| p.1 > 0.0);
+    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    // A log axis only when the loss spans more than a decade: inside one decade plotters
+    // places no log ticks and the axis would be unlabelled.
+    let log_y = lo > 0.0 && hi / lo > 10.0;
     let window = (pts.len() / 50).max(1);
     // Moving average (geometric on a log axis, arithmetic on a linear one).
-    let (fwd, inv): (fn(f64) -> f64, fn(f64) -> f64) = if log_y {
+    type Map = fn(f64) -> f64;
+    let (fwd, inv): (Map, Map) = if log_y {
         (f64::ln, f64::exp)
     } else {
         (|v| v, |v| v)
@@ -553,8 +560,6 @@ pub fn loss_curve(path: &Path, steps: &[f64], loss: &[f64], lr: Option<&[f64]>) 
     }
     let (x0, x1) = (pts[0].0, pts[pts.len() - 1].0.max(pts[0].0 + 1.0));
     let x_labels = ((x1 - x0) as usize + 1).min(10);
-    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let h = if lr.is_some() { 700 } else { 480 };
     render_png(path, (760, h), |root| {
         let (top, bottom) = if lr.is_some() {

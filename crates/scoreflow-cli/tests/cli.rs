@@ -397,3 +397,57 @@ fn killed_run_resumes_from_its_checkpoint() {
         .collect();
     assert_eq!(steps, (1..=target).collect::<Vec<_>>());
 }
+
+/// Training on a CSV file: 10% is held out (heldout.npy), the data are standardised (the
+/// normaliser in meta.json is the training split's mean and std), and eval/sample work from the
+/// run directory alone.
+#[test]
+fn file_data_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 600 points on two well-separated lines, far from the origin and at a large scale.
+    let mut csv = String::from("a,b\n");
+    for i in 0..600 {
+        let s = i as f64 / 600.0;
+        let (x, y) = if i % 2 == 0 {
+            (100.0 + 10.0 * s, 50.0)
+        } else {
+            (100.0 + 10.0 * s, 70.0)
+        };
+        csv.push_str(&format!("{x},{y}\n"));
+    }
+    std::fs::write(d.join("points.csv"), csv).unwrap();
+    train_tiny(d, "f", &["--steps", "20", "--data", "points.csv"]);
+    assert!(d.join("f/heldout.npy").exists());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("f/meta.json")).unwrap()).unwrap();
+    let (mean, std) = (
+        &meta["normalization"]["mean"],
+        &meta["normalization"]["std"],
+    );
+    // Means ≈ (105, 60) and stds ≈ (2.9, 10) up to the 10% split: far from the identity map.
+    assert!(
+        (mean[0].as_f64().unwrap() - 105.0).abs() < 1.0
+            && (mean[1].as_f64().unwrap() - 60.0).abs() < 2.0,
+        "{mean}"
+    );
+    assert!((std[1].as_f64().unwrap() - 10.0).abs() < 1.0, "{std}");
+    let ev = scoreflow(&["eval", "f", "-n", "500", "--json"], d);
+    assert!(
+        ev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ev.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
+    assert_eq!(m["samples"]["n_reference"], 30); // half of the 60 held-out points
+    let s = scoreflow(&["sample", "f", "-n", "100", "--out", "s.npy", "-q"], d);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    // Samples come back in data units (around (105, 60), not around the origin).
+    let o = scoreflow(&["eval", "f", "--samples", "s.npy", "--json"], d);
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        m["samples"]["mean_error"].as_f64().unwrap() < 20.0,
+        "{}",
+        m["samples"]["mean_error"]
+    );
+}

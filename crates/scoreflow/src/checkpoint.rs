@@ -18,7 +18,6 @@
 //! problem, never a panic.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -27,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::field::mlp::{linear_from, Mlp, MlpConfig};
+pub use crate::fsutil::write_atomic;
 use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
 use crate::train::TrainConfig;
 
@@ -397,42 +397,6 @@ fn summarise(names: &[String]) -> String {
             names[n - 1]
         ),
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename
-/// over `path`, then fsync of the directory (best effort where the platform allows it).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput(format!("{}: not a file path", path.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Writes `mlp` to `path` (atomically) as f32 under PyTorch `nn.Sequential` names `0.weight`
@@ -1040,25 +1004,5 @@ mod tests {
         ]);
         assert!(log.contains("loaded"), "{log}");
         compare(&rw, &m, "Rust-saved weights loaded in PyTorch");
-    }
-
-    /// The atomic writer replaces the destination and leaves no temporary file behind.
-    #[test]
-    fn atomic_write_replaces_and_cleans_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.txt");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "left {names:?}");
-        // A destination in a missing directory is an I/O error, not a panic.
-        assert!(matches!(
-            write_atomic(&dir.path().join("no/such/f.txt"), b"x"),
-            Err(Error::Io { .. })
-        ));
     }
 }

@@ -23,6 +23,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod error;
 pub mod field;
+pub mod fsutil;
 pub mod fused;
 pub mod likelihood;
 pub mod metrics;

@@ -26,8 +26,19 @@ pub fn cpu() -> Device {
 ///
 /// # Panics
 /// If `data.len() != rows * cols` (a programming error, not user input).
-pub fn matrix(data: Vec<f64>, rows: usize, cols: usize, device: &Device, dtype: DType) -> Tensor<2> {
-    assert_eq!(data.len(), rows * cols, "matrix: {} values for {rows}x{cols}", data.len());
+pub fn matrix(
+    data: Vec<f64>,
+    rows: usize,
+    cols: usize,
+    device: &Device,
+    dtype: DType,
+) -> Tensor<2> {
+    assert_eq!(
+        data.len(),
+        rows * cols,
+        "matrix: {} values for {rows}x{cols}",
+        data.len()
+    );
     Tensor::from_data(TensorData::new(data, [rows, cols]), (device, dtype))
 }
 
@@ -38,7 +49,12 @@ pub fn vector(data: Vec<f64>, device: &Device, dtype: DType) -> Tensor<1> {
 }
 
 /// A `(rows, cols)` tensor like `like` (same device and dtype).
-pub fn matrix_like<const D: usize>(data: Vec<f64>, rows: usize, cols: usize, like: &Tensor<D>) -> Tensor<2> {
+pub fn matrix_like<const D: usize>(
+    data: Vec<f64>,
+    rows: usize,
+    cols: usize,
+    like: &Tensor<D>,
+) -> Tensor<2> {
     matrix(data, rows, cols, &like.device(), like.dtype())
 }
 
@@ -63,7 +79,9 @@ pub fn times_like(x: &Tensor<2>, t: f64) -> Tensor<1> {
 
 /// `(rows, cols)` i.i.d. N(0, 1) draws from `rng`, on `device` in `dtype`.
 pub fn randn(rows: usize, cols: usize, device: &Device, dtype: DType, rng: &mut Rng) -> Tensor<2> {
-    let data: Vec<f64> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
+    let data: Vec<f64> = (0..rows * cols)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     matrix(data, rows, cols, device, dtype)
 }
 
@@ -74,7 +92,14 @@ pub fn randn_like(x: &Tensor<2>, rng: &mut Rng) -> Tensor<2> {
 }
 
 /// `(n,)` i.i.d. U(lo, hi) draws from `rng`.
-pub fn uniform(n: usize, lo: f64, hi: f64, device: &Device, dtype: DType, rng: &mut Rng) -> Tensor<1> {
+pub fn uniform(
+    n: usize,
+    lo: f64,
+    hi: f64,
+    device: &Device,
+    dtype: DType,
+    rng: &mut Rng,
+) -> Tensor<1> {
     use rand::Rng as _;
     let data: Vec<f64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
     vector(data, device, dtype)

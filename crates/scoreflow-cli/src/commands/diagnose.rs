@@ -1,7 +1,7 @@
 //! `scoreflow diagnose`: Jacobian diagnostics of a learned field at data points.
 
 use anyhow::{bail, Result};
-use scoreflow::data::{MixtureSpec, Normalizer, Points};
+use scoreflow::data::Points;
 use scoreflow::diagnostics::{diagnose, Diagnostics, Stats};
 use scoreflow::field::analytic::{GaussianMixture, MixtureScore};
 use scoreflow::tensor::{self, DType};
@@ -69,39 +69,13 @@ pub struct DiagnoseReport {
     pub reference: Option<String>,
 }
 
-/// A mixture in normalised coordinates z = (x − μ)/σ: means (μₖ − μ)/σ, covariances
-/// Σₖ,ᵢⱼ/(σᵢσⱼ).
-fn normalised_mixture(spec: &MixtureSpec, norm: &Normalizer) -> Result<GaussianMixture> {
-    let d = spec.dim();
-    let means = spec
-        .means()
-        .iter()
-        .map(|m| {
-            m.iter()
-                .enumerate()
-                .map(|(i, v)| (v - norm.mean[i]) / norm.std[i])
-                .collect()
-        })
-        .collect();
-    let covs = spec
-        .covs()
-        .iter()
-        .map(|c| {
-            (0..d * d)
-                .map(|k| c[k] / (norm.std[k / d] * norm.std[k % d]))
-                .collect()
-        })
-        .collect();
-    Ok(GaussianMixture::new(spec.weights().to_vec(), means, covs)?)
-}
-
 /// The exact score of the run's data distribution (perturbed by the SDE for DSM models), in
 /// data units, when the data set is a Gaussian mixture and the model is a score model.
 fn reference_score(run: &Run) -> Result<Option<(Box<dyn VectorField>, String)>> {
     let Some(spec) = run.dataset().and_then(|d| d.mixture()) else {
         return Ok(None);
     };
-    let z = normalised_mixture(&spec, &run.norm)?;
+    let z = GaussianMixture::from(&run.norm.apply_mixture(&spec)?);
     let wrap = |f: Box<dyn VectorField>| -> Box<dyn VectorField> {
         Box::new(DataUnits {
             field: f,

@@ -11,8 +11,8 @@ use std::fs;
 use std::path::Path;
 
 use super::Points;
-use crate::checkpoint::write_atomic;
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 
 fn data_err(path: &str, location: String, msg: impl Into<String>) -> Error {
     Error::Data {

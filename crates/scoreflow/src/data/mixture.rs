@@ -1,16 +1,14 @@
-//! Gaussian mixtures on the host: p(x) = Σₖ wₖ N(x; μₖ, Σₖ) with full covariances, in plain
-//! `f64` so they serve as exact ground truth (log-density, score, sampling) for the built-in
-//! data sets. [`GaussianMixture`](crate::field::analytic::GaussianMixture) (the analytic score
-//! *field*, perturbed by any kernel) is built from a spec with `GaussianMixture::from(&spec)`;
-//! the two implementations are tested against each other there.
+//! Gaussian mixtures as *data*: p(x) = Σₖ wₖ N(x; μₖ, Σₖ) with full covariances, validated,
+//! (de)serialisable, and exact ground truth (log-density, score, sampling) for the built-in data
+//! sets. The maths lives in one place, [`GaussianMixture`] (the analytic score field, perturbed
+//! by any kernel): a [`MixtureSpec`] holds its parameters as given plus that mixture, and
+//! `GaussianMixture::from(&spec)` hands it out.
 
-use std::f64::consts::PI;
-
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::Points;
 use crate::error::{Error, Result};
+use crate::field::analytic::{cholesky_lower, Gaussian, GaussianMixture};
 use crate::tensor::Rng;
 
 /// p(x) = Σₖ wₖ N(x; μₖ, Σₖ): a validated Gaussian mixture in R^d (weights normalised to sum 1,
@@ -18,13 +16,10 @@ use crate::tensor::Rng;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "MixtureParams", into = "MixtureParams")]
 pub struct MixtureSpec {
-    weights: Vec<f64>,
     means: Vec<Vec<f64>>,
     covs: Vec<Vec<f64>>,
-    /// Lower Cholesky factors Lₖ, row-major d×d.
-    chol: Vec<Vec<f64>>,
-    /// ln wₖ − ½ ln det Σₖ − (d/2) ln 2π (−∞ for a zero weight).
-    log_norm: Vec<f64>,
+    /// The same law as an analytic mixture (normalised weights, Cholesky factors, precisions).
+    mixture: GaussianMixture,
 }
 
 /// The plain parameters (wₖ, μₖ, Σₖ) of a [`MixtureSpec`], as (de)serialised.
@@ -48,7 +43,7 @@ impl TryFrom<MixtureParams> for MixtureSpec {
 impl From<MixtureSpec> for MixtureParams {
     fn from(m: MixtureSpec) -> Self {
         MixtureParams {
-            weights: m.weights,
+            weights: m.weights().to_vec(),
             means: m.means,
             covs: m.covs,
         }
@@ -57,43 +52,6 @@ impl From<MixtureSpec> for MixtureParams {
 
 fn invalid(msg: String) -> Error {
     Error::InvalidInput(format!("Gaussian mixture: {msg}"))
-}
-
-/// Lower Cholesky factor L of a row-major d×d matrix a = L Lᵀ, or `None` unless a is
-/// (numerically) positive definite. Reads only the lower triangle.
-fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            if i == j {
-                let pivot = a[i * d + i] - s;
-                if !(pivot > 0.0 && pivot.is_finite()) {
-                    return None;
-                }
-                l[i * d + i] = pivot.sqrt();
-            } else {
-                l[i * d + j] = (a[i * d + j] - s) / l[j * d + j];
-            }
-        }
-    }
-    Some(l)
-}
-
-/// Solves L y = b in place (forward substitution, L lower row-major d×d).
-fn solve_lower(l: &[f64], d: usize, b: &mut [f64]) {
-    for i in 0..d {
-        let s: f64 = (0..i).map(|k| l[i * d + k] * b[k]).sum();
-        b[i] = (b[i] - s) / l[i * d + i];
-    }
-}
-
-/// Solves Lᵀ z = y in place (back substitution).
-fn solve_upper_t(l: &[f64], d: usize, y: &mut [f64]) {
-    for i in (0..d).rev() {
-        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * y[k]).sum();
-        y[i] = (y[i] - s) / l[i * d + i];
-    }
 }
 
 /// log Σₖ exp(aₖ), robust to overflow; −∞ when every term is −∞.
@@ -140,8 +98,7 @@ impl MixtureSpec {
                 "weights sum to {total}; they must sum to a positive number"
             )));
         }
-        let mut chol = Vec::with_capacity(k);
-        let mut log_norm = Vec::with_capacity(k);
+        let mut components = Vec::with_capacity(k);
         for (i, (mu, cov)) in means.iter().zip(&covs).enumerate() {
             if mu.len() != d {
                 return Err(invalid(format!(
@@ -170,23 +127,22 @@ impl MixtureSpec {
                     }
                 }
             }
-            let l = cholesky(cov, d).ok_or_else(|| {
+            let l = cholesky_lower(cov, d).ok_or_else(|| {
                 invalid(format!(
                     "covariance {i} is not positive definite (Cholesky failed)"
                 ))
             })?;
-            let half_logdet: f64 = (0..d).map(|j| l[j * d + j].ln()).sum();
-            let w = weights[i] / total;
-            log_norm.push(w.ln() - half_logdet - 0.5 * d as f64 * (2.0 * PI).ln());
-            chol.push(l);
+            // The factor reads the lower triangle; the analytic component keeps Σₖ symmetrised.
+            let sym = (0..d * d)
+                .map(|j| 0.5 * (cov[j] + cov[(j % d) * d + j / d]))
+                .collect();
+            components.push(Gaussian::from_factor(mu.clone(), sym, l));
         }
-        let weights = weights.iter().map(|w| w / total).collect();
+        let mixture = GaussianMixture::from_components(weights, components)?;
         Ok(Self {
-            weights,
             means,
             covs,
-            chol,
-            log_norm,
+            mixture,
         })
     }
 
@@ -204,6 +160,11 @@ impl MixtureSpec {
         Self::new(weights, means, covs)
     }
 
+    /// The same law as an analytic [`GaussianMixture`] (where all the maths lives).
+    pub fn mixture(&self) -> &GaussianMixture {
+        &self.mixture
+    }
+
     /// Dimension d.
     pub fn dim(&self) -> usize {
         self.means[0].len()
@@ -211,12 +172,12 @@ impl MixtureSpec {
 
     /// Number of components K.
     pub fn num_components(&self) -> usize {
-        self.weights.len()
+        self.means.len()
     }
 
     /// Normalised weights wₖ (Σₖ wₖ = 1).
     pub fn weights(&self) -> &[f64] {
-        &self.weights
+        self.mixture.weights()
     }
 
     /// Means μₖ.
@@ -229,97 +190,40 @@ impl MixtureSpec {
         &self.covs
     }
 
-    /// Lower Cholesky factors Lₖ (Σₖ = Lₖ Lₖᵀ), row-major d×d.
-    pub fn cholesky_factors(&self) -> &[Vec<f64>] {
-        &self.chol
+    /// Lower Cholesky factors Lₖ (Σₖ = Lₖ Lₖᵀ), row-major d×d, one per component.
+    pub fn cholesky_factors(&self) -> impl ExactSizeIterator<Item = &[f64]> + '_ {
+        self.mixture.components().iter().map(Gaussian::cholesky)
     }
 
     /// E x = Σₖ wₖ μₖ.
     pub fn mean(&self) -> Vec<f64> {
-        let d = self.dim();
-        let mut m = vec![0.0; d];
-        for (w, mu) in self.weights.iter().zip(&self.means) {
-            for j in 0..d {
-                m[j] += w * mu[j];
-            }
-        }
-        m
+        self.mixture.mean()
     }
 
     /// Cov x = Σₖ wₖ (Σₖ + μₖ μₖᵀ) − m mᵀ with m = E x, row-major d×d.
     pub fn covariance(&self) -> Vec<f64> {
-        let d = self.dim();
-        let m = self.mean();
-        let mut c = vec![0.0; d * d];
-        for ((w, mu), cov) in self.weights.iter().zip(&self.means).zip(&self.covs) {
-            for r in 0..d {
-                for s in 0..d {
-                    c[r * d + s] += w * (cov[r * d + s] + mu[r] * mu[s]);
-                }
-            }
-        }
-        for r in 0..d {
-            for s in 0..d {
-                c[r * d + s] -= m[r] * m[s];
-            }
-        }
-        c
+        self.mixture.covariance()
     }
 
     /// The law of a·x + b·z with x ~ p, z ~ N(0, I) independent: Σₖ wₖ N(a μₖ, a² Σₖ + b² I)
     /// (a diffusion marginal with mean coefficient a and noise scale b).
     pub fn perturbed(&self, a: f64, b: f64) -> Result<Self> {
-        let d = self.dim();
-        let means = self
-            .means
+        let mixture = self.mixture.perturbed(a, b)?;
+        let (means, covs) = mixture
+            .components()
             .iter()
-            .map(|mu| mu.iter().map(|v| a * v).collect())
-            .collect();
-        let covs = self
-            .covs
-            .iter()
-            .map(|cov| {
-                (0..d * d)
-                    .map(|j| a * a * cov[j] + if j % (d + 1) == 0 { b * b } else { 0.0 })
-                    .collect()
-            })
-            .collect();
-        Self::new(self.weights.clone(), means, covs)
+            .map(|c| (c.mean().to_vec(), c.cov().to_vec()))
+            .unzip();
+        Ok(Self {
+            means,
+            covs,
+            mixture,
+        })
     }
 
     /// n i.i.d. draws x = μₖ + Lₖ z, k ~ Categorical(w), z ~ N(0, I), all from `rng`.
     pub fn sample(&self, n: usize, rng: &mut Rng) -> Points {
-        let d = self.dim();
-        let mut data = Vec::with_capacity(n * d);
-        let mut z = vec![0.0; d];
-        for _ in 0..n {
-            let k = categorical(&self.weights, rng);
-            z.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
-            let (mu, l) = (&self.means[k], &self.chol[k]);
-            for r in 0..d {
-                data.push(mu[r] + (0..=r).map(|c| l[r * d + c] * z[c]).sum::<f64>());
-            }
-        }
-        Points { data, dim: d }
-    }
-
-    /// Per-component log wₖ N(x; μₖ, Σₖ) = log wₖ − ½‖Lₖ⁻¹(x − μₖ)‖² − ½ log det Σₖ − (d/2) log 2π,
-    /// written into `out`; also returns Σₖ⁻¹(x − μₖ) in `prec_diff` when given.
-    fn component_terms(&self, x: &[f64], out: &mut [f64], mut prec_diff: Option<&mut [Vec<f64>]>) {
-        let d = self.dim();
-        let mut y = vec![0.0; d];
-        for k in 0..self.num_components() {
-            for j in 0..d {
-                y[j] = x[j] - self.means[k][j];
-            }
-            solve_lower(&self.chol[k], d, &mut y);
-            let maha: f64 = y.iter().map(|v| v * v).sum();
-            out[k] = self.log_norm[k] - 0.5 * maha;
-            if let Some(pd) = prec_diff.as_deref_mut() {
-                solve_upper_t(&self.chol[k], d, &mut y);
-                pd[k].copy_from_slice(&y);
-            }
-        }
+        self.mixture.sample(n, rng)
     }
 
     /// log p(x) = log Σₖ wₖ N(x; μₖ, Σₖ) at one point (log-sum-exp, so far tails give finite
@@ -333,9 +237,7 @@ impl MixtureSpec {
             self.dim(),
             "MixtureSpec::log_density_at: wrong dimension"
         );
-        let mut lp = vec![0.0; self.num_components()];
-        self.component_terms(x, &mut lp, None);
-        log_sum_exp(&lp)
+        self.mixture.log_density(x)
     }
 
     /// ∇ₓ log p(x) = Σₖ rₖ(x) Σₖ⁻¹(μₖ − x), with responsibilities rₖ = wₖNₖ(x) / p(x), at one point.
@@ -348,21 +250,7 @@ impl MixtureSpec {
             self.dim(),
             "MixtureSpec::score_at: wrong dimension"
         );
-        let (d, k) = (self.dim(), self.num_components());
-        let mut lp = vec![0.0; k];
-        let mut pd = vec![vec![0.0; d]; k];
-        self.component_terms(x, &mut lp, Some(&mut pd));
-        let lse = log_sum_exp(&lp);
-        let mut s = vec![0.0; d];
-        for (l, g) in lp.iter().zip(&pd) {
-            let r = (l - lse).exp();
-            if r > 0.0 {
-                for j in 0..d {
-                    s[j] -= r * g[j];
-                }
-            }
-        }
-        s
+        self.mixture.score(x)
     }
 
     fn check_dim(&self, x: &Points) -> Result<()> {
@@ -395,23 +283,12 @@ impl MixtureSpec {
     }
 }
 
-/// k ~ Categorical(w) for normalised weights w, by inversion of one U[0, 1) draw.
-fn categorical(w: &[f64], rng: &mut Rng) -> usize {
-    use rand::Rng as _;
-    let u: f64 = rng.random();
-    let mut acc = 0.0;
-    for (k, wk) in w.iter().enumerate() {
-        acc += wk;
-        if u < acc {
-            return k;
-        }
-    }
-    // u lies above the rounded cumulative sum: take the last component with positive weight.
-    w.iter().rposition(|&wk| wk > 0.0).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::f64::consts::PI;
+
+    use rand_distr::{Distribution, StandardNormal};
+
     use super::*;
     use crate::tensor::rng;
 

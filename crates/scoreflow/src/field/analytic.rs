@@ -109,13 +109,19 @@ pub(crate) fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
             }
         }
     }
+    cholesky_lower(a, d)
+}
+
+/// A = L Lᵀ: the lower Cholesky factor L (row-major d × d) read from the lower triangle of A
+/// only (no symmetry check), or `None` when a pivot is not positive and finite.
+pub(crate) fn cholesky_lower(a: &[f64], d: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; d * d];
     for i in 0..d {
         for j in 0..=i {
             let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
             if i == j {
                 let v = a[i * d + i] - s;
-                if v <= 0.0 || !v.is_finite() {
+                if !(v > 0.0 && v.is_finite()) {
                     return None;
                 }
                 l[i * d + i] = v.sqrt();
@@ -236,6 +242,11 @@ impl Gaussian {
         &self.cov
     }
 
+    /// L with Σ = L Lᵀ (lower, row-major).
+    pub fn cholesky(&self) -> &[f64] {
+        &self.chol
+    }
+
     /// Σ⁻¹, row-major.
     pub fn precision(&self) -> &[f64] {
         &self.prec
@@ -296,7 +307,7 @@ impl Gaussian {
 
 impl Gaussian {
     /// N(μ, Σ) from parts already validated elsewhere, with Σ = L Lᵀ (L lower, row-major).
-    fn from_factor(mean: Vec<f64>, cov: Vec<f64>, chol: Vec<f64>) -> Self {
+    pub(crate) fn from_factor(mean: Vec<f64>, cov: Vec<f64>, chol: Vec<f64>) -> Self {
         let d = mean.len();
         let prec = cholesky_inverse(&chol, d);
         let log_det = 2.0 * (0..d).map(|i| chol[i * d + i].ln()).sum::<f64>();
@@ -586,7 +597,8 @@ impl GaussianMixture {
         Points::new(data, d).expect("n·d values with d >= 1")
     }
 
-    /// The component whose cumulative weight interval holds `u ∈ [0, 1)`.
+    /// k ~ Categorical(w) by inversion: the component whose cumulative weight interval holds
+    /// `u ∈ [0, 1)`.
     fn pick(&self, u: f64) -> usize {
         let mut acc = 0.0;
         for (k, w) in self.weights.iter().enumerate() {
@@ -595,7 +607,8 @@ impl GaussianMixture {
                 return k;
             }
         }
-        self.weights.len() - 1
+        // u lies above the rounded cumulative sum: the last component with positive weight.
+        self.weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
     }
 }
 
@@ -611,29 +624,9 @@ impl From<Gaussian> for GaussianMixture {
 }
 
 impl From<&MixtureSpec> for GaussianMixture {
-    /// The analytic mixture of a validated data-side [`MixtureSpec`] (same weights, means,
-    /// covariances — symmetrised — and Cholesky factors; no re-validation, no panic).
+    /// The analytic mixture of a validated data-side [`MixtureSpec`] (the mixture it holds).
     fn from(spec: &MixtureSpec) -> Self {
-        let components = spec
-            .means()
-            .iter()
-            .zip(spec.covs())
-            .zip(spec.cholesky_factors())
-            .map(|((m, c), l)| {
-                let d = m.len();
-                let sym = (0..d * d)
-                    .map(|j| 0.5 * (c[j] + c[(j % d) * d + j / d]))
-                    .collect();
-                Gaussian::from_factor(m.clone(), sym, l.clone())
-            })
-            .collect();
-        let weights = spec.weights().to_vec();
-        let log_weights = weights.iter().map(|w| w.ln()).collect();
-        Self {
-            weights,
-            log_weights,
-            components,
-        }
+        spec.mixture().clone()
     }
 }
 
@@ -1048,10 +1041,12 @@ mod tests {
         }
     }
 
-    /// The data-side `MixtureSpec` and this module agree (two independent implementations):
-    /// log-density and score to 1e-12 at random points.
+    /// `GaussianMixture::from(&MixtureSpec)` keeps the spec's law, and its log-density and score
+    /// equal the brute-force 2-D closed forms (explicit 2×2 inverse and determinant, plain sums
+    /// of densities: p = Σₖ wₖ Nₖ, s = Σₖ wₖ Nₖ (−Σₖ⁻¹(x − μₖ)) / p) to 1e-12 at random points
+    /// (both sides exact up to rounding, log p is O(10) here).
     #[test]
-    fn from_mixture_spec_agrees_with_the_data_implementation() {
+    fn from_mixture_spec_matches_closed_forms() {
         let spec = MixtureSpec::new(
             vec![0.5, 0.3, 0.2],
             vec![vec![-2.0, 0.0], vec![2.0, 0.5], vec![0.0, 2.5]],
@@ -1069,9 +1064,21 @@ mod tests {
             assert_eq!((a.mean(), a.cov()), (b.mean(), b.cov()));
         }
         for x in grid_points(2, 10, 21) {
-            assert!((mix.log_density(&x) - spec.log_density_at(&x)).abs() < 1e-12);
-            for (a, b) in mix.score(&x).iter().zip(spec.score_at(&x)) {
-                assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()));
+            let (mut p, mut num) = (0.0, [0.0; 2]);
+            for (w, c) in spec.weights().iter().zip(mix.components()) {
+                let (s, mu) = (c.cov(), c.mean());
+                let det = s[0] * s[3] - s[1] * s[2];
+                let (dx, dy) = (x[0] - mu[0], x[1] - mu[1]);
+                let q = (s[3] * dx * dx - (s[1] + s[2]) * dx * dy + s[0] * dy * dy) / det;
+                let wn = w * (-0.5 * q).exp() / (2.0 * std::f64::consts::PI * det.sqrt());
+                p += wn;
+                num[0] -= wn * (s[3] * dx - s[1] * dy) / det;
+                num[1] -= wn * (s[0] * dy - s[2] * dx) / det;
+            }
+            assert!((mix.log_density(&x) - p.ln()).abs() < 1e-12);
+            assert!((spec.log_density_at(&x) - p.ln()).abs() < 1e-12);
+            for (a, b) in mix.score(&x).iter().zip(num.map(|v| v / p)) {
+                assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
     }

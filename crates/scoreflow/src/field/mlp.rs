@@ -16,7 +16,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::field::VectorField;
-use crate::tensor::{col, matrix, matrix_like, vector, Device, DType, Rng, Tensor};
+use crate::tensor::{col, matrix, matrix_like, vector, DType, Device, Rng, Tensor};
 
 /// Hidden-layer nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,7 +105,10 @@ impl TimeEmbedding {
             TimeEmbedding::Raw => col(t),
             TimeEmbedding::Fourier { frequencies } => {
                 let f = vector(
-                    frequencies.iter().map(|f| 2.0 * std::f64::consts::PI * f).collect(),
+                    frequencies
+                        .iter()
+                        .map(|f| 2.0 * std::f64::consts::PI * f)
+                        .collect(),
                     &t.device(),
                     t.dtype(),
                 )
@@ -137,7 +140,13 @@ pub struct MlpConfig {
 impl MlpConfig {
     /// d → width^depth → d with SiLU and raw time input.
     pub fn new(dim: usize, width: usize, depth: usize) -> Self {
-        Self { dim, width, depth, activation: Activation::Silu, time: TimeEmbedding::Raw }
+        Self {
+            dim,
+            width,
+            depth,
+            activation: Activation::Silu,
+            time: TimeEmbedding::Raw,
+        }
     }
 
     /// The reference configuration: (x, y, t) → 512 → 512 → 512 → 512 → 2, SiLU.
@@ -176,13 +185,19 @@ impl MlpConfig {
                 linear_from(matrix(w, i, o, device, dtype), vector(b, device, dtype))
             })
             .collect();
-        Mlp { layers, config: self.clone() }
+        Mlp {
+            layers,
+            config: self.clone(),
+        }
     }
 }
 
 /// A `Linear` layer from its weight `[d_in, d_out]` and bias `[d_out]`.
 pub fn linear_from(weight: Tensor<2>, bias: Tensor<1>) -> Linear {
-    Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) }
+    Linear {
+        weight: Param::from_tensor(weight),
+        bias: Some(Param::from_tensor(bias)),
+    }
 }
 
 /// The MLP vector field v_θ(x, t). A burn `Module`: train it on an autodiff device, sample with
@@ -218,7 +233,13 @@ impl Mlp {
 
     /// Propagates input tangents `tan` of shape `(k·batch, d_in)` (k stacked blocks, each a
     /// direction for the whole batch) alongside the forward pass; returns (v, ṫ_out).
-    fn tangents(&self, x: &Tensor<2>, t: &Tensor<1>, tan: Tensor<2>, k: usize) -> (Tensor<2>, Tensor<2>) {
+    fn tangents(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        tan: Tensor<2>,
+        k: usize,
+    ) -> (Tensor<2>, Tensor<2>) {
         let act = self.config.activation;
         let last = self.layers.len() - 1;
         let mut h = self.input(x, t);
@@ -246,7 +267,12 @@ impl Mlp {
     }
 
     /// (v, J·u) exactly by forward-mode tangents; differentiable in the weights.
-    pub fn forward_jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    pub fn forward_jvp(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        u: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
         self.tangents(x, t, self.pad_tangent(u.clone()), 1)
     }
 
@@ -299,7 +325,11 @@ mod tests {
 
     fn setup(time: TimeEmbedding, act: Activation) -> (Mlp, Tensor<2>, Tensor<1>) {
         let mut r = rng(7);
-        let cfg = MlpConfig { time, activation: act, ..MlpConfig::new(3, 16, 3) };
+        let cfg = MlpConfig {
+            time,
+            activation: act,
+            ..MlpConfig::new(3, 16, 3)
+        };
         let dev = cpu();
         let m = cfg.init(&dev, DType::F64, &mut r);
         let x = randn(5, 3, &dev, DType::F64, &mut r);
@@ -317,21 +347,31 @@ mod tests {
                 let u = randn(5, 3, &cpu(), DType::F64, &mut r);
                 let (_, jv) = m.forward_jvp(&x, &t, &u);
                 let h = 1e-5;
-                let fd = (m.forward(&(x.clone() + u.clone() * h), &t) - m.forward(&(x.clone() - u.clone() * h), &t)) / (2.0 * h);
+                let fd = (m.forward(&(x.clone() + u.clone() * h), &t)
+                    - m.forward(&(x.clone() - u.clone() * h), &t))
+                    / (2.0 * h);
                 for (a, b) in to_vec(&jv).iter().zip(to_vec(&fd)) {
-                    assert!((a - b).abs() < 1e-7 * (1.0 + b.abs()), "{act:?}: jvp {a} vs fd {b}");
+                    assert!(
+                        (a - b).abs() < 1e-7 * (1.0 + b.abs()),
+                        "{act:?}: jvp {a} vs fd {b}"
+                    );
                 }
                 let (_, div) = m.forward_divergence(&x, &t);
                 let mut fd_div = vec![0.0; 5];
                 for i in 0..3 {
                     let e = crate::field::basis_like(&x, i);
-                    let d = (m.forward(&(x.clone() + e.clone() * h), &t) - m.forward(&(x.clone() - e * h), &t)) / (2.0 * h);
+                    let d = (m.forward(&(x.clone() + e.clone() * h), &t)
+                        - m.forward(&(x.clone() - e * h), &t))
+                        / (2.0 * h);
                     for (r, v) in to_vec(&d.narrow(1, i, 1)).iter().enumerate() {
                         fd_div[r] += v;
                     }
                 }
                 for (a, b) in to_vec(&div).iter().zip(&fd_div) {
-                    assert!((a - b).abs() < 1e-7 * (1.0 + b.abs()), "{act:?}: div {a} vs fd {b}");
+                    assert!(
+                        (a - b).abs() < 1e-7 * (1.0 + b.abs()),
+                        "{act:?}: div {a} vs fd {b}"
+                    );
                 }
             }
         }
@@ -340,7 +380,13 @@ mod tests {
     #[test]
     fn reference_config_has_pytorch_shape() {
         let c = MlpConfig::reference();
-        assert_eq!(c.layer_dims(), vec![(3, 512), (512, 512), (512, 512), (512, 512), (512, 2)]);
-        assert_eq!(c.num_params(), 3 * 512 + 512 + 3 * (512 * 512 + 512) + 512 * 2 + 2);
+        assert_eq!(
+            c.layer_dims(),
+            vec![(3, 512), (512, 512), (512, 512), (512, 512), (512, 2)]
+        );
+        assert_eq!(
+            c.num_params(),
+            3 * 512 + 512 + 3 * (512 * 512 + 512) + 512 * 2 + 2
+        );
     }
 }

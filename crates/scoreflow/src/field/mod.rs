@@ -33,8 +33,16 @@ pub trait VectorField {
     /// Default: central difference (v(x + h u) − v(x − h u)) / 2h with h = ε^{1/3}·max(1, ‖x‖∞),
     /// ε the dtype's machine epsilon — O(h²) accurate; exact fields override it.
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let eps = if x.dtype() == burn::tensor::DType::F64 { f64::EPSILON } else { f32::EPSILON as f64 };
-        let scale = to_vec(&x.clone().abs().max()).first().copied().unwrap_or(1.0).max(1.0);
+        let eps = if x.dtype() == burn::tensor::DType::F64 {
+            f64::EPSILON
+        } else {
+            f32::EPSILON as f64
+        };
+        let scale = to_vec(&x.clone().abs().max())
+            .first()
+            .copied()
+            .unwrap_or(1.0)
+            .max(1.0);
         let h = eps.cbrt() * scale;
         let v = self.eval(x, t);
         let fp = self.eval(&(x.clone() + u.clone() * h), t);
@@ -152,7 +160,11 @@ mod tests {
         for r in 0..3 {
             let x0 = pts[2 * r];
             let expect = 2.0 * x0 + x0.sin();
-            assert!((div[r] - expect).abs() < 1e-8, "row {r}: {} vs {expect}", div[r]);
+            assert!(
+                (div[r] - expect).abs() < 1e-8,
+                "row {r}: {} vs {expect}",
+                div[r]
+            );
         }
         let (_, jac) = f.jacobian(&x, &times_like(&x, 0.0));
         let j = to_vec(&jac);
@@ -160,7 +172,12 @@ mod tests {
         let (x0, x1) = (pts[0], pts[1]);
         let expect = [2.0 * x0, 1.0, x0.cos() * x1, x0.sin()];
         for k in 0..4 {
-            assert!((j[k] - expect[k]).abs() < 1e-8, "J[{k}] {} vs {}", j[k], expect[k]);
+            assert!(
+                (j[k] - expect[k]).abs() < 1e-8,
+                "J[{k}] {} vs {}",
+                j[k],
+                expect[k]
+            );
         }
     }
 }

@@ -34,7 +34,10 @@ pub struct FlowMatching<S, Q = StandardNormal> {
 impl<S: Scheduler> FlowMatching<S, StandardNormal> {
     /// CFM on `path` from N(0, I).
     pub fn new(path: GaussianPath<S>) -> Self {
-        Self { path, source: StandardNormal }
+        Self {
+            path,
+            source: StandardNormal,
+        }
     }
 }
 
@@ -48,6 +51,11 @@ impl<S: Scheduler, Q: SourceSampler> Objective for FlowMatching<S, Q> {
         let x0 = self.source.sample_like(data, rng);
         let t = uniform(n, 0.0, 1.0, &data.device(), data.dtype(), rng);
         let s = self.path.sample(x0, data.clone(), t);
-        Some(RegressionBatch { x: s.x_t, t: s.t, target: s.dx_t, weight: None })
+        Some(RegressionBatch {
+            x: s.x_t,
+            t: s.t,
+            target: s.dx_t,
+            weight: None,
+        })
     }
 }

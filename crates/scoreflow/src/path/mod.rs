@@ -78,10 +78,19 @@ impl<S: Scheduler> GaussianPath<S> {
     pub fn sample(&self, x0: Tensor<2>, x1: Tensor<2>, t: Tensor<1>) -> PathSample {
         let s = &self.scheduler;
         let (a, sg) = (self.coef(&t, |t| s.alpha(t)), self.coef(&t, |t| s.sigma(t)));
-        let (da, ds) = (self.coef(&t, |t| s.d_alpha(t)), self.coef(&t, |t| s.d_sigma(t)));
+        let (da, ds) = (
+            self.coef(&t, |t| s.d_alpha(t)),
+            self.coef(&t, |t| s.d_sigma(t)),
+        );
         let x_t = x1.clone() * a + x0.clone() * sg;
         let dx_t = x1.clone() * da + x0.clone() * ds;
-        PathSample { x0, x1, t, x_t, dx_t }
+        PathSample {
+            x0,
+            x1,
+            t,
+            x_t,
+            dx_t,
+        }
     }
 
     /// u = (σ̇/σ)·x + (α̇ − σ̇α/σ)·x̂₁.
@@ -96,7 +105,9 @@ impl<S: Scheduler> GaussianPath<S> {
     pub fn velocity_to_x1(&self, u: Tensor<2>, x: Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let s = &self.scheduler;
         let a = self.coef(t, |t| s.d_sigma(t) / s.sigma(t));
-        let b = self.coef(t, |t| 1.0 / (s.d_alpha(t) - s.d_sigma(t) * s.alpha(t) / s.sigma(t)));
+        let b = self.coef(t, |t| {
+            1.0 / (s.d_alpha(t) - s.d_sigma(t) * s.alpha(t) / s.sigma(t))
+        });
         (u - x * a) * b
     }
 
@@ -112,7 +123,9 @@ impl<S: Scheduler> GaussianPath<S> {
     pub fn velocity_to_epsilon(&self, u: Tensor<2>, x: Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let s = &self.scheduler;
         let a = self.coef(t, |t| s.d_alpha(t) / s.alpha(t));
-        let b = self.coef(t, |t| 1.0 / (s.d_sigma(t) - s.d_alpha(t) * s.sigma(t) / s.alpha(t)));
+        let b = self.coef(t, |t| {
+            1.0 / (s.d_sigma(t) - s.d_alpha(t) * s.sigma(t) / s.alpha(t))
+        });
         (u - x * a) * b
     }
 
