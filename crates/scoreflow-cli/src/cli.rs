@@ -55,6 +55,8 @@ pub enum Command {
     Likelihood(LikelihoodArgs),
     /// Diagnose a learned field: Jacobian asymmetry, curl, stiffness, stable Euler step.
     Diagnose(DiagnoseArgs),
+    /// The classic lesson: noise-free SM + Langevin vs multi-σ DSM + annealed Langevin, with pictures.
+    Lesson(LessonArgs),
 }
 
 /// `scoreflow quickstart`.
@@ -424,5 +426,39 @@ pub struct DiagnoseArgs {
     pub times: Vec<f64>,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `scoreflow lesson`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "The classic lesson of score-based modelling, measured and drawn. On the 2-D mixture \
+        0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I), the same network (2→128×3→2) is \
+        trained twice: by noise-free score matching (Hyvärinen, or sliced with --objective ssm) \
+        and sampled by plain Langevin dynamics from uniform starts in [−5, 5]², and by multi-σ \
+        denoising score matching (VE, σ 0.05 → 10) and sampled by annealed Langevin. Noise-free \
+        SM weights its error by p, so the score is poorly learned in the gap between the modes \
+        and plain Langevin cannot cross it: the mode weights come out wrong. Multi-σ DSM learns \
+        the score of smoothed densities that have no gap, and annealing carries the weights \
+        down to σ_min. Prints per-mode weights, SW2 against the noise floor and the relative \
+        score errors on the data and over the box; writes lesson.json, fields.png (each learned \
+        field next to the true one), error.png (where each is wrong) and samples.png.",
+    after_help = "Example:\n  scoreflow lesson --out runs/lesson"
+)]
+pub struct LessonArgs {
+    /// Output directory [default: runs/lesson-<time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Adam steps for each pipeline.
+    #[arg(long, default_value_t = 3000, value_name = "N")]
+    pub steps: usize,
+    /// Noise-free objective: sm (Hyvärinen, exact divergence) or ssm (sliced, variance-reduced).
+    #[arg(long, default_value = "sm", value_name = "sm|ssm")]
+    pub objective: String,
+    /// Samples drawn by each sampler.
+    #[arg(short = 'n', long = "num", default_value_t = 4_000, value_name = "N")]
+    pub n: usize,
+    /// Seed of the samplers (training uses seed 0).
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }

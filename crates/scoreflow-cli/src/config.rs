@@ -77,6 +77,21 @@ pub enum WeightingName {
     Uniform,
 }
 
+/// The DSM network's time input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseInputName {
+    /// The diffusion time τ itself (score_sde, the PyTorch reference).
+    Time,
+    /// ¼ ln σ(τ) (Karras et al.'s c_noise): resolves the small noise levels.
+    Logsigma,
+}
+
+/// Runs written before `noise_input` existed fed the network τ.
+fn time_input() -> NoiseInputName {
+    NoiseInputName::Time
+}
+
 /// Hidden nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -172,6 +187,9 @@ pub struct TrainOpts {
     /// DSM noise levels: 0 = continuous τ ~ U(ε, T); L ≥ 2 = NCSN's ladder of L levels [default: 0]
     #[arg(long, value_name = "L")]
     pub noise_levels: Option<usize>,
+    /// DSM network time input [default: logsigma]
+    #[arg(long, value_enum)]
+    pub noise_input: Option<NoiseInputName>,
     /// VP/sub-VP β_min [default: 0.1]
     #[arg(long, value_name = "X")]
     pub beta_min: Option<f64>,
@@ -260,6 +278,9 @@ pub struct TrainSettings {
     pub weighting: WeightingName,
     /// See [`TrainOpts::noise_levels`].
     pub noise_levels: usize,
+    /// See [`TrainOpts::noise_input`].
+    #[serde(default = "time_input")]
+    pub noise_input: NoiseInputName,
     /// See [`TrainOpts::beta_min`].
     pub beta_min: f64,
     /// See [`TrainOpts::beta_max`].
@@ -319,6 +340,7 @@ impl Default for TrainSettings {
             target: TargetName::Eps,
             weighting: WeightingName::Sigma2,
             noise_levels: 0,
+            noise_input: NoiseInputName::Logsigma,
             beta_min: 0.1,
             beta_max: 20.0,
             sigma_min: 0.01,
@@ -367,6 +389,7 @@ impl TrainOpts {
             target,
             weighting,
             noise_levels,
+            noise_input,
             beta_min,
             beta_max,
             sigma_min,

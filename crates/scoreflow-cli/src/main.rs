@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a, mode, cli.threads),
         Command::Likelihood(a) => commands::likelihood::run(a, mode),
         Command::Diagnose(a) => commands::diagnose::run(a, mode),
+        Command::Lesson(a) => commands::lesson::run(a, mode),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

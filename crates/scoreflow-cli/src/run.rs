@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use scoreflow::checkpoint::{self, RunMeta};
 use scoreflow::data::{self, DataSource, Dataset, Normalizer, Points};
-use scoreflow::field::convert::{Prediction, ScoreField};
+use scoreflow::field::convert::{NoiseInput, Prediction, ScoreField};
 use scoreflow::field::mlp::{Activation, Mlp, MlpConfig, TimeEmbedding};
 use scoreflow::fused::FusedMlp;
 use scoreflow::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::SamplerName;
 use crate::config::{
-    ActivationName, MethodName, NormalizeMode, SdeName, TargetName, TimeName, TrainSettings,
-    WeightingName,
+    ActivationName, MethodName, NoiseInputName, NormalizeMode, SdeName, TargetName, TimeName,
+    TrainSettings, WeightingName,
 };
 use crate::sampling::{run_blocks, BlockResult, Plan, SampleOutput};
 
@@ -240,6 +240,10 @@ pub fn model_spec(s: &TrainSettings, data: impl FnOnce() -> Points) -> Result<Mo
                     target,
                     weighting,
                     noise,
+                    noise_input: match s.noise_input {
+                        NoiseInputName::Time => NoiseInput::Time,
+                        NoiseInputName::Logsigma => NoiseInput::LogSigma,
+                    },
                 },
             }
         }
@@ -410,7 +414,8 @@ impl Run {
             }
             ModelSpec::Dsm { sde, dsm } => {
                 let sde = sde.build()?;
-                let score = ScoreField::new(net, sde.clone(), dsm.target);
+                let score =
+                    ScoreField::new(net, sde.clone(), dsm.target).with_input(dsm.noise_input);
                 let prior = sde.prior_std();
                 if s.is_ode_solver() {
                     bail!(
@@ -488,7 +493,9 @@ impl Run {
         let net = self.fused();
         Ok(match &self.spec {
             ModelSpec::Cfm { .. } => Box::new(net),
-            ModelSpec::Dsm { sde, dsm } => Box::new(ScoreField::new(net, sde.build()?, dsm.target)),
+            ModelSpec::Dsm { sde, dsm } => {
+                Box::new(ScoreField::new(net, sde.build()?, dsm.target).with_input(dsm.noise_input))
+            }
             ModelSpec::NoiseFree { .. } => Box::new(net),
         })
     }
@@ -555,7 +562,7 @@ impl Run {
             ModelSpec::Cfm { .. } => log_likelihood(&net, &IsotropicGaussian::standard(), &z, 1.0, 0.0, opts, rng)?,
             ModelSpec::Dsm { sde, dsm } => {
                 let sde = sde.build()?;
-                let pf = ReverseDrift::probability_flow(sde.clone(), ScoreField::new(net, sde.clone(), dsm.target));
+                let pf = ReverseDrift::probability_flow(sde.clone(), ScoreField::new(net, sde.clone(), dsm.target).with_input(dsm.noise_input));
                 let prior = |x: &Tensor<2>| sde.prior_log_density(x);
                 log_likelihood(&pf, &prior, &z, sde.sampling_eps(), sde.t_max(), opts, rng)?
             }

@@ -6,7 +6,7 @@
 //! cargo run --release --example quality -- fm  --data 8gaussians --recipe reference|default
 //!     [--steps 5000] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- dsm --data moons --recipe default [--steps 3000]
-//!     [--samplers em,pc,ode] [--dir /tmp/accept] [--n 10000]
+//!     [--samplers em,pc,ode] [--snr 0.16] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- nll --run /tmp/accept/fm-8gaussians-reference
 //!     --data 8gaussians [--n 5000] [--seed 987654321] [--points held_out.csv] [--chunk 2500]
 //! cargo run --release --example quality -- score --points samples.csv --data 8gaussians
@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use scoreflow::checkpoint::{self, MODEL_FILE};
 use scoreflow::data::{load_points, DataSource, Dataset, Points};
+use scoreflow::field::convert::NoiseInput;
 use scoreflow::field::mlp::{Mlp, MlpConfig};
 use scoreflow::fused::FusedMlp;
 use scoreflow::likelihood::{log_likelihood, Divergence, IsotropicGaussian, LikelihoodOptions};
@@ -66,6 +67,7 @@ struct Args {
     seed: u64,
     points: Option<PathBuf>,
     chunk: Option<usize>,
+    snr: Option<f64>,
 }
 
 fn parse() -> Res<Args> {
@@ -85,6 +87,7 @@ fn parse() -> Res<Args> {
         seed: 987_654_321,
         points: None,
         chunk: None,
+        snr: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -99,6 +102,7 @@ fn parse() -> Res<Args> {
             "--seed" => a.seed = value()?.parse()?,
             "--points" => a.points = Some(value()?.into()),
             "--chunk" => a.chunk = Some(value()?.parse()?),
+            "--snr" => a.snr = Some(value()?.parse()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -304,10 +308,22 @@ fn dsm(a: &Args) -> Res<()> {
     let n = a.n.unwrap_or(10_000);
     let default_steps = if a.data == Dataset::Moons { 3000 } else { 5000 };
     let steps = a.steps.unwrap_or(default_steps);
-    let dir = run_dir(a, "dsm");
+    // Default-recipe runs feed ¼ ln σ: a separate directory, never confused with τ-input runs.
+    let dir = run_dir(
+        a,
+        if a.recipe == "default" {
+            "dsm-ls"
+        } else {
+            "dsm"
+        },
+    );
     let sde_config = SdeConfig::default();
     let sde: Arc<dyn Sde> = sde_config.build()?;
-    let objective = Dsm::default_for(sde.clone());
+    // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default).
+    let mut objective = Dsm::default_for(sde.clone());
+    if a.recipe == "default" {
+        objective.config.noise_input = NoiseInput::LogSigma;
+    }
     let mlp = train_or_load(
         &dir,
         a.data,
@@ -319,7 +335,11 @@ fn dsm(a: &Args) -> Res<()> {
     let (reference, floor) = reference_and_floor(a.data, n)?;
     for name in &a.samplers {
         let kind: SamplerKind = name.parse()?;
-        let sampler = SamplerConfig::new(kind).build(sde.clone())?;
+        let mut sc = SamplerConfig::new(kind);
+        if let Some(snr) = a.snr {
+            sc.snr = snr;
+        }
+        let sampler = sc.build(sde.clone())?;
         let mut r = rng(SAMPLE_SEED);
         let x = sde.prior_sample(n, score.dim(), &cpu(), DType::F32, &mut r);
         let started = Instant::now();
@@ -332,11 +352,17 @@ fn dsm(a: &Args) -> Res<()> {
             &mut rng(METRIC_SEED),
         )?;
         let mut row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
-            "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall});
+            "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
+            "snr": (kind == SamplerKind::Pc).then_some(sc_snr(a))});
         merge(&mut row, report_json(&rep, &floor));
         println!("{row}");
     }
     Ok(())
+}
+
+/// The PC corrector's snr in use.
+fn sc_snr(a: &Args) -> f64 {
+    a.snr.unwrap_or(SamplerConfig::new(SamplerKind::Pc).snr)
 }
 
 /// Issue 5: held-out NLL with the exact divergence and Dopri5 1e-5, next to the true NLL.

@@ -116,27 +116,36 @@ impl Stats {
     }
 }
 
-/// Per-point diagnostics and their aggregates over all points.
+/// Aggregates of the per-point diagnostics over all points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Aggregate of the antisymmetric share ‖(J − Jᵀ)/2‖_F / ‖J‖_F.
+    pub antisymmetric_share: Option<Stats>,
+    /// Aggregate of the stiffness ratio max|λ| / min|λ| (points with a defined ratio).
+    pub stiffness_ratio: Option<Stats>,
+    /// Aggregate of h_max (points with a defined bound); its `min` is the step stable everywhere.
+    pub h_max: Option<Stats>,
+    /// Aggregate of the divergence ∇·v.
+    pub divergence: Option<Stats>,
+    /// Aggregate of the curl ∂v₂/∂x₁ − ∂v₁/∂x₂ (2-D).
+    pub curl: Option<Stats>,
+    /// Aggregate of ‖v − s_ref‖ (mean and max are the error numbers).
+    pub error: Option<Stats>,
+    /// Relative RMS error √(Σ‖v − s_ref‖² / Σ‖s_ref‖²) over all points.
+    pub relative_error: Option<f64>,
+}
+
+/// Per-point diagnostics and their aggregates over all points (serialised flat: `dim`,
+/// `points` and the [`Summary`] fields side by side).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Dimension d.
     pub dim: usize,
     /// Per-point values, in input order.
     pub points: Vec<PointDiagnostics>,
-    /// Aggregate of the antisymmetric share.
-    pub antisymmetric_share: Option<Stats>,
-    /// Aggregate of the stiffness ratio (points with a defined ratio).
-    pub stiffness_ratio: Option<Stats>,
-    /// Aggregate of h_max (points with a defined bound); its `min` is the step stable everywhere.
-    pub h_max: Option<Stats>,
-    /// Aggregate of the divergence.
-    pub divergence: Option<Stats>,
-    /// Aggregate of the curl (2-D).
-    pub curl: Option<Stats>,
-    /// Aggregate of ‖v − s_ref‖ (mean and max are the error numbers).
-    pub error: Option<Stats>,
-    /// Relative RMS error √(Σ‖v − s_ref‖² / Σ‖s_ref‖²) over all points.
-    pub relative_error: Option<f64>,
+    /// The aggregates.
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
 /// Diagnostics of `field` at the rows of `x` (times `t`, one per row), optionally against a
@@ -199,8 +208,7 @@ pub fn diagnose(
     }
     let stat =
         |f: &dyn Fn(&PointDiagnostics) -> Option<f64>| Stats::of(points.iter().filter_map(f));
-    Ok(Diagnostics {
-        dim: d,
+    let summary = Summary {
         antisymmetric_share: stat(&|p| Some(p.antisymmetric_share)),
         stiffness_ratio: stat(&|p| p.stiffness_ratio),
         h_max: stat(&|p| p.h_max),
@@ -208,7 +216,11 @@ pub fn diagnose(
         curl: stat(&|p| p.curl),
         error: stat(&|p| p.error),
         relative_error: (reference.is_some() && sq_ref > 0.0).then(|| (sq_err / sq_ref).sqrt()),
+    };
+    Ok(Diagnostics {
+        dim: d,
         points,
+        summary,
     })
 }
 
@@ -735,7 +747,7 @@ mod tests {
                 Some(true)
             );
         }
-        assert!((diag.curl.unwrap().mean - 2.0).abs() < 1e-9);
+        assert!((diag.summary.curl.unwrap().mean - 2.0).abs() < 1e-9);
     }
 
     /// The score of the mixture p = ½N(−a, I) + ½N(a, I) in 2-D, written in closed form as a
@@ -753,9 +765,9 @@ mod tests {
         let f = FnField::new(2, move |x: &Tensor<2>, _t: &Tensor<1>| score(x));
         let x = randn(50, 2, &cpu(), DType::F64, &mut rng(1)) * 2.0;
         let diag = diagnose(&f, &x, &times_like(&x, 0.0), Some(&f)).unwrap();
-        assert!(diag.antisymmetric_share.as_ref().unwrap().max < 1e-6);
-        assert!(diag.curl.as_ref().unwrap().max.abs() < 1e-6);
-        assert_eq!(diag.error.as_ref().unwrap().max, 0.0);
+        assert!(diag.summary.antisymmetric_share.as_ref().unwrap().max < 1e-6);
+        assert!(diag.summary.curl.as_ref().unwrap().max.abs() < 1e-6);
+        assert_eq!(diag.summary.error.as_ref().unwrap().max, 0.0);
         // Hessian eigenvalues: −1 (⊥ a) and −1 + (1 − tanh²)‖a‖² (along a).
         let xs = to_vec(&x);
         for (r, p) in diag.points.iter().enumerate() {
@@ -825,18 +837,18 @@ mod tests {
         for tau in [0.0, 1e-3, 0.3, 0.9] {
             let d = diagnose(&vp, &x, &times_like(&x, tau), Some(&vp)).unwrap();
             assert!(
-                d.antisymmetric_share.as_ref().unwrap().max < 1e-12,
+                d.summary.antisymmetric_share.as_ref().unwrap().max < 1e-12,
                 "τ = {tau}: {:?}",
-                d.antisymmetric_share
+                d.summary.antisymmetric_share
             );
-            assert!(d.error.as_ref().unwrap().max < 1e-12);
+            assert!(d.summary.error.as_ref().unwrap().max < 1e-12);
             for p in &d.points {
                 // Real spectrum: the Jacobian of a score is a Hessian.
                 assert!(p.eigenvalues.iter().all(|e| e[1].abs() < 1e-9));
             }
         }
         let d = diagnose(&vp, &x, &times_like(&x, 1e-3), Some(&clean)).unwrap();
-        let rel = d.relative_error.unwrap();
+        let rel = d.summary.relative_error.unwrap();
         assert!(rel > 0.0 && rel < 0.05, "relative error at τ = 1e-3: {rel}");
         let d2 = diagnose(
             &MixtureScore::fixed(
@@ -855,8 +867,8 @@ mod tests {
         // Gaussian score −Σ⁻¹(x − μ): h_max = 2/λ_max(Σ⁻¹) = 2·λ_min(Σ), λ_min(Σ) = (3 − √2)/2.
         let want = 3.0 - 2f64.sqrt();
         assert!(
-            close(d2.h_max.as_ref().unwrap().max, want, 1e-10)
-                && close(d2.h_max.as_ref().unwrap().min, want, 1e-10)
+            close(d2.summary.h_max.as_ref().unwrap().max, want, 1e-10)
+                && close(d2.summary.h_max.as_ref().unwrap().min, want, 1e-10)
         );
     }
 
@@ -932,7 +944,7 @@ mod tests {
         .unwrap();
         assert_eq!(g.diagnostics.points.len(), 12);
         assert_eq!(g.diagnostics.points[5].x, vec![1.0, 2.0 / 3.0]);
-        assert!((g.diagnostics.h_max.as_ref().unwrap().min - 1.0).abs() < 1e-9);
+        assert!((g.diagnostics.summary.h_max.as_ref().unwrap().min - 1.0).abs() < 1e-9);
         let json = serde_json::to_string(&g).unwrap();
         let back: GridDiagnostics = serde_json::from_str(&json).unwrap();
         assert_eq!(back.xs, g.xs);

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use scoreflow::data::Points;
-use scoreflow::diagnostics::{diagnose, Diagnostics, Stats};
+use scoreflow::diagnostics::{diagnose, Stats, Summary};
 use scoreflow::field::analytic::{GaussianMixture, MixtureScore};
 use scoreflow::tensor::{self, DType};
 use scoreflow::VectorField;
@@ -21,39 +21,6 @@ pub struct TimeDiagnostics {
     pub model_time: f64,
     /// Aggregates over the points (per-point values omitted).
     pub summary: Summary,
-}
-
-/// Aggregates of [`Diagnostics`] without the per-point list.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// ‖(J − Jᵀ)/2‖_F / ‖J‖_F.
-    pub antisymmetric_share: Option<Stats>,
-    /// max|λ| / min|λ|.
-    pub stiffness_ratio: Option<Stats>,
-    /// Largest stable explicit-Euler step; its min is stable at every point.
-    pub h_max: Option<Stats>,
-    /// ∇·v.
-    pub divergence: Option<Stats>,
-    /// Curl (2-D).
-    pub curl: Option<Stats>,
-    /// ‖v − s_true‖ against the exact score, when known.
-    pub error: Option<Stats>,
-    /// Relative RMS error against the exact score.
-    pub relative_error: Option<f64>,
-}
-
-impl From<Diagnostics> for Summary {
-    fn from(d: Diagnostics) -> Self {
-        Summary {
-            antisymmetric_share: d.antisymmetric_share,
-            stiffness_ratio: d.stiffness_ratio,
-            h_max: d.h_max,
-            divergence: d.divergence,
-            curl: d.curl,
-            error: d.error,
-            relative_error: d.relative_error,
-        }
-    }
 }
 
 /// The report (`--json`).
@@ -144,7 +111,7 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         times.push(TimeDiagnostics {
             t,
             model_time: mt,
-            summary: d.into(),
+            summary: d.summary,
         });
     }
     let report = DiagnoseReport {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod diagnose;
 pub mod eval;
+pub mod lesson;
 pub mod likelihood;
 pub mod plot;
 pub mod quickstart;

@@ -20,16 +20,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Points;
 use crate::error::{Error, Result};
-use crate::field::analytic::GaussianMixture;
+use crate::field::analytic::{GaussianMixture, MixtureScore};
 use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::VectorField;
 use crate::metrics::{mode_weights, sliced_wasserstein2, Modes};
 use crate::objective::dsm::Dsm;
-use crate::objective::sm::Hyvarinen;
+use crate::objective::sm::{Hyvarinen, ScoreMatching};
 use crate::objective::Objective;
 use crate::sde::{Sde, VeSde};
 use crate::solve::langevin::{AnnealedLangevin, Ula};
 use crate::solve::sde::Sampler;
-use crate::tensor::{cpu, rng, uniform, DType, Rng};
+use crate::tensor::{cpu, rng, times_like, uniform, DType, Rng};
 use crate::train::{Control, TrainConfig, Trainer};
 
 /// Settings of the experiment (the same network, optimiser and budget for both pipelines).
@@ -39,6 +40,9 @@ pub struct ClassicLessonConfig {
     pub network: MlpConfig,
     /// Optimiser steps, batch size, learning rate, seed.
     pub train: TrainConfig,
+    /// The noise-free objective: Hyvärinen (exact divergence, the default) or sliced SM.
+    #[serde(default = "hyvarinen")]
+    pub noise_free: ScoreMatching,
     /// Samples drawn by each sampler.
     pub samples: usize,
     /// Plain Langevin: step ε, number of steps, and the half-width a of the uniform start box
@@ -69,6 +73,7 @@ impl ClassicLessonConfig {
         Self {
             network: MlpConfig::new(2, 128, 3),
             train: TrainConfig::new(steps, 512, 2e-3, 0),
+            noise_free: hyvarinen(),
             samples: 4000,
             ula_step: 0.005,
             ula_steps: 2000,
@@ -81,6 +86,10 @@ impl ClassicLessonConfig {
             seed: 1,
         }
     }
+}
+
+fn hyvarinen() -> ScoreMatching {
+    ScoreMatching::Hyvarinen(Hyvarinen::default())
 }
 
 /// Outcome of one pipeline.
@@ -96,10 +105,47 @@ pub struct PipelineResult {
     pub sw2: f64,
     /// Final training loss.
     pub final_loss: f64,
+    /// The learned score against the true one at each compared noise level (σ = 0 for
+    /// noise-free SM; σ_min, 1 and 3 for DSM).
+    pub score_errors: Vec<ScoreError>,
     /// Sampler field evaluations.
     pub nfe: usize,
     /// Training + sampling wall time in seconds.
     pub wall_time_s: f64,
+}
+
+/// Relative RMS error √(Σ‖s_θ − ∇log p_σ‖² / Σ‖∇log p_σ‖²) of a learned score at one noise
+/// level σ (p_σ = p ∗ N(0, σ²I)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreError {
+    /// The noise level σ.
+    pub sigma: f64,
+    /// The model time τ with σ(τ) = σ.
+    pub tau: f64,
+    /// Where p is large: at `samples` fresh data points.
+    pub on_data: f64,
+    /// Everywhere: on a 41 × 41 grid over the start box \[−a, a\]², mostly the low-density gap.
+    pub in_box: f64,
+}
+
+/// One pipeline's result with what it produced: the samples and the learned score, for
+/// pictures of the learned field next to the true one.
+pub struct PipelineRun {
+    /// The numbers.
+    pub result: PipelineResult,
+    /// The samples.
+    pub samples: Points,
+    /// The learned score s_θ(x, τ).
+    pub score: Box<dyn VectorField>,
+}
+
+impl std::fmt::Debug for PipelineRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineRun")
+            .field("result", &self.result)
+            .field("samples", &self.samples.len())
+            .finish()
+    }
 }
 
 /// Both pipelines against the truth.
@@ -174,33 +220,90 @@ fn modes(mix: &GaussianMixture) -> Result<Modes> {
     })
 }
 
-fn result(
+/// The relative RMS error of `score` against ∇log (p ∗ N(0, σ²I)) at the rows of `x`, at time τ.
+fn relative_error(
+    score: &dyn VectorField,
+    truth: &MixtureScore,
+    x: &Points,
+    tau: f64,
+) -> Result<f64> {
+    let x = x.to_tensor(&cpu(), DType::F32);
+    let (v, s) = (
+        crate::tensor::to_vec(&score.eval(&x, &times_like(&x, tau))),
+        crate::tensor::to_vec(&truth.eval(&x, &times_like(&x, tau))),
+    );
+    let e2: f64 = v.iter().zip(&s).map(|(a, b)| (a - b) * (a - b)).sum();
+    let s2: f64 = s.iter().map(|b| b * b).sum();
+    if !e2.is_finite() {
+        return Err(Error::InvalidInput(
+            "the learned score is not finite at some point".into(),
+        ));
+    }
+    Ok((e2 / s2.max(f64::MIN_POSITIVE)).sqrt())
+}
+
+/// The n × n grid of \[−a, a\]² as points.
+pub fn box_grid(a: f64, n: usize) -> Result<Points> {
+    let lin = |i: usize| -a + 2.0 * a * i as f64 / (n - 1).max(1) as f64;
+    Points::new(
+        (0..n * n).flat_map(|k| [lin(k % n), lin(k / n)]).collect(),
+        2,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
     name: &str,
     mix: &GaussianMixture,
-    x: &Points,
+    samples: Points,
+    score: Box<dyn VectorField>,
+    levels: &[(f64, f64)],
     cfg: &ClassicLessonConfig,
-    loss: f64,
-    nfe: usize,
+    (loss, nfe): (f64, usize),
     t0: Instant,
-) -> Result<PipelineResult> {
+) -> Result<PipelineRun> {
     let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
-    let w = mode_weights(x, &modes(mix)?)?;
-    Ok(PipelineResult {
+    let w = mode_weights(&samples, &modes(mix)?)?;
+    let grid = box_grid(cfg.start_box, 41)?;
+    let score_errors = levels
+        .iter()
+        .map(|&(tau, sigma)| {
+            let truth = MixtureScore::fixed(mix.perturbed(1.0, sigma)?);
+            Ok(ScoreError {
+                sigma,
+                tau,
+                on_data: relative_error(&*score, &truth, &data, tau)?,
+                in_box: if mix.dim() == 2 {
+                    relative_error(&*score, &truth, &grid, tau)?
+                } else {
+                    f64::NAN
+                },
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let result = PipelineResult {
         name: name.into(),
         mode_weights: w.weights,
         off_modes: w.off_modes,
-        sw2: sliced_wasserstein2(x, &data, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
+        sw2: sliced_wasserstein2(&samples, &data, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
         final_loss: loss,
+        score_errors,
         nfe,
         wall_time_s: t0.elapsed().as_secs_f64(),
+    };
+    Ok(PipelineRun {
+        result,
+        samples,
+        score,
     })
 }
 
-/// Noise-free Hyvärinen score matching, then ULA at τ = 0 from uniform starts in the box.
-pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineResult> {
+/// Noise-free score matching (`cfg.noise_free`: Hyvärinen or sliced), then ULA at τ = 0 from
+/// uniform starts in the box.
+pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineRun> {
     check(mix, cfg)?;
     let t0 = Instant::now();
-    let (net, loss) = train(&Hyvarinen::default(), mix, cfg)?;
+    let (net, loss) = train(&cfg.noise_free, mix, cfg)?;
     let d = mix.dim();
     let start = uniform(
         cfg.samples * d,
@@ -217,20 +320,26 @@ pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<P
         tau: 0.0,
     };
     let s = ula.sample(&net, start, &mut rng(cfg.seed.wrapping_add(1)))?;
-    result(
-        "sm+langevin",
+    let name = match cfg.noise_free {
+        ScoreMatching::Hyvarinen(_) => "sm+langevin",
+        ScoreMatching::Sliced(_) => "ssm+langevin",
+    };
+    finish(
+        name,
         mix,
-        &Points::from_tensor(&s.x),
+        Points::from_tensor(&s.x),
+        Box::new(net),
+        &[(0.0, 0.0)],
         cfg,
-        loss,
-        s.nfe,
+        (loss, s.nfe),
         t0,
     )
 }
 
 /// Continuous multi-σ DSM under VE (σ_min → σ_max, ε-prediction, λ = σ²), then annealed
-/// Langevin from the prior N(0, σ_max²I).
-pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineResult> {
+/// Langevin from the prior N(0, σ_max²I). The learned score is compared with the truth at the
+/// smallest level τ = t_min (σ ≈ σ_min) and at σ = 1 and 3.
+pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineRun> {
     check(mix, cfg)?;
     let t0 = Instant::now();
     let sde: Arc<dyn Sde> = Arc::new(VeSde::new(cfg.sigma_min, cfg.sigma_max, 1e-5)?);
@@ -251,51 +360,80 @@ pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<
         &mut rng(cfg.seed.wrapping_add(2)),
     );
     let s = ald.sample(&score, prior, &mut rng(cfg.seed.wrapping_add(3)))?;
-    result(
+    // σ(τ) = σ_min (σ_max/σ_min)^τ: τ_min and the levels σ = 1, 3 (where the gap fills in).
+    let ve_tau = |sigma: f64| (sigma / cfg.sigma_min).ln() / (cfg.sigma_max / cfg.sigma_min).ln();
+    let mut levels = vec![(sde.t_min(), sde.mean_std(sde.t_min()).1)];
+    levels.extend(
+        [1.0, 3.0]
+            .into_iter()
+            .filter(|s| *s > cfg.sigma_min && *s < cfg.sigma_max)
+            .map(|s| (ve_tau(s), s)),
+    );
+    finish(
         "dsm+annealed",
         mix,
-        &Points::from_tensor(&s.x),
+        Points::from_tensor(&s.x),
+        Box::new(score),
+        &levels,
         cfg,
-        loss,
-        s.nfe,
+        (loss, s.nfe),
         t0,
     )
 }
 
+/// Both pipelines with their samples and learned fields.
+#[derive(Debug)]
+pub struct ClassicLesson {
+    /// The numbers (serialisable).
+    pub report: ClassicLessonReport,
+    /// Noise-free SM + plain Langevin.
+    pub sm_langevin: PipelineRun,
+    /// Multi-σ DSM + annealed Langevin.
+    pub dsm_annealed: PipelineRun,
+}
+
 /// Runs both pipelines and the data noise floor.
-pub fn classic_lesson(
-    mix: &GaussianMixture,
-    cfg: &ClassicLessonConfig,
-) -> Result<ClassicLessonReport> {
+pub fn classic_lesson(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<ClassicLesson> {
     let n = cfg.samples as f64;
     let a = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
     let b = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(101)));
-    Ok(ClassicLessonReport {
-        true_weights: mix.weights().to_vec(),
-        weight_se: mix
-            .weights()
-            .iter()
-            .map(|w| (w * (1.0 - w) / n).sqrt())
-            .collect(),
-        noise_floor_sw2: sliced_wasserstein2(&a, &b, 200, &mut rng(cfg.seed.wrapping_add(200)))?,
-        sm_langevin: sm_langevin(mix, cfg)?,
-        dsm_annealed: dsm_annealed(mix, cfg)?,
+    let sm = sm_langevin(mix, cfg)?;
+    let dsm = dsm_annealed(mix, cfg)?;
+    Ok(ClassicLesson {
+        report: ClassicLessonReport {
+            true_weights: mix.weights().to_vec(),
+            weight_se: mix
+                .weights()
+                .iter()
+                .map(|w| (w * (1.0 - w) / n).sqrt())
+                .collect(),
+            noise_floor_sw2: sliced_wasserstein2(
+                &a,
+                &b,
+                200,
+                &mut rng(cfg.seed.wrapping_add(200)),
+            )?,
+            sm_langevin: sm.result.clone(),
+            dsm_annealed: dsm.result.clone(),
+        },
+        sm_langevin: sm,
+        dsm_annealed: dsm,
     })
+}
+
+/// The two-mode mixture of the lesson: 0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I).
+pub fn two_modes() -> GaussianMixture {
+    GaussianMixture::new(
+        vec![0.2, 0.8],
+        vec![vec![-2.5, -2.5], vec![2.5, 2.5]],
+        vec![vec![0.25, 0.0, 0.0, 0.25]; 2],
+    )
+    .expect("a valid mixture")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Two modes 0.2·N((−2.5, −2.5), 0.25I) + 0.8·N((2.5, 2.5), 0.25I).
-    fn two_modes() -> GaussianMixture {
-        GaussianMixture::new(
-            vec![0.2, 0.8],
-            vec![vec![-2.5, -2.5], vec![2.5, 2.5]],
-            vec![vec![0.25, 0.0, 0.0, 0.25]; 2],
-        )
-        .unwrap()
-    }
 
     /// The acceptance half of the experiment, at small settings (width 64 × 2, 1000 Adam steps,
     /// 1000 samples, 10 × 40 annealed steps at ρ = 0.05): multi-σ DSM + annealed Langevin puts
@@ -312,7 +450,7 @@ mod tests {
         cfg.samples = 1000;
         cfg.ald_levels = 10;
         cfg.ald_steps_per_level = 40;
-        let r = dsm_annealed(&two_modes(), &cfg).unwrap();
+        let r = dsm_annealed(&two_modes(), &cfg).unwrap().result;
         eprintln!("dsm+annealed: {r:?}");
         assert!(
             (r.mode_weights[0] - 0.2).abs() < 0.06,

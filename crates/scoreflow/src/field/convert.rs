@@ -74,8 +74,57 @@ impl FromStr for Prediction {
     }
 }
 
-/// The score field s(x, t) = a(t)·x + c(t)·net(x, t) of a network predicting ε, the score or
-/// x̂₀ under the kernel (m(t), s(t)) (e.g. an SDE marginal in diffusion time).
+/// The time input c(t) a noise-conditional network receives in place of t.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseInput {
+    /// c(t) = t, the diffusion time itself (score_sde's and `reference_dsm.py`'s; the default).
+    #[default]
+    Time,
+    /// c(t) = ¼ ln s(t) (Karras et al. 2022's c_noise): spreads the small noise levels, where
+    /// the score changes fastest, over the input range instead of crowding them near t = 0.
+    #[serde(rename = "logsigma")]
+    LogSigma,
+}
+
+impl NoiseInput {
+    /// c(t) under `kernel`.
+    pub fn at<K: PerturbationKernel + ?Sized>(self, kernel: &K, t: f64) -> f64 {
+        match self {
+            NoiseInput::Time => t,
+            NoiseInput::LogSigma => 0.25 * kernel.mean_std(t).1.ln(),
+        }
+    }
+
+    /// c(t_b) for every row of `t` (`t` itself for [`NoiseInput::Time`]).
+    pub fn map<K: PerturbationKernel + ?Sized>(self, kernel: &K, t: &Tensor<1>) -> Tensor<1> {
+        match self {
+            NoiseInput::Time => t.clone(),
+            NoiseInput::LogSigma => vector_like(
+                to_vec(t).into_iter().map(|t| self.at(kernel, t)).collect(),
+                t,
+            ),
+        }
+    }
+}
+
+impl FromStr for NoiseInput {
+    type Err = Error;
+    /// "time" (or "t", "tau"), "logsigma".
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "time" | "t" | "tau" => Ok(NoiseInput::Time),
+            "logsigma" | "log-sigma" => Ok(NoiseInput::LogSigma),
+            other => Err(Error::InvalidInput(format!(
+                "unknown noise input '{other}' (choose time or logsigma)"
+            ))),
+        }
+    }
+}
+
+/// The score field s(x, t) = a(t)·x + c(t)·net(x, φ(t)) of a network predicting ε, the score or
+/// x̂₀ under the kernel (m(t), s(t)) (e.g. an SDE marginal in diffusion time), with time input
+/// φ = [`NoiseInput`] (t itself by default).
 #[derive(Debug, Clone)]
 pub struct ScoreField<F, K> {
     /// The network (or any field) producing the prediction.
@@ -84,16 +133,29 @@ pub struct ScoreField<F, K> {
     pub kernel: K,
     /// What `net` predicts.
     pub prediction: Prediction,
+    /// What `net` receives as its time input.
+    pub input: NoiseInput,
 }
 
 impl<F: VectorField, K: PerturbationKernel> ScoreField<F, K> {
-    /// Wraps `net`'s `prediction` into a score under `kernel`.
+    /// Wraps `net`'s `prediction` into a score under `kernel` (time input t).
     pub fn new(net: F, kernel: K, prediction: Prediction) -> Self {
         Self {
             net,
             kernel,
             prediction,
+            input: NoiseInput::Time,
         }
+    }
+
+    /// The same field with the network fed φ(t) = `input`.
+    pub fn with_input(mut self, input: NoiseInput) -> Self {
+        self.input = input;
+        self
+    }
+
+    fn net_time(&self, t: &Tensor<1>) -> Tensor<1> {
+        self.input.map(&self.kernel, t)
     }
 
     fn coefs(&self, t: &Tensor<1>) -> (Tensor<2>, Tensor<2>) {
@@ -115,10 +177,10 @@ impl<F: VectorField, K: PerturbationKernel> VectorField for ScoreField<F, K> {
         self.net.dim()
     }
 
-    /// a(t)·x + c(t)·net(x, t).
+    /// a(t)·x + c(t)·net(x, φ(t)).
     fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let (a, c) = self.coefs(t);
-        let out = self.net.eval(x, t) * c;
+        let out = self.net.eval(x, &self.net_time(t)) * c;
         if self.prediction == Prediction::Data {
             out + x.clone() * a
         } else {
@@ -129,7 +191,7 @@ impl<F: VectorField, K: PerturbationKernel> VectorField for ScoreField<F, K> {
     /// J·u = a(t)·u + c(t)·J_net·u (exact when the network's is).
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let (a, c) = self.coefs(t);
-        let (v, jv) = self.net.jvp(x, t, u);
+        let (v, jv) = self.net.jvp(x, &self.net_time(t), u);
         (
             x.clone() * a.clone() + v * c.clone(),
             u.clone() * a + jv * c,
@@ -144,7 +206,7 @@ impl<F: VectorField, K: PerturbationKernel> VectorField for ScoreField<F, K> {
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
         let (a, c) = self.coefs(t);
-        let (v, dv) = self.net.divergence(x, t);
+        let (v, dv) = self.net.divergence(x, &self.net_time(t));
         let s = x.clone() * a.clone() + v * c.clone();
         (s, a.reshape([n]) * d as f64 + dv * c.reshape([n]))
     }

@@ -18,7 +18,7 @@ use rand::Rng as _;
 
 use super::{Objective, RegressionBatch};
 use crate::error::{Error, Result};
-use crate::field::convert::{per_row, Prediction, ScoreField};
+use crate::field::convert::{per_row, NoiseInput, Prediction, ScoreField};
 use crate::field::VectorField;
 use crate::sde::Sde;
 use crate::tensor::{randn_like, uniform, vector_like, Rng, Tensor};
@@ -93,6 +93,9 @@ pub struct DsmConfig {
     /// How τ is drawn.
     #[serde(default)]
     pub noise: NoiseLevels,
+    /// The network's time input: τ (the reference) or ¼ ln s(τ).
+    #[serde(default)]
+    pub noise_input: NoiseInput,
 }
 
 impl Default for NoiseLevels {
@@ -173,9 +176,10 @@ impl<S: Sde> Dsm<S> {
 }
 
 impl<S: Sde + Clone> Dsm<S> {
-    /// The score field of a network trained by this objective: s = a(τ)·x + c(τ)·net(x, τ).
+    /// The score field of a network trained by this objective: s = a(τ)·x + c(τ)·net(x, φ(τ)).
     pub fn score_field<F: VectorField>(&self, net: F) -> ScoreField<F, S> {
         ScoreField::new(net, self.sde.clone(), self.config.target)
+            .with_input(self.config.noise_input)
     }
 }
 
@@ -201,7 +205,7 @@ impl<S: Sde> Objective for Dsm<S> {
         let weight = self.weight(&tau);
         Some(RegressionBatch {
             x,
-            t: tau,
+            t: self.config.noise_input.map(&self.sde, &tau),
             target,
             weight,
         })
@@ -250,6 +254,48 @@ mod tests {
         assert!((ve - 1.0).abs() < 4.0 * (2.0 / 4000.0f64).sqrt(), "{ve}");
     }
 
+    /// With `noise_input = logsigma` the network is trained on c = ¼ ln s(τ) (same draws as the
+    /// τ-input batch otherwise), and the score field feeds it the same c at evaluation: a network
+    /// that reads its time input back out, net(x, c) = (c, c), gives s = −(c, c)/s(τ).
+    #[test]
+    fn log_sigma_input_is_used_in_training_and_sampling() {
+        use crate::field::analytic::PerturbationKernel;
+        let sde = VpSde::default();
+        let x0 = data(500, 5);
+        let plain = Dsm::default_for(sde.clone());
+        let cfg = DsmConfig {
+            noise_input: NoiseInput::LogSigma,
+            ..Default::default()
+        };
+        let warped = Dsm::new(sde.clone(), cfg).unwrap();
+        let (a, b) = (
+            plain.regression(&x0, &mut rng(6)).unwrap(),
+            warped.regression(&x0, &mut rng(6)).unwrap(),
+        );
+        assert_eq!(to_vec(&a.x), to_vec(&b.x));
+        assert_eq!(to_vec(&a.target), to_vec(&b.target));
+        for (tau, c) in to_vec(&a.t).into_iter().zip(to_vec(&b.t)) {
+            let want = 0.25 * sde.mean_std(tau).1.ln();
+            assert!((c - want).abs() < 1e-12, "τ {tau}: {c} vs {want}");
+        }
+        let echo = crate::field::FnField::new(2, |x: &Tensor<2>, t: &Tensor<1>| {
+            let c = crate::tensor::col(t);
+            x.clone() * 0.0 + c
+        });
+        let score = warped.score_field(echo);
+        let taus = vec![1e-3, 0.1, 0.5, 1.0];
+        let x = data(4, 7);
+        let t = crate::tensor::vector_like(taus.clone(), &x);
+        let s = to_vec(&score.eval(&x, &t));
+        for (r, tau) in taus.into_iter().enumerate() {
+            let sig = sde.mean_std(tau).1;
+            let want = -0.25 * sig.ln() / sig;
+            for i in 0..2 {
+                assert!((s[2 * r + i] - want).abs() < 1e-9 * want.abs().max(1.0));
+            }
+        }
+    }
+
     /// For every target and weighting, the regression loss w·‖out − y‖² equals the DSM loss
     /// λ(τ)‖(a x̃ + c·out) − (−z/s)‖² for an arbitrary network output `out` (here 0.3·x̃ − 0.1),
     /// row by row to 1e-10 relative.
@@ -265,6 +311,7 @@ mod tests {
                             target,
                             weighting,
                             noise: NoiseLevels::Continuous,
+                            noise_input: NoiseInput::Time,
                         },
                     )
                     .unwrap();
@@ -324,6 +371,7 @@ mod tests {
                     target,
                     weighting: Weighting::Sigma2,
                     noise: NoiseLevels::Single { tau },
+                    noise_input: NoiseInput::Time,
                 },
             )
             .unwrap();
@@ -511,6 +559,7 @@ mod tests {
             target: Prediction::Data,
             weighting: Weighting::Likelihood,
             noise: NoiseLevels::Ladder { levels: 10 },
+            noise_input: NoiseInput::LogSigma,
         };
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<DsmConfig>(&json).unwrap(), cfg);
