@@ -20,7 +20,9 @@ use scoreflow::objective::sm::ScoreMatching;
 use scoreflow::objective::Objective;
 use scoreflow::sde::BetaSchedule;
 use scoreflow::sde::{ReverseDrift, Sde, SdeConfig};
-use scoreflow::solve::{odeint, Method, OdeOptions, Sampler, SamplerConfig, SamplerKind, Ula};
+use scoreflow::solve::{
+    odeint, Denoise, Method, OdeOptions, Predictor, Sampler, SamplerConfig, SamplerKind, Ula,
+};
 use scoreflow::tensor::{self, DType, Rng, Tensor};
 use scoreflow::VectorField;
 use serde::{Deserialize, Serialize};
@@ -659,6 +661,12 @@ pub struct SamplerSpec {
     pub atol: f64,
     /// Langevin corrector signal-to-noise ratio (pc).
     pub snr: f64,
+    /// Predictor of pc (reverse-diffusion, ancestral, euler-maruyama).
+    pub predictor: Predictor,
+    /// Langevin corrector steps per predictor step of pc (0 = the predictor alone).
+    pub corrector_steps: usize,
+    /// Final step of em/pc/ald (None = the sampler's default: the noise-free mean).
+    pub denoise: Option<Denoise>,
     /// Langevin step: ε for ula, the ratio ρ (εᵢ = ρσᵢ²) for ald (None = default).
     pub step: Option<f64>,
     /// Keep intermediate states.
@@ -674,7 +682,10 @@ impl SamplerSpec {
             steps: None,
             rtol: 1e-5,
             atol: 1e-5,
-            snr: 0.16,
+            snr: scoreflow::solve::LangevinCorrector::default().snr,
+            predictor: Predictor::default(),
+            corrector_steps: 1,
+            denoise: None,
             step: None,
             trajectories: false,
         }
@@ -708,6 +719,11 @@ impl SamplerSpec {
             c.step = st;
         }
         c.snr = self.snr;
+        c.predictor = self.predictor;
+        c.corrector_steps = self.corrector_steps;
+        if self.denoise.is_some() {
+            c.denoise = self.denoise;
+        }
         Ok(c)
     }
 

@@ -39,7 +39,7 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
     );
 }
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 9] = [
     "quickstart",
     "train",
     "sample",
@@ -48,6 +48,7 @@ const SUBCOMMANDS: [&str; 8] = [
     "bench",
     "likelihood",
     "diagnose",
+    "lesson",
 ];
 
 #[test]
@@ -199,6 +200,43 @@ fn runs_of_a_different_model_are_refused() {
     assert_one_line_error(
         &scoreflow(&["sample", "vp", "--sampler", "euler"], d),
         &["score model", "--sampler em"],
+    );
+    // pc: NFE = steps × (1 + corrector steps); --corrector-steps 0 is the predictor alone.
+    for (m, nfe) in [("0", 20), ("2", 60)] {
+        let out = scoreflow(
+            &[
+                "--json",
+                "sample",
+                "vp",
+                "--sampler",
+                "pc",
+                "--predictor",
+                "ancestral",
+                "--corrector-steps",
+                m,
+                "--steps",
+                "20",
+                "-n",
+                "10",
+                "--out",
+                "pc.csv",
+            ],
+            d,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["nfe"].as_u64(), Some(nfe), "corrector steps {m}");
+    }
+    assert_one_line_error(
+        &scoreflow(
+            &["sample", "vp", "--sampler", "pc", "--predictor", "heun"],
+            d,
+        ),
+        &["unknown predictor", "ancestral"],
     );
     assert_one_line_error(
         &scoreflow(&["sample", "a", "--sampler", "pc"], d),
@@ -450,4 +488,48 @@ fn file_data_round_trip() {
         "{}",
         m["samples"]["mean_error"]
     );
+}
+
+/// `lesson` at toy settings: the report has both pipelines with their weights and score errors
+/// at every compared level (one for noise-free SM, three for DSM), and the four pictures exist.
+/// The mathematics (DSM + annealed Langevin recovers the weights) is tested in the library.
+#[test]
+fn lesson_writes_report_and_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scoreflow(
+        &[
+            "--json", "lesson", "--steps", "20", "-n", "200", "--out", "l",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["report"];
+    assert_eq!(r["true_weights"][0].as_f64(), Some(0.2));
+    for (p, levels) in [("sm_langevin", 1), ("dsm_annealed", 3)] {
+        let w = r[p]["mode_weights"].as_array().unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            r[p]["score_errors"].as_array().unwrap().len(),
+            levels,
+            "{p}"
+        );
+    }
+    for f in [
+        "lesson.json",
+        "fields.png",
+        "fields_noisy.png",
+        "error.png",
+        "samples.png",
+    ] {
+        assert!(dir.path().join("l").join(f).exists(), "{f} missing");
+    }
+    // A non-empty directory that holds no lesson is refused, not overwritten.
+    std::fs::write(dir.path().join("other.txt"), "keep").unwrap();
+    let bad = scoreflow(&["lesson", "--steps", "1", "--out", "."], dir.path());
+    assert_one_line_error(&bad, &["holds no earlier lesson"]);
 }

@@ -6,7 +6,7 @@
 //! cargo run --release --example quality -- fm  --data 8gaussians --recipe reference|default
 //!     [--steps 5000] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- dsm --data moons --recipe default [--steps 3000]
-//!     [--samplers em,pc,ode] [--snr 0.16] [--dir /tmp/accept] [--n 10000]
+//!     [--samplers em,pc,ode] [--snr 0.16] [--lr 1e-3] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- nll --run /tmp/accept/fm-8gaussians-reference
 //!     --data 8gaussians [--n 5000] [--seed 987654321] [--points held_out.csv] [--chunk 2500]
 //! cargo run --release --example quality -- score --points samples.csv --data 8gaussians
@@ -68,6 +68,7 @@ struct Args {
     points: Option<PathBuf>,
     chunk: Option<usize>,
     snr: Option<f64>,
+    lr: Option<f64>,
 }
 
 fn parse() -> Res<Args> {
@@ -88,6 +89,7 @@ fn parse() -> Res<Args> {
         points: None,
         chunk: None,
         snr: None,
+        lr: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -103,6 +105,7 @@ fn parse() -> Res<Args> {
             "--points" => a.points = Some(value()?.into()),
             "--chunk" => a.chunk = Some(value()?.parse()?),
             "--snr" => a.snr = Some(value()?.parse()?),
+            "--lr" => a.lr = Some(value()?.parse()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -261,9 +264,19 @@ fn train_or_load(
     Ok(trainer.sampling_model())
 }
 
+/// `recipe`'s training configuration with the peak learning rate `--lr` if given.
+fn train_config_for(a: &Args, steps: usize) -> Res<TrainConfig> {
+    let mut c = train_config(&a.recipe, steps)?;
+    if let Some(lr) = a.lr {
+        c.optimizer.lr = lr;
+    }
+    Ok(c)
+}
+
 fn run_dir(a: &Args, model: &str) -> PathBuf {
+    let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
     a.dir
-        .join(format!("{model}-{}-{}", a.data.name(), a.recipe))
+        .join(format!("{model}-{}-{}{lr}", a.data.name(), a.recipe))
 }
 
 /// Issue 2: flow matching, Euler 100 and Dopri5 1e-5.
@@ -277,7 +290,7 @@ fn fm(a: &Args) -> Res<()> {
         a.data,
         &objective,
         json!({"objective": "cfm", "path": "condot", "coupling": "independent"}),
-        train_config(&a.recipe, steps)?,
+        train_config_for(a, steps)?,
     )?;
     let field = FusedMlp::from_mlp(&mlp);
     let (reference, floor) = reference_and_floor(a.data, n)?;
@@ -329,7 +342,7 @@ fn dsm(a: &Args) -> Res<()> {
         a.data,
         &objective,
         json!({"objective": "dsm", "sde": sde_config, "config": objective.config}),
-        train_config(&a.recipe, steps)?,
+        train_config_for(a, steps)?,
     )?;
     let score = objective.score_field(FusedMlp::from_mlp(&mlp));
     let (reference, floor) = reference_and_floor(a.data, n)?;

@@ -42,6 +42,9 @@ pub fn sampler_spec(args: &SampleArgs, run: &Run) -> Result<SamplerSpec> {
         rtol: args.rtol,
         atol: args.atol,
         snr: args.snr,
+        predictor: args.predictor.parse()?,
+        corrector_steps: args.corrector_steps,
+        denoise: args.denoise.as_deref().map(str::parse).transpose()?,
         step: args.step,
         trajectories: args.trajectories,
     };

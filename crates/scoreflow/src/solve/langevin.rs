@@ -174,7 +174,9 @@ impl Sampler for Mala {
 /// The signal-to-noise ratio r = ‖ε s‖/‖√(2ε) z‖ compares the deterministic step with the
 /// injected noise: it fixes the step relative to the local scale of p_τ (for N(0, σ²) in d
 /// dimensions ε ≈ 2r²σ²). score_sde uses r = 0.16 (VE, CIFAR-10); larger r moves further per
-/// step but adds more Langevin bias.
+/// step but adds more Langevin bias. Our default is r = 0.05: with learned scores on 2-D data,
+/// r = 0.16 over-concentrates the modes (checkerboard SW2 0.135 vs 0.072 at r = 0.1 and 0.051 at
+/// r = 0.05, EM 0.043; `docs/RESULTS.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LangevinCorrector {
     /// Signal-to-noise ratio r.
@@ -184,10 +186,10 @@ pub struct LangevinCorrector {
 }
 
 impl Default for LangevinCorrector {
-    /// r = 0.16, M = 1 (score_sde).
+    /// r = 0.05, M = 1 (score_sde uses r = 0.16 for images).
     fn default() -> Self {
         Self {
-            snr: 0.16,
+            snr: 0.05,
             steps: 1,
         }
     }
