@@ -187,7 +187,7 @@ pub struct TrainOpts {
     /// DSM noise levels: 0 = continuous τ ~ U(ε, T); L ≥ 2 = NCSN's ladder of L levels [default: 0]
     #[arg(long, value_name = "L")]
     pub noise_levels: Option<usize>,
-    /// DSM network time input [default: logsigma]
+    /// DSM network time input: logsigma (¼ ln σ(τ); better reverse-SDE samples on moons and checkerboard) or time (τ, as score_sde; better probability-flow ODE samples on 8gaussians and moons) [default: logsigma]
     #[arg(long, value_enum)]
     pub noise_input: Option<NoiseInputName>,
     /// VP/sub-VP β_min [default: 0.1]

@@ -6,7 +6,7 @@
 //! cargo run --release --example quality -- fm  --data 8gaussians --recipe reference|default
 //!     [--steps 5000] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- dsm --data moons --recipe default [--steps 3000]
-//!     [--samplers em,pc,ode] [--snr 0.16] [--lr 1e-3] [--dir /tmp/accept] [--n 10000]
+//!     [--samplers em,pc,ode] [--snr 0.05] [--lr 1e-3] [--train-seed 0] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- nll --run /tmp/accept/fm-8gaussians-reference
 //!     --data 8gaussians [--n 5000] [--seed 987654321] [--points held_out.csv] [--chunk 2500]
 //! cargo run --release --example quality -- score --points samples.csv --data 8gaussians
@@ -69,6 +69,7 @@ struct Args {
     chunk: Option<usize>,
     snr: Option<f64>,
     lr: Option<f64>,
+    train_seed: u64,
 }
 
 fn parse() -> Res<Args> {
@@ -90,6 +91,7 @@ fn parse() -> Res<Args> {
         chunk: None,
         snr: None,
         lr: None,
+        train_seed: TRAIN_SEED,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -106,6 +108,7 @@ fn parse() -> Res<Args> {
             "--chunk" => a.chunk = Some(value()?.parse()?),
             "--snr" => a.snr = Some(value()?.parse()?),
             "--lr" => a.lr = Some(value()?.parse()?),
+            "--train-seed" => a.train_seed = value()?.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -270,13 +273,19 @@ fn train_config_for(a: &Args, steps: usize) -> Res<TrainConfig> {
     if let Some(lr) = a.lr {
         c.optimizer.lr = lr;
     }
+    c.seed = a.train_seed;
     Ok(c)
 }
 
 fn run_dir(a: &Args, model: &str) -> PathBuf {
     let lr = a.lr.map(|lr| format!("-lr{lr}")).unwrap_or_default();
+    let seed = if a.train_seed == TRAIN_SEED {
+        String::new()
+    } else {
+        format!("-seed{}", a.train_seed)
+    };
     a.dir
-        .join(format!("{model}-{}-{}{lr}", a.data.name(), a.recipe))
+        .join(format!("{model}-{}-{}{lr}{seed}", a.data.name(), a.recipe))
 }
 
 /// Issue 2: flow matching, Euler 100 and Dopri5 1e-5.
