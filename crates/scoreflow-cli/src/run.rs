@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use scoreflow::checkpoint::{self, RunMeta};
 use scoreflow::data::{self, DataSource, Dataset, Normalizer, Points};
-use scoreflow::field::convert::{NoiseInput, Prediction, ScoreField};
+use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, Mlp, MlpConfig, TimeEmbedding};
 use scoreflow::fused::FusedMlp;
 use scoreflow::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
@@ -416,8 +416,7 @@ impl Run {
             }
             ModelSpec::Dsm { sde, dsm } => {
                 let sde = sde.build()?;
-                let score =
-                    ScoreField::new(net, sde.clone(), dsm.target).with_input(dsm.noise_input);
+                let score = dsm.score_field(net, sde.clone());
                 let prior = sde.prior_std();
                 if s.is_ode_solver() {
                     bail!(
@@ -495,9 +494,7 @@ impl Run {
         let net = self.fused();
         Ok(match &self.spec {
             ModelSpec::Cfm { .. } => Box::new(net),
-            ModelSpec::Dsm { sde, dsm } => {
-                Box::new(ScoreField::new(net, sde.build()?, dsm.target).with_input(dsm.noise_input))
-            }
+            ModelSpec::Dsm { sde, dsm } => Box::new(dsm.score_field(net, sde.build()?)),
             ModelSpec::NoiseFree { .. } => Box::new(net),
         })
     }
@@ -564,7 +561,7 @@ impl Run {
             ModelSpec::Cfm { .. } => log_likelihood(&net, &IsotropicGaussian::standard(), &z, 1.0, 0.0, opts, rng)?,
             ModelSpec::Dsm { sde, dsm } => {
                 let sde = sde.build()?;
-                let pf = ReverseDrift::probability_flow(sde.clone(), ScoreField::new(net, sde.clone(), dsm.target).with_input(dsm.noise_input));
+                let pf = ReverseDrift::probability_flow(sde.clone(), dsm.score_field(net, sde.clone()));
                 let prior = |x: &Tensor<2>| sde.prior_log_density(x);
                 log_likelihood(&pf, &prior, &z, sde.sampling_eps(), sde.t_max(), opts, rng)?
             }

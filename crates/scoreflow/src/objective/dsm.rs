@@ -18,6 +18,7 @@ use rand::Rng as _;
 
 use super::{Objective, RegressionBatch};
 use crate::error::{Error, Result};
+use crate::field::analytic::PerturbationKernel;
 use crate::field::convert::{per_row, NoiseInput, Prediction, ScoreField};
 use crate::field::VectorField;
 use crate::sde::Sde;
@@ -175,11 +176,22 @@ impl<S: Sde> Dsm<S> {
     }
 }
 
+impl DsmConfig {
+    /// The score field of a network trained with this configuration under `kernel`:
+    /// s = a(τ)·x + c(τ)·net(x, φ(τ)) (target → (a, c), noise input → φ).
+    pub fn score_field<F: VectorField, K: PerturbationKernel>(
+        &self,
+        net: F,
+        kernel: K,
+    ) -> ScoreField<F, K> {
+        ScoreField::new(net, kernel, self.target).with_input(self.noise_input)
+    }
+}
+
 impl<S: Sde + Clone> Dsm<S> {
     /// The score field of a network trained by this objective: s = a(τ)·x + c(τ)·net(x, φ(τ)).
     pub fn score_field<F: VectorField>(&self, net: F) -> ScoreField<F, S> {
-        ScoreField::new(net, self.sde.clone(), self.config.target)
-            .with_input(self.config.noise_input)
+        self.config.score_field(net, self.sde.clone())
     }
 }
 
@@ -259,7 +271,6 @@ mod tests {
     /// that reads its time input back out, net(x, c) = (c, c), gives s = −(c, c)/s(τ).
     #[test]
     fn log_sigma_input_is_used_in_training_and_sampling() {
-        use crate::field::analytic::PerturbationKernel;
         let sde = VpSde::default();
         let x0 = data(500, 5);
         let plain = Dsm::default_for(sde.clone());
