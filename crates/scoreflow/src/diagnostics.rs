@@ -259,16 +259,7 @@ pub fn diagnose_grid(
             "invalid grid {nx}×{ny} over {x_range:?} × {y_range:?}"
         )));
     }
-    let lin = |(lo, hi): (f64, f64), k: usize| {
-        (0..k)
-            .map(|i| lo + (hi - lo) * i as f64 / (k - 1) as f64)
-            .collect::<Vec<_>>()
-    };
-    let (xs, ys) = (lin(x_range, nx), lin(y_range, ny));
-    let pts: Vec<f64> = ys
-        .iter()
-        .flat_map(|y| xs.iter().flat_map(move |x| [*x, *y]))
-        .collect();
+    let (xs, ys, pts) = grid_2d(x_range, y_range, (nx, ny));
     let x = matrix(pts, nx * ny, 2, device, dtype);
     let tv = vector(vec![t; nx * ny], device, dtype);
     Ok(GridDiagnostics {
@@ -276,6 +267,26 @@ pub fn diagnose_grid(
         xs,
         ys,
     })
+}
+
+/// The nx × ny grid of \[x_lo, x_hi\] × \[y_lo, y_hi\] (nodes on the edges, nx, ny ≥ 2): its
+/// abscissae, ordinates and the row-major points (y outer), flattened as (x, y) pairs.
+pub(crate) fn grid_2d(
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    (nx, ny): (usize, usize),
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let lin = |(lo, hi): (f64, f64), k: usize| {
+        (0..k)
+            .map(|i| lo + (hi - lo) * i as f64 / (k - 1) as f64)
+            .collect::<Vec<_>>()
+    };
+    let (xs, ys) = (lin(x_range, nx), lin(y_range, ny));
+    let pts = ys
+        .iter()
+        .flat_map(|y| xs.iter().flat_map(move |x| [*x, *y]))
+        .collect();
+    (xs, ys, pts)
 }
 
 /// Everything that depends on J alone (x, t and the reference errors are filled by the caller).

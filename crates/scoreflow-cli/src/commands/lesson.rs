@@ -12,7 +12,7 @@ use scoreflow::diagnostics::classic::{
 };
 use scoreflow::field::analytic::GaussianMixture;
 use scoreflow::objective::sm::ScoreMatching;
-use scoreflow::tensor::{self, rng, times_like, DType};
+use scoreflow::tensor::{self, times_like, DType};
 use serde::Serialize;
 
 use crate::cli::LessonArgs;
@@ -64,11 +64,10 @@ pub fn run(args: LessonArgs, mode: Mode) -> Result<()> {
         args.objective, args.steps
     ));
     let lesson = classic_lesson(&mix, &cfg)?;
-    let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
     let pictures = draw(
         &dir,
         &mix,
-        &data,
+        &lesson.data,
         &cfg,
         [&lesson.sm_langevin, &lesson.dsm_annealed],
     )?;

@@ -242,13 +242,9 @@ fn relative_error(
     Ok((e2 / s2.max(f64::MIN_POSITIVE)).sqrt())
 }
 
-/// The n × n grid of \[−a, a\]² as points.
-pub fn box_grid(a: f64, n: usize) -> Result<Points> {
-    let lin = |i: usize| -a + 2.0 * a * i as f64 / (n - 1).max(1) as f64;
-    Points::new(
-        (0..n * n).flat_map(|k| [lin(k % n), lin(k / n)]).collect(),
-        2,
-    )
+/// The fresh data set every pipeline and the noise floor are scored against.
+fn reference_data(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Points {
+    mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -262,9 +258,10 @@ fn finish(
     (loss, nfe): (f64, usize),
     t0: Instant,
 ) -> Result<PipelineRun> {
-    let data = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
+    let data = reference_data(mix, cfg);
     let w = mode_weights(&samples, &modes(mix)?)?;
-    let grid = box_grid(cfg.start_box, 41)?;
+    let a = cfg.start_box;
+    let grid = Points::new(super::grid_2d((-a, a), (-a, a), (41, 41)).2, 2)?;
     let score_errors = levels
         .iter()
         .map(|&(tau, sigma)| {
@@ -342,7 +339,8 @@ pub fn sm_langevin(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<P
 pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<PipelineRun> {
     check(mix, cfg)?;
     let t0 = Instant::now();
-    let sde: Arc<dyn Sde> = Arc::new(VeSde::new(cfg.sigma_min, cfg.sigma_max, 1e-5)?);
+    let ve = VeSde::new(cfg.sigma_min, cfg.sigma_max, 1e-5)?;
+    let sde: Arc<dyn Sde> = Arc::new(ve.clone());
     let dsm = Dsm::default_for(sde.clone());
     let (net, loss) = train(&dsm, mix, cfg)?;
     let score = dsm.score_field(net);
@@ -360,14 +358,13 @@ pub fn dsm_annealed(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<
         &mut rng(cfg.seed.wrapping_add(2)),
     );
     let s = ald.sample(&score, prior, &mut rng(cfg.seed.wrapping_add(3)))?;
-    // σ(τ) = σ_min (σ_max/σ_min)^τ: τ_min and the levels σ = 1, 3 (where the gap fills in).
-    let ve_tau = |sigma: f64| (sigma / cfg.sigma_min).ln() / (cfg.sigma_max / cfg.sigma_min).ln();
+    // τ_min and the levels σ = 1, 3 (where the gap fills in).
     let mut levels = vec![(sde.t_min(), sde.mean_std(sde.t_min()).1)];
     levels.extend(
         [1.0, 3.0]
             .into_iter()
             .filter(|s| *s > cfg.sigma_min && *s < cfg.sigma_max)
-            .map(|s| (ve_tau(s), s)),
+            .map(|s| (ve.tau(s), s)),
     );
     finish(
         "dsm+annealed",
@@ -390,13 +387,15 @@ pub struct ClassicLesson {
     pub sm_langevin: PipelineRun,
     /// Multi-σ DSM + annealed Langevin.
     pub dsm_annealed: PipelineRun,
+    /// The fresh data set both pipelines were scored against.
+    pub data: Points,
 }
 
 /// Runs both pipelines and the data noise floor.
 pub fn classic_lesson(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Result<ClassicLesson> {
     let n = cfg.samples as f64;
-    let a = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(100)));
-    let b = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(101)));
+    let data = reference_data(mix, cfg);
+    let fresh = mix.sample(cfg.samples, &mut rng(cfg.seed.wrapping_add(101)));
     let sm = sm_langevin(mix, cfg)?;
     let dsm = dsm_annealed(mix, cfg)?;
     Ok(ClassicLesson {
@@ -408,8 +407,8 @@ pub fn classic_lesson(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Resul
                 .map(|w| (w * (1.0 - w) / n).sqrt())
                 .collect(),
             noise_floor_sw2: sliced_wasserstein2(
-                &a,
-                &b,
+                &data,
+                &fresh,
                 200,
                 &mut rng(cfg.seed.wrapping_add(200)),
             )?,
@@ -418,6 +417,7 @@ pub fn classic_lesson(mix: &GaussianMixture, cfg: &ClassicLessonConfig) -> Resul
         },
         sm_langevin: sm,
         dsm_annealed: dsm,
+        data,
     })
 }
 

@@ -60,6 +60,11 @@ impl VeSde {
         self.sigma_min * (self.sigma_max / self.sigma_min).powf(tau)
     }
 
+    /// The inverse of [`VeSde::sigma`]: τ(σ) = ln(σ/σ_min) / ln(σ_max/σ_min).
+    pub fn tau(&self, sigma: f64) -> f64 {
+        (sigma / self.sigma_min).ln() / (self.sigma_max / self.sigma_min).ln()
+    }
+
     /// max_{i<j} ‖xᵢ − xⱼ‖: Song & Ermon's σ_max for a data set (O(n²); pass a subsample of a
     /// few thousand points for big data). Zero for fewer than two points.
     pub fn sigma_max_for(points: &Points) -> f64 {
@@ -110,6 +115,16 @@ impl Sde for VeSde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// τ(σ(τ)) = τ across the range, with σ(0) = σ_min and σ(1) = σ_max at the ends.
+    #[test]
+    fn tau_inverts_sigma() {
+        let ve = VeSde::new(0.05, 10.0, 1e-5).unwrap();
+        for tau in [0.0, 1e-5, 0.3, 0.77, 1.0] {
+            assert!((ve.tau(ve.sigma(tau)) - tau).abs() < 1e-12, "τ {tau}");
+        }
+        assert!((ve.tau(0.05)).abs() < 1e-15 && (ve.tau(10.0) - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn sigma_max_is_the_data_diameter() {
