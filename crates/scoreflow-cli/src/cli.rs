@@ -203,7 +203,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
     /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖score step‖/‖noise‖ ≈ r (score_sde uses 0.16 for images; 0.16 over-concentrates 2-D modes).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = scoreflow::solve::LangevinCorrector::default().snr)]
     pub snr: f64,
     /// Predictor of the pc sampler: reverse-diffusion (score_sde's), ancestral (DDPM / SMLD) or euler-maruyama.
     #[arg(long, default_value = "reverse-diffusion", value_name = "NAME")]

@@ -330,20 +330,14 @@ fn dsm(a: &Args) -> Res<()> {
     let n = a.n.unwrap_or(10_000);
     let default_steps = if a.data == Dataset::Moons { 3000 } else { 5000 };
     let steps = a.steps.unwrap_or(default_steps);
-    // Default-recipe runs feed ¼ ln σ: a separate directory, never confused with τ-input runs.
-    let dir = run_dir(
-        a,
-        if a.recipe == "default" {
-            "dsm-ls"
-        } else {
-            "dsm"
-        },
-    );
+    // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default)
+    // and trains into a separate directory, never confused with τ-input runs.
+    let log_sigma = a.recipe == "default";
+    let dir = run_dir(a, if log_sigma { "dsm-ls" } else { "dsm" });
     let sde_config = SdeConfig::default();
     let sde: Arc<dyn Sde> = sde_config.build()?;
-    // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default).
     let mut objective = Dsm::default_for(sde.clone());
-    if a.recipe == "default" {
+    if log_sigma {
         objective.config.noise_input = NoiseInput::LogSigma;
     }
     let mlp = train_or_load(
@@ -375,16 +369,11 @@ fn dsm(a: &Args) -> Res<()> {
         )?;
         let mut row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
             "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
-            "snr": (kind == SamplerKind::Pc).then_some(sc_snr(a))});
+            "snr": (kind == SamplerKind::Pc).then_some(sc.snr)});
         merge(&mut row, report_json(&rep, &floor));
         println!("{row}");
     }
     Ok(())
-}
-
-/// The PC corrector's snr in use.
-fn sc_snr(a: &Args) -> f64 {
-    a.snr.unwrap_or(SamplerConfig::new(SamplerKind::Pc).snr)
 }
 
 /// Issue 5: held-out NLL with the exact divergence and Dopri5 1e-5, next to the true NLL.
