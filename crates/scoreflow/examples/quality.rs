@@ -149,6 +149,20 @@ fn reference_and_floor(data: Dataset, n: usize) -> Res<(Points, MetricReport)> {
     Ok((reference, floor))
 }
 
+/// Scores the samples `x` of `data` against the reference set (next to its floor) and prints
+/// `row` with the metrics merged in, as one JSON line.
+fn print_scored(
+    x: &Points,
+    data: Dataset,
+    (reference, floor): (&Points, &MetricReport),
+    mut row: Value,
+) -> Res<()> {
+    let r = evaluate(x, reference, &options(data), &mut rng(METRIC_SEED))?;
+    merge(&mut row, report_json(&r, floor));
+    println!("{row}");
+    Ok(())
+}
+
 fn report_json(r: &MetricReport, floor: &MetricReport) -> Value {
     let ratio = r.ratio_to(floor);
     json!({
@@ -311,16 +325,14 @@ fn fm(a: &Args) -> Res<()> {
         let started = Instant::now();
         let sol = odeint(&field, x0.clone(), 0.0, 1.0, &opts)?;
         let wall = started.elapsed().as_secs_f64();
-        let r = evaluate(
-            &Points::from_tensor(&sol.x),
-            &reference,
-            &options(a.data),
-            &mut rng(METRIC_SEED),
-        )?;
-        let mut row = json!({"kind": "sample", "model": "fm", "data": a.data.name(),
+        let row = json!({"kind": "sample", "model": "fm", "data": a.data.name(),
             "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": sol.nfe, "wall_s": wall});
-        merge(&mut row, report_json(&r, &floor));
-        println!("{row}");
+        print_scored(
+            &Points::from_tensor(&sol.x),
+            a.data,
+            (&reference, &floor),
+            row,
+        )?;
     }
     Ok(())
 }
@@ -361,17 +373,15 @@ fn dsm(a: &Args) -> Res<()> {
         let started = Instant::now();
         let s = sampler.sample(&score, x, &mut r)?;
         let wall = started.elapsed().as_secs_f64();
-        let rep = evaluate(
-            &Points::from_tensor(&s.x),
-            &reference,
-            &options(a.data),
-            &mut rng(METRIC_SEED),
-        )?;
-        let mut row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
+        let row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
             "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
             "snr": (kind == SamplerKind::Pc).then_some(sc.snr)});
-        merge(&mut row, report_json(&rep, &floor));
-        println!("{row}");
+        print_scored(
+            &Points::from_tensor(&s.x),
+            a.data,
+            (&reference, &floor),
+            row,
+        )?;
     }
     Ok(())
 }
@@ -424,11 +434,8 @@ fn score(a: &Args) -> Res<()> {
     let path = a.points.clone().ok_or("score needs --points FILE")?;
     let x = load_points(&path, Some(2))?;
     let (reference, floor) = reference_and_floor(a.data, x.len())?;
-    let r = evaluate(&x, &reference, &options(a.data), &mut rng(METRIC_SEED))?;
-    let mut row = json!({"kind": "score", "points": path, "data": a.data.name()});
-    merge(&mut row, report_json(&r, &floor));
-    println!("{row}");
-    Ok(())
+    let row = json!({"kind": "score", "points": path, "data": a.data.name()});
+    print_scored(&x, a.data, (&reference, &floor), row)
 }
 
 fn merge(row: &mut Value, extra: Value) {
