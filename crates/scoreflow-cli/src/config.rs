@@ -525,7 +525,9 @@ impl TrainSettings {
     pub fn from_file(path: &Path) -> Result<TrainSettings> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
-        let opts = parse_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut opts = parse_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A run's file lacks `noise-input` only if it predates the key: it fed the network τ.
+        opts.noise_input = opts.noise_input.or(Some(time_input()));
         opts.resolve(TrainOpts::default())
             .with_context(|| path.display().to_string())
     }
@@ -565,6 +567,27 @@ mod tests {
         let e = parse_toml("method = \"gan\"\n").unwrap_err();
         assert!(e.contains("gan") && e.contains("cfm"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    /// A run's config.toml written before `noise-input` existed reads as `time` (what those runs
+    /// fed the network), while a new run defaults to `logsigma`.
+    #[test]
+    fn old_run_configs_read_as_time_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = TrainSettings::default().to_toml().unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("noise-input"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, old).unwrap();
+        let s = TrainSettings::from_file(&path).unwrap();
+        assert_eq!(s.noise_input, NoiseInputName::Time);
+        std::fs::write(&path, text).unwrap();
+        let s = TrainSettings::from_file(&path).unwrap();
+        assert_eq!(s.noise_input, NoiseInputName::Logsigma);
     }
 
     #[test]

@@ -238,6 +238,49 @@ fn runs_of_a_different_model_are_refused() {
         ),
         &["unknown predictor", "ancestral"],
     );
+    // --denoise tweedie ends with one more score evaluation than the default noise-free mean.
+    let out = scoreflow(
+        &[
+            "--json",
+            "sample",
+            "vp",
+            "--sampler",
+            "em",
+            "--steps",
+            "20",
+            "-n",
+            "10",
+            "--denoise",
+            "tweedie",
+            "--out",
+            "tw.csv",
+        ],
+        d,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["nfe"].as_u64(), Some(21));
+    assert_one_line_error(
+        &scoreflow(&["sample", "vp", "--denoise", "blur"], d),
+        &["unknown final denoising", "tweedie"],
+    );
+    // DSM runs feed the network ¼ ln σ unless told otherwise; the choice is saved with the run.
+    let noise_input = |run: &str| {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(run).join("meta.json")).unwrap()).unwrap();
+        meta["objective"]["dsm"]["noise_input"].clone()
+    };
+    assert_eq!(noise_input("vp"), "logsigma");
+    train_tiny(
+        d,
+        "vpt",
+        &["--steps", "10", "--method", "dsm", "--noise-input", "time"],
+    );
+    assert_eq!(noise_input("vpt"), "time");
     assert_one_line_error(
         &scoreflow(&["sample", "a", "--sampler", "pc"], d),
         &["flow-matching", "euler"],
