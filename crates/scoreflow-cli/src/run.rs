@@ -312,17 +312,21 @@ impl Run {
         let norm: Normalizer = serde_json::from_value(meta.normalization.clone())
             .map_err(|e| anyhow!("{}: malformed normalization: {e}", meta_path.display()))?;
         norm.validate()?;
-        if norm.dim() != meta.model.dim {
+        if norm.dim() != meta.model.dim() {
             bail!(
                 "{}: normalization is {}-D but the model is {}-D",
                 meta_path.display(),
                 norm.dim(),
-                meta.model.dim
+                meta.model.dim()
             );
         }
-        let model = checkpoint::load_mlp_safetensors(
+        let arch = meta
+            .model
+            .as_mlp()
+            .ok_or_else(|| anyhow!("{}: not an MLP run", dir.display()))?;
+        let model = Mlp::load_safetensors(
             &dir.join(checkpoint::MODEL_FILE),
-            &meta.model,
+            arch,
             &tensor::cpu(),
             DType::F32,
         )?;
@@ -338,7 +342,7 @@ impl Run {
 
     /// Data dimension d.
     pub fn dim(&self) -> usize {
-        self.meta.model.dim
+        self.meta.model.dim()
     }
 
     /// The built-in data set the run trained on, if any.

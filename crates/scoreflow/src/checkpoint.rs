@@ -18,17 +18,17 @@
 //! problem, never a panic.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rand::SeedableRng;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::field::mlp::{linear_from, Mlp, MlpConfig};
+use crate::field::mlp::Mlp;
+use crate::field::network::Architecture;
 pub use crate::fsutil::write_atomic;
-use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
-use crate::train::TrainConfig;
+pub use crate::state::{HostTensor, RngState, StateDict, StoredDType};
+use crate::tensor::{DType, Device};
+use crate::train::config::TrainConfig;
 
 /// File of the sampling weights in a run directory.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -43,431 +43,6 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Safetensors header key under which the training-state file embeds its [`RunMeta`].
 const META_KEY: &str = "scoreflow.meta";
 
-/// Element type a [`HostTensor`] is stored with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoredDType {
-    /// IEEE binary32 (PyTorch's default; what `model.safetensors` uses).
-    F32,
-    /// IEEE binary64.
-    F64,
-}
-
-impl StoredDType {
-    /// The storage type that holds a tensor of `dtype` exactly (f64 for F64, else f32).
-    pub fn of(dtype: DType) -> Self {
-        if dtype == DType::F64 {
-            StoredDType::F64
-        } else {
-            StoredDType::F32
-        }
-    }
-
-    /// The burn dtype with the same precision.
-    pub fn dtype(self) -> DType {
-        match self {
-            StoredDType::F32 => DType::F32,
-            StoredDType::F64 => DType::F64,
-        }
-    }
-}
-
-/// A host copy of a tensor: row-major values (held as f64, exact for both storage types) with
-/// its shape and storage type.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostTensor {
-    /// Shape, outermost first.
-    pub shape: Vec<usize>,
-    /// Row-major values.
-    pub data: Vec<f64>,
-    /// Element type on disk.
-    pub dtype: StoredDType,
-}
-
-impl HostTensor {
-    /// A host copy of `t`, stored in the precision of `t`'s dtype.
-    pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> Self {
-        Self {
-            shape: t.dims().to_vec(),
-            data: to_vec(t),
-            dtype: StoredDType::of(t.dtype()),
-        }
-    }
-
-    /// Transpose of a 2-D tensor (PyTorch `(d_out, d_in)` ↔ burn `[d_in, d_out]`).
-    ///
-    /// # Panics
-    /// If the tensor is not 2-D (a programming error).
-    pub fn transposed(&self) -> Self {
-        assert_eq!(self.shape.len(), 2, "transposed: tensor is not 2-D");
-        let (r, c) = (self.shape[0], self.shape[1]);
-        let mut data = vec![0.0; r * c];
-        for i in 0..r {
-            for j in 0..c {
-                data[j * r + i] = self.data[i * c + j];
-            }
-        }
-        Self {
-            shape: vec![c, r],
-            data,
-            dtype: self.dtype,
-        }
-    }
-
-    /// Little-endian bytes in the storage type.
-    fn to_bytes(&self) -> Vec<u8> {
-        match self.dtype {
-            StoredDType::F32 => self
-                .data
-                .iter()
-                .flat_map(|&v| (v as f32).to_le_bytes())
-                .collect(),
-            StoredDType::F64 => self.data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-        }
-    }
-
-    /// Decodes a safetensors view (F32 or F64).
-    fn from_view(view: &TensorView<'_>) -> std::result::Result<Self, String> {
-        let shape = view.shape().to_vec();
-        let bytes = view.data();
-        let (data, dtype) = match view.dtype() {
-            Dtype::F32 => (
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-                    .collect(),
-                StoredDType::F32,
-            ),
-            Dtype::F64 => (
-                bytes
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                    .collect(),
-                StoredDType::F64,
-            ),
-            other => {
-                return Err(format!(
-                    "has element type {other:?}; only F32 and F64 are supported"
-                ))
-            }
-        };
-        Ok(Self { shape, data, dtype })
-    }
-}
-
-/// Named tensors plus string metadata: the in-memory image of one safetensors file.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StateDict {
-    /// Tensors by name.
-    pub tensors: BTreeMap<String, HostTensor>,
-    /// Header metadata (`__metadata__` of the safetensors header).
-    pub metadata: BTreeMap<String, String>,
-    /// The file it was read from (empty when built in memory); used in error messages.
-    pub source: PathBuf,
-}
-
-impl StateDict {
-    /// An empty state dict.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) a tensor.
-    pub fn insert(&mut self, name: impl Into<String>, t: HostTensor) {
-        self.tensors.insert(name.into(), t);
-    }
-
-    /// The error for a problem with this state dict's file.
-    pub fn error(&self, msg: impl Into<String>) -> Error {
-        Error::Checkpoint {
-            path: self.source.clone(),
-            msg: msg.into(),
-        }
-    }
-
-    /// The tensor `name`, or an error saying it is missing.
-    pub fn get(&self, name: &str) -> Result<&HostTensor> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| self.error(format!("missing tensor '{name}'")))
-    }
-
-    /// The tensor `name` checked to have `shape`.
-    pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<&HostTensor> {
-        let t = self.get(name)?;
-        if t.shape != shape {
-            return Err(self.error(format!(
-                "tensor '{name}' has shape {:?}, expected {shape:?}",
-                t.shape
-            )));
-        }
-        Ok(t)
-    }
-
-    /// Adds the layers of `mlp` under PyTorch `nn.Sequential` names `"{prefix}{2k}.weight"`
-    /// (`(d_out, d_in)`) and `"{prefix}{2k}.bias"`, stored as `dtype` (default: the model's).
-    pub fn insert_mlp(&mut self, prefix: &str, mlp: &Mlp, dtype: Option<StoredDType>) {
-        for (k, layer) in mlp.layers.iter().enumerate() {
-            let mut w = HostTensor::from_tensor(&layer.weight.val()).transposed();
-            let mut b = match &layer.bias {
-                Some(b) => HostTensor::from_tensor(&b.val()),
-                None => HostTensor {
-                    shape: vec![w.shape[0]],
-                    data: vec![0.0; w.shape[0]],
-                    dtype: w.dtype,
-                },
-            };
-            if let Some(dt) = dtype {
-                w.dtype = dt;
-                b.dtype = dt;
-            }
-            self.insert(format!("{prefix}{}.weight", 2 * k), w);
-            self.insert(format!("{prefix}{}.bias", 2 * k), b);
-        }
-    }
-
-    /// Names of the tensors [`StateDict::insert_mlp`] writes for `config` under `prefix`.
-    pub fn mlp_names(prefix: &str, config: &MlpConfig) -> Vec<String> {
-        (0..config.layer_dims().len())
-            .flat_map(|k| {
-                [
-                    format!("{prefix}{}.weight", 2 * k),
-                    format!("{prefix}{}.bias", 2 * k),
-                ]
-            })
-            .collect()
-    }
-
-    /// Rebuilds an [`Mlp`] of architecture `config` from the tensors under `prefix`, on `device`
-    /// in `dtype`; errors name the missing or mis-shaped tensor and any non-finite value.
-    pub fn mlp(
-        &self,
-        prefix: &str,
-        config: &MlpConfig,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Mlp> {
-        let mut layers = Vec::new();
-        for (k, (d_in, d_out)) in config.layer_dims().into_iter().enumerate() {
-            let wname = format!("{prefix}{}.weight", 2 * k);
-            let bname = format!("{prefix}{}.bias", 2 * k);
-            let w = self
-                .get_shaped(&wname, &[d_out, d_in])
-                .map_err(|e| self.arch_error(e, config))?;
-            let b = self
-                .get_shaped(&bname, &[d_out])
-                .map_err(|e| self.arch_error(e, config))?;
-            for (name, t) in [(&wname, w), (&bname, b)] {
-                if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
-                    return Err(
-                        self.error(format!("tensor '{name}' holds a non-finite value ({v})"))
-                    );
-                }
-            }
-            let w = w.transposed();
-            layers.push(linear_from(
-                matrix(w.data, d_in, d_out, device, dtype),
-                vector(b.data.clone(), device, dtype),
-            ));
-        }
-        Ok(Mlp {
-            layers,
-            config: config.clone(),
-        })
-    }
-
-    /// Appends the architecture to a missing/mis-shaped tensor error.
-    fn arch_error(&self, e: Error, config: &MlpConfig) -> Error {
-        match e {
-            Error::Checkpoint { path, msg } => Error::Checkpoint {
-                path,
-                msg: format!(
-                    "{msg} (the architecture is {} → {} × {} → {}: layers {:?} as (d_in, d_out))",
-                    config.input_dim(),
-                    config.width,
-                    config.depth,
-                    config.dim,
-                    config.layer_dims()
-                ),
-            },
-            other => other,
-        }
-    }
-
-    /// Errors unless the tensor names are exactly `expected` (a foreign file has others).
-    pub fn expect_names(&self, expected: &[String]) -> Result<()> {
-        if let Some(extra) = self.tensors.keys().find(|n| !expected.contains(n)) {
-            return Err(self.error(format!(
-                "unexpected tensor '{extra}' (expected exactly {}: is this a scoreflow/PyTorch nn.Sequential MLP?)",
-                summarise(expected)
-            )));
-        }
-        if let Some(missing) = expected.iter().find(|n| !self.tensors.contains_key(*n)) {
-            return Err(self.error(format!(
-                "missing tensor '{missing}' (expected exactly {}; the file has {})",
-                summarise(expected),
-                summarise(&self.tensors.keys().cloned().collect::<Vec<_>>())
-            )));
-        }
-        Ok(())
-    }
-
-    /// The safetensors encoding.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(n, t)| {
-                let dt = match t.dtype {
-                    StoredDType::F32 => Dtype::F32,
-                    StoredDType::F64 => Dtype::F64,
-                };
-                (n.clone(), dt, t.shape.clone(), t.to_bytes())
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(n, dt, shape, b)| {
-                TensorView::new(*dt, shape.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| self.error(format!("tensor '{n}': {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let meta = (!self.metadata.is_empty()).then(|| {
-            self.metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        });
-        safetensors::serialize(views, meta)
-            .map_err(|e| self.error(format!("cannot encode safetensors: {e}")))
-    }
-
-    /// Decodes a safetensors image; `source` names it in errors.
-    pub fn from_bytes(bytes: &[u8], source: impl Into<PathBuf>) -> Result<Self> {
-        let source = source.into();
-        let err = |msg: String| Error::Checkpoint {
-            path: source.clone(),
-            msg,
-        };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| {
-            err(format!(
-                "not a readable safetensors file ({} bytes; truncated, corrupt or foreign): {e}",
-                bytes.len()
-            ))
-        })?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| err(format!("bad safetensors header: {e}")))?;
-        let mut out = StateDict {
-            source: source.clone(),
-            ..Default::default()
-        };
-        for (name, view) in st.iter() {
-            let t =
-                HostTensor::from_view(&view).map_err(|m| err(format!("tensor '{name}' {m}")))?;
-            out.tensors.insert(name.to_string(), t);
-        }
-        if let Some(m) = header.metadata() {
-            out.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        }
-        Ok(out)
-    }
-
-    /// Writes the safetensors file atomically.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        write_atomic(path, &self.to_bytes()?)
-    }
-
-    /// Reads a safetensors file.
-    pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, path)
-    }
-}
-
-/// "a, b, …, z (n names)" for error messages.
-fn summarise(names: &[String]) -> String {
-    match names.len() {
-        0 => "no tensors".into(),
-        1..=4 => names.join(", "),
-        n => format!(
-            "{}, {}, …, {} ({n} names)",
-            names[0],
-            names[1],
-            names[n - 1]
-        ),
-    }
-}
-
-/// Writes `mlp` to `path` (atomically) as f32 under PyTorch `nn.Sequential` names `0.weight`
-/// `(d_out, d_in)`, `0.bias`, `2.weight`, …, `{2·depth}.bias`; the header metadata carries the
-/// [`MlpConfig`] as JSON under `scoreflow.config`.
-pub fn save_mlp_safetensors(mlp: &Mlp, path: &Path) -> Result<()> {
-    let mut sd = StateDict::new();
-    sd.insert_mlp("", mlp, Some(StoredDType::F32));
-    sd.metadata.insert("format".into(), "pt".into());
-    sd.metadata.insert(
-        "scoreflow.config".into(),
-        serde_json::to_string(&mlp.config).map_err(|e| Error::InvalidInput(e.to_string()))?,
-    );
-    sd.write(path)
-}
-
-/// Reads an [`Mlp`] of architecture `config` from a safetensors file with PyTorch
-/// `nn.Sequential` names (as written by PyTorch or [`save_mlp_safetensors`]), on `device` in
-/// `dtype`. The names must be exactly those of `config` and every shape must match.
-pub fn load_mlp_safetensors(
-    path: &Path,
-    config: &MlpConfig,
-    device: &Device,
-    dtype: DType,
-) -> Result<Mlp> {
-    let sd = StateDict::read(path)?;
-    sd.expect_names(&StateDict::mlp_names("", config))?;
-    sd.mlp("", config, device, dtype)
-}
-
-/// The serialisable state of a ChaCha8 [`Rng`]: seed, stream and word position (the 68-bit
-/// position is kept as a decimal string because JSON numbers cannot hold it exactly).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
-    /// The 32-byte key, hex.
-    pub seed: String,
-    /// The stream (nonce).
-    pub stream: u64,
-    /// Offset in 32-bit words from the start of the stream, decimal.
-    pub word_pos: String,
-}
-
-impl RngState {
-    /// Captures the state of `rng`.
-    pub fn capture(rng: &Rng) -> Self {
-        let seed = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-        Self {
-            seed,
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
-    }
-
-    /// A generator that continues exactly where the captured one stopped.
-    pub fn restore(&self) -> Result<Rng> {
-        let bad = || Error::InvalidInput(format!("malformed RNG state {self:?}"));
-        if self.seed.len() != 64 || !self.seed.is_ascii() {
-            return Err(bad());
-        }
-        let mut seed = [0u8; 32];
-        for (i, s) in seed.iter_mut().enumerate() {
-            *s = u8::from_str_radix(&self.seed[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        let pos: u128 = self.word_pos.parse().map_err(|_| bad())?;
-        let mut rng = Rng::from_seed(seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(pos);
-        Ok(rng)
-    }
-}
-
 /// `meta.json`: what a run directory holds and how to continue it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -475,8 +50,9 @@ pub struct RunMeta {
     pub format: String,
     /// [`FORMAT_VERSION`] of the writer.
     pub version: u32,
-    /// Architecture of the network in `model.safetensors`.
-    pub model: MlpConfig,
+    /// Architecture of the network in `model.safetensors` (a bare MLP configuration in runs
+    /// written before architectures were tagged).
+    pub model: Architecture,
     /// Objective and probability path, described by the caller (e.g. `{"name": "cfm", "path": "cond-ot"}`).
     #[serde(default)]
     pub objective: serde_json::Value,
@@ -505,7 +81,7 @@ pub struct RunMeta {
 
 impl RunMeta {
     /// Metadata for weights of architecture `model` with nothing trained yet.
-    pub fn new(model: MlpConfig) -> Self {
+    pub fn new(model: Architecture) -> Self {
         Self {
             format: FORMAT.into(),
             version: FORMAT_VERSION,
@@ -579,7 +155,7 @@ pub fn save_run(
     state: Option<&StateDict>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    if sampling.config != meta.model {
+    if Architecture::Mlp(sampling.config.clone()) != meta.model {
         return Err(Error::InvalidInput(
             "save_run: the model's architecture differs from meta.model".into(),
         ));
@@ -591,7 +167,7 @@ pub fn save_run(
         state.metadata.insert(META_KEY.into(), json.clone());
         state.write(&dir.join(STATE_FILE))?;
     }
-    save_mlp_safetensors(sampling, &dir.join(MODEL_FILE))?;
+    sampling.save_safetensors(&dir.join(MODEL_FILE))?;
     write_atomic(&dir.join(META_FILE), json.as_bytes())
 }
 
@@ -599,7 +175,11 @@ pub fn save_run(
 /// [`Mlp`] on `device` in `dtype`.
 pub fn load_run(dir: &Path, device: &Device, dtype: DType) -> Result<(RunMeta, Mlp)> {
     let meta = read_meta(&dir.join(META_FILE))?;
-    let mlp = load_mlp_safetensors(&dir.join(MODEL_FILE), &meta.model, device, dtype)?;
+    let config = meta.model.as_mlp().ok_or_else(|| Error::Checkpoint {
+        path: dir.join(META_FILE),
+        msg: format!("the network is not an MLP ({})", meta.model.describe()),
+    })?;
+    let mlp = Mlp::load_safetensors(&dir.join(MODEL_FILE), config, device, dtype)?;
     Ok((meta, mlp))
 }
 
@@ -619,9 +199,12 @@ pub fn load_train_state(dir: &Path) -> Result<(RunMeta, StateDict)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::mlp::MlpConfig;
     use crate::solve::{odeint, Method, OdeOptions};
-    use crate::tensor::{cpu, matrix, rng, vector};
+    use crate::tensor::{cpu, matrix, rng, to_vec, vector};
     use rand::RngCore;
+    use safetensors::tensor::{Dtype, TensorView};
+    use std::path::PathBuf;
 
     fn data_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -653,7 +236,7 @@ mod tests {
         for dtype in [DType::F32, DType::F64] {
             let dev = cpu();
             let m =
-                load_mlp_safetensors(&data_dir().join("mlp_w16.safetensors"), &w16(), &dev, dtype)
+                Mlp::load_safetensors(&data_dir().join("mlp_w16.safetensors"), &w16(), &dev, dtype)
                     .unwrap();
             let x = matrix(
                 rows.iter().flat_map(|r| [r[0], r[1]]).collect(),
@@ -682,7 +265,7 @@ mod tests {
     fn pytorch_fixture_euler_trajectory_is_reproduced() {
         let (rows, n) = csv("mlp_w16_euler10.csv");
         let dev = cpu();
-        let m = load_mlp_safetensors(
+        let m = Mlp::load_safetensors(
             &data_dir().join("mlp_w16.safetensors"),
             &w16(),
             &dev,
@@ -719,7 +302,7 @@ mod tests {
         let cfg = MlpConfig::new(2, 8, 2);
         let dev = cpu();
         let m = cfg.init(&dev, DType::F32, &mut rng(3));
-        save_mlp_safetensors(&m, &path).unwrap();
+        m.save_safetensors(&path).unwrap();
         let sd = StateDict::read(&path).unwrap();
         assert_eq!(sd.get("0.weight").unwrap().shape, vec![8, 3]);
         assert_eq!(sd.get("4.weight").unwrap().shape, vec![2, 8]);
@@ -728,7 +311,7 @@ mod tests {
         // PyTorch weight[o, i] is burn weight[i, o].
         let burn_w = to_vec(&m.layers[0].weight.val());
         assert_eq!(sd.get("0.weight").unwrap().data[3 + 2], burn_w[2 * 8 + 1]);
-        let back = load_mlp_safetensors(&path, &cfg, &dev, DType::F32).unwrap();
+        let back = Mlp::load_safetensors(&path, &cfg, &dev, DType::F32).unwrap();
         for (a, b) in m.layers.iter().zip(&back.layers) {
             assert_eq!(to_vec(&a.weight.val()), to_vec(&b.weight.val()));
             assert_eq!(
@@ -760,14 +343,14 @@ mod tests {
         for cut in [4, 40, bytes.len() / 2, bytes.len() - 1] {
             std::fs::write(&p, &bytes[..cut]).unwrap();
             expect_checkpoint_error(
-                load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+                Mlp::load_safetensors(&p, &w16(), &dev, DType::F32),
                 "not a readable safetensors",
             );
         }
         // Foreign: not safetensors at all.
         std::fs::write(&p, b"{\"hello\": \"world\"}\n").unwrap();
         expect_checkpoint_error(
-            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            Mlp::load_safetensors(&p, &w16(), &dev, DType::F32),
             "not a readable safetensors",
         );
         // Foreign: safetensors with other names.
@@ -782,25 +365,25 @@ mod tests {
         );
         other.write(&p).unwrap();
         expect_checkpoint_error(
-            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            Mlp::load_safetensors(&p, &w16(), &dev, DType::F32),
             "unexpected tensor 'encoder.weight'",
         );
         // Mismatched architecture: width 32 against the width-16 file; depth 3 (missing '8.*'
         // is not the issue — 6.weight has the wrong shape first) and depth 5 (missing tensors).
         expect_checkpoint_error(
-            load_mlp_safetensors(&good, &MlpConfig::new(2, 32, 4), &dev, DType::F32),
+            Mlp::load_safetensors(&good, &MlpConfig::new(2, 32, 4), &dev, DType::F32),
             "has shape [16, 3], expected [32, 3]",
         );
         expect_checkpoint_error(
-            load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 3), &dev, DType::F32),
+            Mlp::load_safetensors(&good, &MlpConfig::new(2, 16, 3), &dev, DType::F32),
             "unexpected tensor '8.bias'",
         );
         expect_checkpoint_error(
-            load_mlp_safetensors(&good, &MlpConfig::new(2, 16, 5), &dev, DType::F32),
+            Mlp::load_safetensors(&good, &MlpConfig::new(2, 16, 5), &dev, DType::F32),
             "missing tensor '10.weight'",
         );
         expect_checkpoint_error(
-            load_mlp_safetensors(&good, &MlpConfig::new(3, 16, 4), &dev, DType::F32),
+            Mlp::load_safetensors(&good, &MlpConfig::new(3, 16, 4), &dev, DType::F32),
             "expected [16, 4]",
         );
         // Unsupported element type and non-finite weights.
@@ -808,7 +391,7 @@ mod tests {
         sd.tensors.get_mut("2.bias").unwrap().data[0] = f64::NAN;
         sd.write(&p).unwrap();
         expect_checkpoint_error(
-            load_mlp_safetensors(&p, &w16(), &dev, DType::F32),
+            Mlp::load_safetensors(&p, &w16(), &dev, DType::F32),
             "non-finite",
         );
         // Half precision is not supported (PyTorch can write it): a clear error, not garbage.
@@ -826,7 +409,7 @@ mod tests {
             other => panic!("expected a checkpoint error, got {other:?}"),
         }
         // A missing file is an I/O error naming the path.
-        match load_mlp_safetensors(
+        match Mlp::load_safetensors(
             &dir.path().join("nope.safetensors"),
             &w16(),
             &dev,
@@ -841,7 +424,7 @@ mod tests {
     fn meta_validation_and_rng_state() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(META_FILE);
-        let mut meta = RunMeta::new(MlpConfig::new(2, 8, 2));
+        let mut meta = RunMeta::new(Architecture::Mlp(MlpConfig::new(2, 8, 2)));
         meta.step = 17;
         meta.objective = serde_json::json!({"name": "cfm"});
         let mut r = rng(5);
@@ -987,12 +570,12 @@ mod tests {
             "--out",
             samples.to_str().unwrap(),
         ]);
-        let m = load_mlp_safetensors(&tw, &MlpConfig::reference(), &cpu(), DType::F32).unwrap();
+        let m = Mlp::load_safetensors(&tw, &MlpConfig::reference(), &cpu(), DType::F32).unwrap();
         compare(&tw, &m, "PyTorch-trained weights loaded in Rust");
         // (2) Rust → PyTorch.
         let rw = dir.path().join("rust.safetensors");
         let m = MlpConfig::reference().init(&cpu(), DType::F32, &mut rng(7));
-        save_mlp_safetensors(&m, &rw).unwrap();
+        m.save_safetensors(&rw).unwrap();
         let log = run(&[
             script.to_str().unwrap(),
             "--load-safetensors",

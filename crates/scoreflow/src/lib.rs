@@ -25,12 +25,15 @@ pub mod error;
 pub mod field;
 pub mod fsutil;
 pub mod fused;
+pub mod gaussian;
 pub mod likelihood;
+pub mod linalg;
 pub mod metrics;
 pub mod objective;
 pub mod path;
 pub mod sde;
 pub mod solve;
+pub mod state;
 pub mod tensor;
 pub mod train;
 

@@ -448,7 +448,7 @@ impl Modes {
         let stds = spec
             .covs()
             .iter()
-            .map(|c| largest_eigenvalue(c, d).sqrt())
+            .map(|c| crate::linalg::largest_eigenvalue(c, d).sqrt())
             .collect();
         Self { means, stds, k }
     }
@@ -480,25 +480,6 @@ impl Modes {
         }
         Ok(())
     }
-}
-
-/// λ_max of a symmetric positive semi-definite row-major d × d matrix, by power iteration from
-/// (1, …, 1) with a Rayleigh quotient (error ∝ (λ₂/λ₁)^(2·200); exact at once when isotropic).
-fn largest_eigenvalue(a: &[f64], d: usize) -> f64 {
-    let mut v = vec![1.0 / (d as f64).sqrt(); d];
-    let mut lambda = 0.0;
-    for _ in 0..200 {
-        let w: Vec<f64> = (0..d)
-            .map(|i| (0..d).map(|j| a[i * d + j] * v[j]).sum())
-            .collect();
-        lambda = v.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
-        let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            return 0.0;
-        }
-        v = w.into_iter().map(|x| x / norm).collect();
-    }
-    lambda
 }
 
 /// Mode proportions wⱼ = #{x : μⱼ is the nearest mean} / n, and the share of points farther
@@ -685,6 +666,29 @@ mod tests {
     use super::*;
     use crate::tensor::rng;
     use std::f64::consts::PI;
+
+    /// A mode's radius uses its widest axis: for Σ = [[1, −0.9], [−0.9, 1]] that is
+    /// √λ_max = √1.9 (a power iteration started at (1, 1)/√2 found √0.1 and counted most of
+    /// the mode as "off every mode").
+    #[test]
+    fn mode_radius_is_the_widest_axis() {
+        let spec = MixtureSpec::new(
+            vec![1.0],
+            vec![vec![0.0, 0.0]],
+            vec![vec![1.0, -0.9, -0.9, 1.0]],
+        )
+        .unwrap();
+        let modes = Modes::from_mixture(&spec, 3.0);
+        assert!(
+            (modes.stds[0] - 1.9f64.sqrt()).abs() < 1e-12,
+            "{:?}",
+            modes.stds
+        );
+        // A point 2 units out along the wide axis is inside the 3σ mode.
+        let x = Points::new(vec![2.0 / 2f64.sqrt(), -2.0 / 2f64.sqrt()], 2).unwrap();
+        let w = mode_weights(&x, &modes).unwrap();
+        assert_eq!(w.off_modes, 0.0, "{w:?}");
+    }
 
     type Mat2 = [[f64; 2]; 2];
 

@@ -211,11 +211,11 @@ pub fn train(
             .with_context(|| format!("{}: malformed normalization in meta.json", dir.display()))?;
         let spec: ModelSpec = serde_json::from_value(meta.objective.clone())
             .with_context(|| format!("{}: unknown objective in meta.json", dir.display()))?;
-        if meta.model.dim != dim {
+        if meta.model.dim() != dim {
             bail!(
                 "{}: the checkpoint is {}-D but the data are {}-D",
                 dir.display(),
-                meta.model.dim,
+                meta.model.dim(),
                 dim
             );
         }

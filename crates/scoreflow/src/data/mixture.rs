@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Points;
 use crate::error::{Error, Result};
-use crate::field::analytic::{cholesky_lower, Gaussian, GaussianMixture};
+use crate::gaussian::{Gaussian, GaussianMixture};
+use crate::linalg::cholesky_lower;
 use crate::tensor::Rng;
 
 /// p(x) = Σₖ wₖ N(x; μₖ, Σₖ): a validated Gaussian mixture in R^d (weights normalised to sum 1,
@@ -52,15 +53,6 @@ impl From<MixtureSpec> for MixtureParams {
 
 fn invalid(msg: String) -> Error {
     Error::InvalidInput(format!("Gaussian mixture: {msg}"))
-}
-
-/// log Σₖ exp(aₖ), robust to overflow; −∞ when every term is −∞.
-pub(crate) fn log_sum_exp(a: &[f64]) -> f64 {
-    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY || m.is_nan() {
-        return m;
-    }
-    m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 impl MixtureSpec {
@@ -280,6 +272,13 @@ impl MixtureSpec {
             data,
             dim: self.dim(),
         })
+    }
+}
+
+impl From<&MixtureSpec> for GaussianMixture {
+    /// The analytic mixture of a validated data-side [`MixtureSpec`] (the mixture it holds).
+    fn from(spec: &MixtureSpec) -> Self {
+        spec.mixture().clone()
     }
 }
 

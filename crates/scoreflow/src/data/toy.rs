@@ -32,9 +32,10 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::mixture::{log_sum_exp, MixtureSpec};
+use super::mixture::MixtureSpec;
 use super::Points;
 use crate::error::{Error, Result};
+use crate::linalg::log_sum_exp;
 use crate::tensor::Rng;
 
 /// A built-in 2-D data set; `sample(n, rng)` draws n i.i.d. points (see the module table for

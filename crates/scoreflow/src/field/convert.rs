@@ -9,9 +9,9 @@
 
 use std::str::FromStr;
 
-use super::analytic::PerturbationKernel;
 use super::VectorField;
 use crate::error::{Error, Result};
+use crate::path::PerturbationKernel;
 use crate::tensor::{col, to_vec, vector_like, Tensor};
 
 /// A per-row coefficient c(t_b) as a `(batch, 1)` column like `t`.

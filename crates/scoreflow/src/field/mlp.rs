@@ -9,13 +9,17 @@
 //! ṫ_l = act'(z_l) ⊙ (W_l ṫ_{l−1}); all are ordinary tensor ops, so they can themselves be
 //! differentiated with respect to the weights (Hyvärinen score matching needs this).
 
+use std::path::Path;
+
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{relu, sigmoid, silu, softplus, tanh};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::field::VectorField;
+use crate::state::{HostTensor, StateDict, StoredDType};
 use crate::tensor::{col, matrix, matrix_like, vector, DType, Device, Rng, Tensor};
 
 /// Hidden-layer nonlinearity.
@@ -34,6 +38,16 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The lower-case name (as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Silu => "silu",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Softplus => "softplus",
+        }
+    }
+
     /// act(z).
     pub fn apply<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
         match self {
@@ -172,6 +186,36 @@ impl MlpConfig {
         self.layer_dims().iter().map(|(i, o)| i * o + o).sum()
     }
 
+    /// Names of the tensors [`Mlp::write_state`] writes under `prefix`.
+    pub fn state_names(&self, prefix: &str) -> Vec<String> {
+        (0..self.layer_dims().len())
+            .flat_map(|k| {
+                [
+                    format!("{prefix}{}.weight", 2 * k),
+                    format!("{prefix}{}.bias", 2 * k),
+                ]
+            })
+            .collect()
+    }
+
+    /// Appends the architecture to a missing/mis-shaped tensor error.
+    fn explain(&self, e: Error) -> Error {
+        match e {
+            Error::Checkpoint { path, msg } => Error::Checkpoint {
+                path,
+                msg: format!(
+                    "{msg} (the architecture is {} → {} × {} → {}: layers {:?} as (d_in, d_out))",
+                    self.input_dim(),
+                    self.width,
+                    self.depth,
+                    self.dim,
+                    self.layer_dims()
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// A network with PyTorch's `nn.Linear` default initialisation, W, b ~ U(−k, k), k = 1/√d_in,
     /// drawn from `rng` (so the same seed gives the same weights on every backend).
     pub fn init(&self, device: &Device, dtype: DType, rng: &mut Rng) -> Mlp {
@@ -276,6 +320,37 @@ impl Mlp {
         self.tangents(x, t, self.pad_tangent(u.clone()), 1)
     }
 
+    /// (v, Jᵀ·w) exactly: one forward pass keeping act′(zₗ), then gₗ₋₁ = (gₗ ⊙ act′(zₗ)) Wₗᵀ
+    /// from g = w; the time features' share of the input gradient is dropped.
+    pub fn forward_vjp(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let act = self.config.activation;
+        let last = self.layers.len() - 1;
+        let mut h = self.input(x, t);
+        let mut derivs = Vec::with_capacity(last);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let z = layer.forward(h);
+            if l < last {
+                derivs.push(act.derivative(z.clone()));
+                h = act.apply(z);
+            } else {
+                h = z;
+            }
+        }
+        let mut g = w.clone();
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            if l < last {
+                g = g * derivs[l].clone();
+            }
+            g = g.matmul(layer.weight.val().transpose());
+        }
+        (h, g.narrow(1, 0, self.config.dim))
+    }
+
     /// (v, ∇·v) exactly: the d tangent directions e₁…e_d stacked into one batch of d·n rows,
     /// so each layer costs one matmul; differentiable in the weights.
     pub fn forward_divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
@@ -300,6 +375,96 @@ impl Mlp {
     }
 }
 
+/// The MLP as a PyTorch `nn.Sequential` state dict: Linear layer k is `"{prefix}{2k}.weight"`
+/// of shape `(d_out, d_in)` and `"{prefix}{2k}.bias"` (the activations sit at the odd indices),
+/// so `torch.nn.Sequential(Linear, SiLU, …).load_state_dict(…)` reads it as is.
+impl Mlp {
+    /// Adds the layers under `prefix`, stored as `dtype` (default: the model's).
+    pub fn write_state(&self, sd: &mut StateDict, prefix: &str, dtype: Option<StoredDType>) {
+        for (k, layer) in self.layers.iter().enumerate() {
+            let mut w = HostTensor::from_tensor(&layer.weight.val()).transposed();
+            let mut b = match &layer.bias {
+                Some(b) => HostTensor::from_tensor(&b.val()),
+                None => HostTensor {
+                    shape: vec![w.shape[0]],
+                    data: vec![0.0; w.shape[0]],
+                    dtype: w.dtype,
+                },
+            };
+            if let Some(dt) = dtype {
+                w.dtype = dt;
+                b.dtype = dt;
+            }
+            sd.insert(format!("{prefix}{}.weight", 2 * k), w);
+            sd.insert(format!("{prefix}{}.bias", 2 * k), b);
+        }
+    }
+
+    /// Rebuilds an MLP of architecture `config` from the tensors of `sd` under `prefix`, on
+    /// `device` in `dtype`; errors name the missing or mis-shaped tensor and any non-finite value.
+    pub fn from_state(
+        sd: &StateDict,
+        prefix: &str,
+        config: &MlpConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Mlp> {
+        let mut layers = Vec::new();
+        for (k, (d_in, d_out)) in config.layer_dims().into_iter().enumerate() {
+            let wname = format!("{prefix}{}.weight", 2 * k);
+            let bname = format!("{prefix}{}.bias", 2 * k);
+            let w = sd
+                .get_shaped(&wname, &[d_out, d_in])
+                .map_err(|e| config.explain(e))?;
+            let b = sd
+                .get_shaped(&bname, &[d_out])
+                .map_err(|e| config.explain(e))?;
+            for (name, t) in [(&wname, w), (&bname, b)] {
+                if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+                    return Err(sd.error(format!("tensor '{name}' holds a non-finite value ({v})")));
+                }
+            }
+            let w = w.transposed();
+            layers.push(linear_from(
+                matrix(w.data, d_in, d_out, device, dtype),
+                vector(b.data.clone(), device, dtype),
+            ));
+        }
+        Ok(Mlp {
+            layers,
+            config: config.clone(),
+        })
+    }
+
+    /// Writes the MLP to `path` (atomically) as f32 under the names of [`Mlp::write_state`]
+    /// with no prefix; the header metadata carries the [`MlpConfig`] as JSON under
+    /// `scoreflow.config`.
+    pub fn save_safetensors(&self, path: &Path) -> Result<()> {
+        let mut sd = StateDict::new();
+        self.write_state(&mut sd, "", Some(StoredDType::F32));
+        sd.metadata.insert("format".into(), "pt".into());
+        sd.metadata.insert(
+            "scoreflow.config".into(),
+            serde_json::to_string(&self.config).map_err(|e| Error::InvalidInput(e.to_string()))?,
+        );
+        sd.write(path)
+    }
+
+    /// Reads an MLP of architecture `config` from a safetensors file with PyTorch
+    /// `nn.Sequential` names (written by PyTorch or [`Mlp::save_safetensors`]), on `device` in
+    /// `dtype`. The names must be exactly those of `config` and every shape must match.
+    pub fn load_safetensors(
+        path: &Path,
+        config: &MlpConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Mlp> {
+        let sd = StateDict::read(path)?;
+        sd.expect_names(&config.state_names(""))?;
+        Mlp::from_state(&sd, "", config, device, dtype)
+    }
+}
+
 impl VectorField for Mlp {
     fn dim(&self) -> usize {
         self.config.dim
@@ -315,6 +480,9 @@ impl VectorField for Mlp {
     }
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         self.forward_divergence(x, t)
+    }
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        self.forward_vjp(x, t, w)
     }
 }
 
@@ -373,6 +541,36 @@ mod tests {
                         "{act:?}: div {a} vs fd {b}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The exact VJP is the transpose of the exact JVP: ⟨w, J u⟩ = ⟨Jᵀ w, u⟩ for random u, w
+    /// (f64, every activation, both time inputs), and its v is the forward pass.
+    #[test]
+    fn vjp_is_the_adjoint_of_jvp() {
+        for act in [
+            Activation::Silu,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Softplus,
+        ] {
+            let mut r = rng(2);
+            for time in [TimeEmbedding::Raw, TimeEmbedding::fourier(4, 1.0, &mut r)] {
+                let (m, x, t) = setup(time, act);
+                let u = randn(5, 3, &cpu(), DType::F64, &mut r);
+                let w = randn(5, 3, &cpu(), DType::F64, &mut r);
+                let (v1, ju) = m.forward_jvp(&x, &t, &u);
+                let (v2, jtw) = m.forward_vjp(&x, &t, &w);
+                let lhs = to_vec(&(ju * w.clone()).sum_dim(1));
+                let rhs = to_vec(&(jtw * u.clone()).sum_dim(1));
+                for (a, b) in lhs.iter().zip(&rhs) {
+                    assert!(
+                        (a - b).abs() < 1e-10 * (1.0 + a.abs()),
+                        "{act:?}: {a} vs {b}"
+                    );
+                }
+                assert_eq!(to_vec(&v1), to_vec(&v2));
             }
         }
     }

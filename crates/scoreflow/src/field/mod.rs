@@ -6,7 +6,10 @@
 
 pub mod analytic;
 pub mod convert;
+pub mod divergence;
 pub mod mlp;
+pub mod network;
+pub mod networks;
 
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};
 
@@ -33,21 +36,7 @@ pub trait VectorField {
     /// Default: central difference (v(x + h u) − v(x − h u)) / 2h with h = ε^{1/3}·max(1, ‖x‖∞),
     /// ε the dtype's machine epsilon — O(h²) accurate; exact fields override it.
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let eps = if x.dtype() == burn::tensor::DType::F64 {
-            f64::EPSILON
-        } else {
-            f32::EPSILON as f64
-        };
-        let scale = to_vec(&x.clone().abs().max())
-            .first()
-            .copied()
-            .unwrap_or(1.0)
-            .max(1.0);
-        let h = eps.cbrt() * scale;
-        let v = self.eval(x, t);
-        let fp = self.eval(&(x.clone() + u.clone() * h), t);
-        let fm = self.eval(&(x.clone() - u.clone() * h), t);
-        (v, (fp - fm) / (2.0 * h))
+        fd_jvp(|y| self.eval(y, t), x, u)
     }
 
     /// True when [`VectorField::jvp`] is exact rather than a finite difference.
@@ -57,20 +46,15 @@ pub trait VectorField {
 
     /// (v(x, t), ∇·v(x, t)) with ∇·v = tr J = Σᵢ eᵢᵀ J eᵢ, by d Jacobian–vector products.
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
-        let [n, d] = x.dims();
-        let mut v_out = None;
-        let mut div: Option<Tensor<1>> = None;
-        for i in 0..d {
-            let (v, ju) = self.jvp(x, t, &basis_like(x, i));
-            let col = ju.narrow(1, i, 1).reshape([n]);
-            div = Some(match div {
-                None => col,
-                Some(acc) => acc + col,
-            });
-            v_out.get_or_insert(v);
-        }
-        let v = v_out.unwrap_or_else(|| self.eval(x, t));
-        (v, div.unwrap_or_else(|| vector_like(vec![0.0; n], x)))
+        divergence_by_jvp(x, |u| self.jvp(x, t, u))
+    }
+
+    /// (v(x, t), Jᵀ·w): the input gradient ∇ₓ⟨w, v(x, t)⟩ of each row, w of shape `(batch, d)`.
+    ///
+    /// Default: (Jᵀw)ⱼ = wᵀ J eⱼ by d Jacobian–vector products; networks override it with one
+    /// reverse pass (the cost of posterior sampling must not grow with d).
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        vjp_by_jvp(x, w, |u| self.jvp(x, t, u))
     }
 
     /// (v(x, t), J) with J\[b, i, j\] = ∂vᵢ/∂xⱼ of shape `(batch, d, d)`, by d products J·eⱼ.
@@ -86,6 +70,70 @@ pub trait VectorField {
         let v = v_out.unwrap_or_else(|| self.eval(x, t));
         (v, Tensor::cat(cols, 2))
     }
+}
+
+/// Central-difference Jacobian–vector product of `f` at `x` along `u`:
+/// (f(x), (f(x + h u) − f(x − h u)) / 2h) with h = ε^{1/3}·max(1, ‖x‖∞), ε the dtype's machine
+/// epsilon (error O(h²)).
+pub fn fd_jvp(
+    f: impl Fn(&Tensor<2>) -> Tensor<2>,
+    x: &Tensor<2>,
+    u: &Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
+    let eps = if x.dtype() == burn::tensor::DType::F64 {
+        f64::EPSILON
+    } else {
+        f32::EPSILON as f64
+    };
+    let scale = to_vec(&x.clone().abs().max())
+        .first()
+        .copied()
+        .unwrap_or(1.0)
+        .max(1.0);
+    let h = eps.cbrt() * scale;
+    let v = f(x);
+    let fp = f(&(x.clone() + u.clone() * h));
+    let fm = f(&(x.clone() - u.clone() * h));
+    (v, (fp - fm) / (2.0 * h))
+}
+
+/// (v, ∇·v) = (v, Σᵢ eᵢᵀ J eᵢ) from d Jacobian–vector products `jvp(eᵢ) = (v, J eᵢ)`.
+pub fn divergence_by_jvp(
+    x: &Tensor<2>,
+    jvp: impl Fn(&Tensor<2>) -> (Tensor<2>, Tensor<2>),
+) -> (Tensor<2>, Tensor<1>) {
+    let [n, d] = x.dims();
+    let mut v_out = None;
+    let mut div: Option<Tensor<1>> = None;
+    for i in 0..d {
+        let (v, ju) = jvp(&basis_like(x, i));
+        let col = ju.narrow(1, i, 1).reshape([n]);
+        div = Some(match div {
+            None => col,
+            Some(acc) => acc + col,
+        });
+        v_out.get_or_insert(v);
+    }
+    let v = v_out.unwrap_or_else(|| x.clone());
+    (v, div.unwrap_or_else(|| vector_like(vec![0.0; n], x)))
+}
+
+/// (v, Jᵀ w) from d Jacobian–vector products: (Jᵀw)ⱼ = ⟨w, J eⱼ⟩ row by row.
+pub fn vjp_by_jvp(
+    x: &Tensor<2>,
+    w: &Tensor<2>,
+    jvp: impl Fn(&Tensor<2>) -> (Tensor<2>, Tensor<2>),
+) -> (Tensor<2>, Tensor<2>) {
+    let [n, d] = x.dims();
+    let mut v_out = None;
+    let mut cols = Vec::with_capacity(d);
+    for j in 0..d {
+        let (v, je) = jvp(&basis_like(x, j));
+        cols.push((je * w.clone()).sum_dim(1).reshape([n, 1]));
+        v_out.get_or_insert(v);
+    }
+    let v = v_out.unwrap_or_else(|| x.clone());
+    (v, Tensor::cat(cols, 1))
 }
 
 /// The batch of unit vectors e_i shaped like `x`: every row is e_i.
@@ -112,6 +160,9 @@ macro_rules! forward_field {
             }
             fn jacobian(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<3>) {
                 (**self).jacobian(x, t)
+            }
+            fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+                (**self).vjp(x, t, w)
             }
         }
     )*};

@@ -18,9 +18,9 @@ use rand::Rng as _;
 
 use super::{Objective, RegressionBatch};
 use crate::error::{Error, Result};
-use crate::field::analytic::PerturbationKernel;
 use crate::field::convert::{per_row, NoiseInput, Prediction, ScoreField};
 use crate::field::VectorField;
+use crate::path::PerturbationKernel;
 use crate::sde::Sde;
 use crate::tensor::{randn_like, uniform, vector_like, Rng, Tensor};
 
@@ -227,7 +227,8 @@ impl<S: Sde> Objective for Dsm<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::analytic::{cholesky, cholesky_inverse, Gaussian, GaussianMixture};
+    use crate::field::analytic::{Gaussian, GaussianMixture};
+    use crate::linalg::{cholesky, cholesky_inverse};
     use crate::sde::{SdeConfig, VeSde, VpSde};
     use crate::tensor::{rng, to_vec, DType};
 

@@ -30,8 +30,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Objective;
+use crate::field::divergence::{hutchinson_probes, Divergence, ProbeNoise};
 use crate::field::mlp::Mlp;
-use crate::likelihood::{hutchinson_probes, Divergence, ProbeNoise};
 use crate::tensor::{times_like, Rng, Tensor};
 
 /// Hyvärinen score matching J = mean_b [½‖s(x_b)‖² + ∇·s(x_b)] (name "sm").

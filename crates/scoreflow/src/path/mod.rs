@@ -8,6 +8,8 @@
 //! * u = (α̇/α)·x + (σ̇ − α̇σ/α)·ε̂
 //! * s = −ε̂/σ
 
+use std::sync::Arc;
+
 use crate::tensor::{col, to_vec, vector_like, Tensor};
 
 /// A schedule (α(t), σ(t)) with derivatives, t ∈ [0, 1] in flow-matching time.
@@ -38,6 +40,59 @@ impl Scheduler for CondOt {
     }
     fn d_sigma(&self, _t: f64) -> f64 {
         -1.0
+    }
+}
+
+/// (m(t), s(t)) of a Gaussian perturbation kernel x_t | x ~ N(m(t)·x, s(t)²·I), where x is the
+/// clean (data) point and t is whatever time the field is evaluated at.
+///
+/// An SDE marginal (diffusion time τ, τ = 0 data) and a flow path (flow time t, t = 1 data,
+/// (m, s) = (α(t), σ(t))) are both kernels; [`FnKernel`] wraps any `Fn(f64) -> (f64, f64)`.
+pub trait PerturbationKernel {
+    /// (m(t), s(t)): mean coefficient and standard deviation of x_t given the clean point.
+    fn mean_std(&self, t: f64) -> (f64, f64);
+}
+
+impl<K: PerturbationKernel + ?Sized> PerturbationKernel for &K {
+    fn mean_std(&self, t: f64) -> (f64, f64) {
+        (**self).mean_std(t)
+    }
+}
+impl<K: PerturbationKernel + ?Sized> PerturbationKernel for Box<K> {
+    fn mean_std(&self, t: f64) -> (f64, f64) {
+        (**self).mean_std(t)
+    }
+}
+impl<K: PerturbationKernel + ?Sized> PerturbationKernel for Arc<K> {
+    fn mean_std(&self, t: f64) -> (f64, f64) {
+        (**self).mean_std(t)
+    }
+}
+
+/// The identity kernel (m, s) = (1, 0) at every t: the unperturbed density itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Unperturbed;
+
+impl PerturbationKernel for Unperturbed {
+    fn mean_std(&self, _t: f64) -> (f64, f64) {
+        (1.0, 0.0)
+    }
+}
+
+/// (m(t), s(t)) = f(t) for any closure `f: Fn(f64) -> (f64, f64)`.
+#[derive(Debug, Clone, Copy)]
+pub struct FnKernel<F>(pub F);
+
+impl<F: Fn(f64) -> (f64, f64)> PerturbationKernel for FnKernel<F> {
+    fn mean_std(&self, t: f64) -> (f64, f64) {
+        (self.0)(t)
+    }
+}
+
+/// A flow path in flow time: x_t = α(t)·x₁ + σ(t)·x₀ with x₁ the data, so (m, s) = (α(t), σ(t)).
+impl<S: Scheduler> PerturbationKernel for GaussianPath<S> {
+    fn mean_std(&self, t: f64) -> (f64, f64) {
+        (self.scheduler.alpha(t), self.scheduler.sigma(t))
     }
 }
 

@@ -26,9 +26,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::field::analytic::PerturbationKernel;
 use crate::field::convert::per_row;
 use crate::field::VectorField;
+use crate::path::PerturbationKernel;
 use crate::path::Scheduler;
 use crate::tensor::{randn, DType, Device, Rng, Tensor};
 

@@ -4,7 +4,7 @@
 use super::{check_t_min, Sde};
 use crate::data::Points;
 use crate::error::{Error, Result};
-use crate::field::analytic::PerturbationKernel;
+use crate::path::PerturbationKernel;
 
 /// VE SDE: m = 1, s = σ(τ) = σ_min (σ_max/σ_min)^τ, g = σ(τ)·√(2 log(σ_max/σ_min)), prior
 /// N(0, σ_max² I).

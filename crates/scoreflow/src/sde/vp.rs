@@ -3,7 +3,7 @@
 
 use super::{check_t_min, Sde};
 use crate::error::{Error, Result};
-use crate::field::analytic::PerturbationKernel;
+use crate::path::PerturbationKernel;
 
 /// A noise schedule β(τ) on τ ∈ [0, 1] with its integral B(τ) = ∫₀^τ β in closed form.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rand::Rng as _;
 
-use super::sde::{check_dim, check_t_end, finish, Denoise, Sample, Sampler};
+use super::sampler::{check_dim, check_t_end, finish, Denoise, Sample, Sampler};
 use crate::error::{Error, Result};
 use crate::field::analytic::LogDensity;
 use crate::field::VectorField;

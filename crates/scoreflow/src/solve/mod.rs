@@ -2,11 +2,10 @@
 
 pub mod langevin;
 pub mod ode;
+pub mod sampler;
 pub mod sde;
 
 pub use langevin::{AnnealedLangevin, LangevinCorrector, Mala, Ula};
 pub use ode::{odeint, Method, OdeOptions, OdeSolution};
-pub use sde::{
-    Denoise, Predictor, PredictorCorrector, ProbabilityFlowSampler, Sample, Sampler, SamplerConfig,
-    SamplerKind,
-};
+pub use sampler::{Denoise, Sample, Sampler};
+pub use sde::{Predictor, PredictorCorrector, ProbabilityFlowSampler, SamplerConfig, SamplerKind};

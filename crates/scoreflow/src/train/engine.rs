@@ -14,11 +14,11 @@ use burn::optim::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{HostTensor, StateDict, StoredDType};
 use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::field::mlp::{linear_from, Mlp, MlpConfig};
 use crate::objective::Objective;
+use crate::state::{HostTensor, StateDict, StoredDType};
 use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
 
 /// Which Adam variant.
@@ -176,10 +176,8 @@ pub struct StepStats {
 /// Contract: [`StepEngine::step`] leaves weights, optimiser state and EMA unchanged when the
 /// loss or the gradient norm is not finite, and either returns them in [`StepStats`] or
 /// returns [`Error::Diverged`] (the loop stops in both cases, stamping its own step number);
-/// all randomness comes from the `rng` it is given. Engines are `Send`, so a [`Trainer`]
+/// all randomness comes from the `rng` it is given. Engines are `Send`, so a `Trainer`
 /// can run on a worker thread.
-///
-/// [`Trainer`]: super::Trainer
 pub trait StepEngine: Send {
     /// Short name recorded in checkpoints ("burn", …).
     fn name(&self) -> &'static str;
@@ -359,7 +357,7 @@ impl BurnEngine {
         ema: Option<EmaConfig>,
     ) -> Result<Self> {
         let dtype = state.get("model.0.weight")?.dtype.dtype();
-        let model = state.mlp("model.", config, device, dtype)?;
+        let model = Mlp::from_state(state, "model.", config, device, dtype)?;
         let mut engine = Self::new(&model, optimizer, ema)?;
         engine.load_state_dict(state)?;
         Ok(engine)
@@ -511,9 +509,9 @@ impl StepEngine for BurnEngine {
 
     fn state_dict(&self) -> StateDict {
         let mut sd = StateDict::new();
-        sd.insert_mlp("model.", &self.model, None);
+        self.model.write_state(&mut sd, "model.", None);
         if let Some(ema) = &self.ema {
-            sd.insert_mlp("ema.", &ema.model, None);
+            ema.model.write_state(&mut sd, "ema.", None);
             sd.metadata
                 .insert("ema.updates".into(), ema.updates.to_string());
         }
@@ -554,7 +552,7 @@ impl StepEngine for BurnEngine {
                 self.dtype
             )));
         }
-        let model = state.mlp("model.", &config, &self.device, self.dtype)?;
+        let model = Mlp::from_state(state, "model.", &config, &self.device, self.dtype)?;
         let parse = |key: &str| -> Result<usize> {
             match state.metadata.get(key) {
                 None => Ok(0),
@@ -603,7 +601,7 @@ impl StepEngine for BurnEngine {
                 }
                 Some(EmaState {
                     config: e.config,
-                    model: state.mlp("ema.", &config, &base, self.dtype)?,
+                    model: Mlp::from_state(state, "ema.", &config, &base, self.dtype)?,
                     updates: parse("ema.updates")?,
                 })
             }

@@ -4,13 +4,13 @@
 //! either engine.
 
 use super::engine::{EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
-use crate::checkpoint::{HostTensor, StateDict, StoredDType};
 use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
 use crate::fused::train::{FusedTrainer, Optimizer, TrainOptions};
 use crate::fused::FusedMlp;
 use crate::objective::Objective;
+use crate::state::{HostTensor, StateDict, StoredDType};
 use crate::tensor::{cpu, DType, Rng};
 
 /// The fused engine: [`FusedTrainer`] (forward, backward, burn-exact Adam/AdamW, clipping and

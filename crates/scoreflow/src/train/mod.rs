@@ -9,6 +9,7 @@
 //! run would produce (on the same machine and backend). The step itself sits behind
 //! [`StepEngine`]; [`BurnEngine`] is the reference.
 
+pub mod config;
 pub mod engine;
 pub mod fused;
 pub mod schedule;
@@ -18,16 +19,19 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+pub use config::TrainConfig;
 pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
 pub use fused::FusedEngine;
 pub use schedule::LrSchedule;
 
-use crate::checkpoint::{self, RngState, RunMeta, StoredDType, FORMAT, FORMAT_VERSION};
+use crate::checkpoint::{self, RunMeta, FORMAT, FORMAT_VERSION};
 use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
-use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::mlp::Mlp;
+use crate::field::network::Architecture;
 use crate::objective::Objective;
-use crate::tensor::{rng, DType, Device, Rng};
+use crate::state::{RngState, StoredDType};
+use crate::tensor::{rng, Device, Rng};
 
 /// Stream of the run seed that draws data minibatches.
 pub const DATA_STREAM: u64 = 1;
@@ -92,16 +96,23 @@ impl EngineKind {
             .train
             .as_ref()
             .ok_or_else(|| state.error("no training configuration: nothing to resume"))?;
+        let arch = meta.model.as_mlp().ok_or_else(|| {
+            state.error(format!(
+                "the {} engine trains MLPs; this run's network is {}",
+                self.name(),
+                meta.model.describe()
+            ))
+        })?;
         Ok(match self {
             EngineKind::Burn => Box::new(BurnEngine::from_state_dict(
-                &meta.model,
+                arch,
                 state,
                 device,
                 &config.optimizer,
                 config.ema,
             )?),
             EngineKind::Fused => Box::new(FusedEngine::from_state_dict(
-                &meta.model,
+                arch,
                 state,
                 &config.optimizer,
                 config.ema,
@@ -120,90 +131,6 @@ impl std::str::FromStr for EngineKind {
                 "unknown engine '{other}' (choose burn or fused)"
             ))),
         }
-    }
-}
-
-/// Everything that defines a training run besides the data, objective and architecture.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Total optimiser steps N.
-    pub steps: usize,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Run seed (network initialisation uses stream 0, data stream 1, noise stream 2).
-    pub seed: u64,
-    /// Adam/AdamW, base learning rate, clipping.
-    pub optimizer: OptimizerConfig,
-    /// lr(n) as a multiple of the base rate.
-    #[serde(default)]
-    pub schedule: LrSchedule,
-    /// EMA of the weights (used for sampling when on).
-    #[serde(default)]
-    pub ema: Option<EmaConfig>,
-    /// Write a checkpoint every this many steps (and always at the end or on stop); `None` =
-    /// only at the end or on stop.
-    #[serde(default)]
-    pub checkpoint_every: Option<usize>,
-}
-
-impl TrainConfig {
-    /// N steps of Adam(lr) at batch size B, constant rate, no EMA, no clipping — the PyTorch
-    /// reference recipe.
-    pub fn new(steps: usize, batch_size: usize, lr: f64, seed: u64) -> Self {
-        Self {
-            steps,
-            batch_size,
-            seed,
-            optimizer: OptimizerConfig::adam(lr),
-            schedule: LrSchedule::Constant,
-            ema: None,
-            checkpoint_every: None,
-        }
-    }
-
-    /// The default recipe: Adam with peak rate lr₀ = 1e-3, one-cycle schedule with 5 % warm-up
-    /// (lr₀/25 → lr₀ → lr₀/2.5·10⁵), EMA β = 0.999 used for sampling, no clipping. With the
-    /// reference MLP at 5,000 steps PyTorch reaches the data noise floor on 8gaussians with it
-    /// (SW2 0.043 vs 0.125 for constant 1e-3 without EMA; `shared/bench/RESULTS.md`).
-    pub fn recipe(steps: usize, batch_size: usize, seed: u64) -> Self {
-        Self {
-            schedule: LrSchedule::OneCycle {
-                pct_start: 0.05,
-                div_factor: 25.0,
-                final_div_factor: 1e4,
-            },
-            ema: Some(EmaConfig::new(0.999)),
-            ..Self::new(steps, batch_size, 1e-3, seed)
-        }
-    }
-
-    /// Checks every value's domain.
-    pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::InvalidInput(
-                "training needs at least one step".into(),
-            ));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::InvalidInput("batch size must be at least 1".into()));
-        }
-        if self.checkpoint_every == Some(0) {
-            return Err(Error::InvalidInput(
-                "checkpoint_every must be at least 1 (or absent)".into(),
-            ));
-        }
-        self.optimizer.validate()?;
-        self.schedule.validate(self.steps)?;
-        if let Some(e) = &self.ema {
-            e.validate()?;
-        }
-        Ok(())
-    }
-
-    /// A freshly initialised network of architecture `model` (PyTorch's default init) drawn
-    /// from stream 0 of the run seed.
-    pub fn init_model(&self, model: &MlpConfig, device: &Device, dtype: DType) -> Mlp {
-        model.init(device, dtype, &mut rng(self.seed))
     }
 }
 
@@ -350,7 +277,7 @@ impl Trainer {
         };
         let (data_rng, noise_rng) = (rng_of("data")?, rng_of("noise")?);
         let engine = make(&meta, &state)?;
-        if engine.config() != &meta.model {
+        if Architecture::Mlp(engine.config().clone()) != meta.model {
             return Err(err(
                 "the engine's architecture differs from the checkpoint's".into(),
             ));
@@ -415,7 +342,7 @@ impl Trainer {
         RunMeta {
             format: FORMAT.into(),
             version: FORMAT_VERSION,
-            model: self.engine.config().clone(),
+            model: Architecture::Mlp(self.engine.config().clone()),
             objective,
             normalization,
             step: self.step,
@@ -529,8 +456,10 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::mlp::MlpConfig;
     use crate::objective::cfm::FlowMatching;
     use crate::path::{CondOt, GaussianPath};
+    use crate::tensor::DType;
     use crate::tensor::{cpu, to_vec, Tensor};
     use rand_distr::{Distribution, StandardNormal};
 

@@ -1,0 +1,487 @@
+//! Gaussians N(μ, Σ) and Gaussian mixtures Σₖ wₖ N(μₖ, Σₖ) on the host, in f64: densities,
+//! scores, Hessian–vector products, Laplacians, sampling, and the closed form of a mixture
+//! perturbed by a Gaussian kernel x_t = m·x + s·z, z ~ N(0, I):
+//! p_t = Σₖ wₖ N(m μₖ, m² Σₖ + s² I).
+//!
+//! With per-component precision Pₖ = Cₖ⁻¹, residual gₖ = −Pₖ(x − μₖ) and responsibilities
+//! rₖ(x) ∝ wₖ N(x; μₖ, Cₖ):
+//! * score s(x) = Σₖ rₖ gₖ,
+//! * Hessian H(x) = Σₖ rₖ (gₖ gₖᵀ − Pₖ) − s sᵀ,
+//! * Laplacian tr H = Σₖ rₖ (‖gₖ‖² − tr Pₖ) − ‖s‖².
+//!
+//! The one place where the mathematics of Gaussian mixtures is written: the data sets' exact
+//! densities (`data::MixtureSpec`) and the analytic score fields (`field::analytic`) both use
+//! it. Depends only on [`crate::linalg`] and [`Points`].
+
+// Index loops over d are the clearest way to write the small dense linear algebra here.
+#![allow(clippy::needless_range_loop)]
+
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::data::Points;
+use crate::error::{Error, Result};
+use crate::linalg::{cholesky, cholesky_inverse, dot, matvec};
+use crate::tensor::Rng;
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// The Gaussian N(μ, Σ): log N(x) = −½(d log 2π + log det Σ + (x − μ)ᵀ Σ⁻¹ (x − μ)),
+/// score −Σ⁻¹(x − μ).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gaussian {
+    mean: Vec<f64>,
+    cov: Vec<f64>,
+    chol: Vec<f64>,
+    prec: Vec<f64>,
+    log_det: f64,
+}
+
+impl Gaussian {
+    /// N(μ, Σ) from the mean (length d) and the row-major d × d covariance; errors unless Σ is
+    /// symmetric positive definite and everything is finite.
+    pub fn new(mean: Vec<f64>, cov: Vec<f64>) -> Result<Self> {
+        let d = mean.len();
+        if d == 0 {
+            return Err(Error::InvalidInput(
+                "Gaussian needs dimension d >= 1".into(),
+            ));
+        }
+        if mean.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(format!(
+                "Gaussian mean has non-finite entries: {mean:?}"
+            )));
+        }
+        if cov.len() != d * d {
+            return Err(Error::Shape(format!(
+                "covariance has {} entries, a {d}-dimensional Gaussian needs {d}x{d} = {}",
+                cov.len(),
+                d * d
+            )));
+        }
+        let chol = cholesky(&cov, d).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "covariance {cov:?} is not symmetric positive definite"
+            ))
+        })?;
+        let prec = cholesky_inverse(&chol, d);
+        let log_det = 2.0 * (0..d).map(|i| chol[i * d + i].ln()).sum::<f64>();
+        Ok(Self {
+            mean,
+            cov,
+            chol,
+            prec,
+            log_det,
+        })
+    }
+
+    /// N(μ, v·I).
+    pub fn isotropic(mean: Vec<f64>, var: f64) -> Result<Self> {
+        let d = mean.len();
+        let mut cov = vec![0.0; d * d];
+        for i in 0..d {
+            cov[i * d + i] = var;
+        }
+        Self::new(mean, cov)
+    }
+
+    /// The standard normal N(0, I_d).
+    pub fn standard(d: usize) -> Result<Self> {
+        Self::isotropic(vec![0.0; d], 1.0)
+    }
+
+    /// Dimension d.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// μ.
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// Σ, row-major.
+    pub fn cov(&self) -> &[f64] {
+        &self.cov
+    }
+
+    /// L with Σ = L Lᵀ (lower, row-major).
+    pub fn cholesky(&self) -> &[f64] {
+        &self.chol
+    }
+
+    /// Σ⁻¹, row-major.
+    pub fn precision(&self) -> &[f64] {
+        &self.prec
+    }
+
+    /// log det Σ.
+    pub fn log_det(&self) -> f64 {
+        self.log_det
+    }
+
+    /// log N(x; μ, Σ) = −½(d log 2π + log det Σ + (x − μ)ᵀ Σ⁻¹ (x − μ)).
+    pub fn log_density(&self, x: &[f64]) -> f64 {
+        let d = self.dim();
+        let diff: Vec<f64> = x.iter().zip(&self.mean).map(|(a, b)| a - b).collect();
+        let mut pd = vec![0.0; d];
+        matvec(&self.prec, &diff, &mut pd);
+        -0.5 * (d as f64 * LN_2PI + self.log_det + dot(&diff, &pd))
+    }
+
+    /// ∇ log N(x; μ, Σ) = −Σ⁻¹(x − μ).
+    pub fn score(&self, x: &[f64]) -> Vec<f64> {
+        let diff: Vec<f64> = x.iter().zip(&self.mean).map(|(a, b)| b - a).collect();
+        let mut g = vec![0.0; self.dim()];
+        matvec(&self.prec, &diff, &mut g);
+        g
+    }
+
+    /// The law of m·x + s·z for x ~ N(μ, Σ), z ~ N(0, I): N(m μ, m² Σ + s² I). Errors when the
+    /// result is degenerate (m = s = 0) or a coefficient is not finite.
+    pub fn perturbed(&self, m: f64, s: f64) -> Result<Self> {
+        if !m.is_finite() || !s.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "perturbation (m, s) = ({m}, {s}) is not finite"
+            )));
+        }
+        let d = self.dim();
+        let mean = self.mean.iter().map(|v| m * v).collect();
+        let mut cov: Vec<f64> = self.cov.iter().map(|v| m * m * v).collect();
+        for i in 0..d {
+            cov[i * d + i] += s * s;
+        }
+        Self::new(mean, cov).map_err(|_| {
+            Error::InvalidInput(format!(
+                "perturbation (m, s) = ({m}, {s}) leaves a degenerate Gaussian"
+            ))
+        })
+    }
+
+    /// Writes one draw μ + L z (Σ = L Lᵀ, z ~ N(0, I) from `rng`) into `out`.
+    pub fn sample_into(&self, rng: &mut Rng, out: &mut [f64]) {
+        let d = self.dim();
+        let z: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
+        for i in 0..d {
+            out[i] = self.mean[i] + (0..=i).map(|k| self.chol[i * d + k] * z[k]).sum::<f64>();
+        }
+    }
+}
+
+impl Gaussian {
+    /// N(μ, Σ) from parts already validated elsewhere, with Σ = L Lᵀ (L lower, row-major).
+    pub(crate) fn from_factor(mean: Vec<f64>, cov: Vec<f64>, chol: Vec<f64>) -> Self {
+        let d = mean.len();
+        let prec = cholesky_inverse(&chol, d);
+        let log_det = 2.0 * (0..d).map(|i| chol[i * d + i].ln()).sum::<f64>();
+        Self {
+            mean,
+            cov,
+            chol,
+            prec,
+            log_det,
+        }
+    }
+}
+
+/// The Gaussian mixture p(x) = Σₖ wₖ N(x; μₖ, Σₖ), weights normalised to sum to one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianMixture {
+    weights: Vec<f64>,
+    log_weights: Vec<f64>,
+    components: Vec<Gaussian>,
+}
+
+/// Per-row quantities of a mixture at x: responsibilities rₖ, residuals gₖ = −Pₖ(x − μₖ)
+/// (row k of `g`, K × d), score s = Σ rₖ gₖ and log p(x).
+struct RowEval {
+    resp: Vec<f64>,
+    g: Vec<f64>,
+    score: Vec<f64>,
+    log_p: f64,
+}
+
+impl GaussianMixture {
+    /// Σₖ wₖ N(μₖ, Σₖ) from raw vectors: K weights (non-negative, positive sum; normalised
+    /// here), K means of length d and K row-major d × d covariances.
+    pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, covs: Vec<Vec<f64>>) -> Result<Self> {
+        if means.len() != weights.len() || covs.len() != weights.len() {
+            return Err(Error::Shape(format!(
+                "mixture has {} weights, {} means and {} covariances",
+                weights.len(),
+                means.len(),
+                covs.len()
+            )));
+        }
+        let components = means
+            .into_iter()
+            .zip(covs)
+            .enumerate()
+            .map(|(k, (m, c))| {
+                Gaussian::new(m, c)
+                    .map_err(|e| Error::InvalidInput(format!("mixture component {k}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_components(weights, components)
+    }
+
+    /// Σₖ wₖ Nₖ from weights and components of one common dimension.
+    pub fn from_components(weights: Vec<f64>, components: Vec<Gaussian>) -> Result<Self> {
+        if components.is_empty() || weights.len() != components.len() {
+            return Err(Error::Shape(format!(
+                "mixture needs K >= 1 components and K weights (got {} components, {} weights)",
+                components.len(),
+                weights.len()
+            )));
+        }
+        let d = components[0].dim();
+        if let Some(k) = components.iter().position(|c| c.dim() != d) {
+            return Err(Error::Shape(format!(
+                "mixture component {k} has dimension {}, component 0 has {d}",
+                components[k].dim()
+            )));
+        }
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "mixture weights must be finite and >= 0, got {weights:?}"
+            )));
+        }
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            return Err(Error::InvalidInput("mixture weights sum to zero".into()));
+        }
+        let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
+        let log_weights = weights.iter().map(|w| w.ln()).collect();
+        Ok(Self {
+            weights,
+            log_weights,
+            components,
+        })
+    }
+
+    /// Dimension d.
+    pub fn dim(&self) -> usize {
+        self.components[0].dim()
+    }
+
+    /// Normalised weights wₖ.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// The components N(μₖ, Σₖ).
+    pub fn components(&self) -> &[Gaussian] {
+        &self.components
+    }
+
+    /// Mixture mean E x = Σₖ wₖ μₖ.
+    pub fn mean(&self) -> Vec<f64> {
+        let d = self.dim();
+        let mut mu = vec![0.0; d];
+        for (w, c) in self.weights.iter().zip(&self.components) {
+            for i in 0..d {
+                mu[i] += w * c.mean[i];
+            }
+        }
+        mu
+    }
+
+    /// Mixture covariance Σₖ wₖ (Σₖ + μₖ μₖᵀ) − μ μᵀ, row-major.
+    pub fn covariance(&self) -> Vec<f64> {
+        let d = self.dim();
+        let mu = self.mean();
+        let mut cov = vec![0.0; d * d];
+        for (w, c) in self.weights.iter().zip(&self.components) {
+            for i in 0..d {
+                for j in 0..d {
+                    cov[i * d + j] += w * (c.cov[i * d + j] + c.mean[i] * c.mean[j]);
+                }
+            }
+        }
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] -= mu[i] * mu[j];
+            }
+        }
+        cov
+    }
+
+    fn eval_row(&self, x: &[f64]) -> RowEval {
+        let d = self.dim();
+        let k = self.components.len();
+        let mut resp = Vec::with_capacity(k);
+        let mut g = vec![0.0; k * d];
+        let mut diff = vec![0.0; d];
+        for ((lw, c), gk) in self
+            .log_weights
+            .iter()
+            .zip(&self.components)
+            .zip(g.chunks_exact_mut(d))
+        {
+            for i in 0..d {
+                diff[i] = c.mean[i] - x[i];
+            }
+            matvec(&c.prec, &diff, gk);
+            // (x − μ)ᵀ P (x − μ) = diffᵀ P diff with diff = μ − x; log-weights first, as logits.
+            resp.push(lw - 0.5 * (d as f64 * LN_2PI + c.log_det + dot(&diff, gk)));
+        }
+        let top = resp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        resp.iter_mut().for_each(|r| *r = (*r - top).exp());
+        let z: f64 = resp.iter().sum();
+        resp.iter_mut().for_each(|r| *r /= z);
+        // Reuse `diff` as the score accumulator.
+        diff.iter_mut().for_each(|v| *v = 0.0);
+        for (r, gk) in resp.iter().zip(g.chunks_exact(d)) {
+            for i in 0..d {
+                diff[i] += r * gk[i];
+            }
+        }
+        RowEval {
+            resp,
+            g,
+            score: diff,
+            log_p: top + z.ln(),
+        }
+    }
+
+    /// log p(x) = log Σₖ wₖ N(x; μₖ, Σₖ) (log-sum-exp).
+    pub fn log_density(&self, x: &[f64]) -> f64 {
+        self.eval_row(x).log_p
+    }
+
+    /// Posterior component probabilities rₖ(x) = wₖ Nₖ(x) / p(x).
+    pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
+        self.eval_row(x).resp
+    }
+
+    /// ∇ log p(x) = Σₖ rₖ(x) (−Σₖ⁻¹ (x − μₖ)).
+    pub fn score(&self, x: &[f64]) -> Vec<f64> {
+        self.eval_row(x).score
+    }
+
+    /// Writes ∇ log p(x) into `out` without heap allocation (d ≤ 16 and K ≤ 64; larger
+    /// mixtures fall back to [`GaussianMixture::score`]).
+    pub fn score_into(&self, x: &[f64], out: &mut [f64]) {
+        const D: usize = 16;
+        const K: usize = 64;
+        let (d, k) = (self.dim(), self.components.len());
+        if d > D || k > K {
+            out.copy_from_slice(&self.score(x));
+            return;
+        }
+        let (mut logits, mut diff, mut g) = ([0.0; K], [0.0; D], [0.0; D]);
+        let mut top = f64::NEG_INFINITY;
+        for (j, (lw, c)) in self.log_weights.iter().zip(&self.components).enumerate() {
+            for i in 0..d {
+                diff[i] = c.mean[i] - x[i];
+            }
+            matvec(&c.prec, &diff[..d], &mut g[..d]);
+            logits[j] = lw - 0.5 * (c.log_det + dot(&diff[..d], &g[..d]));
+            top = top.max(logits[j]);
+        }
+        let z: f64 = logits[..k]
+            .iter_mut()
+            .map(|l| {
+                *l = (*l - top).exp();
+                *l
+            })
+            .sum();
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (j, c) in self.components.iter().enumerate() {
+            let r = logits[j] / z;
+            if r == 0.0 {
+                continue;
+            }
+            for i in 0..d {
+                diff[i] = c.mean[i] - x[i];
+            }
+            matvec(&c.prec, &diff[..d], &mut g[..d]);
+            for i in 0..d {
+                out[i] += r * g[i];
+            }
+        }
+    }
+
+    /// (s(x), H(x)·u) with H = ∇² log p = Σₖ rₖ (gₖ gₖᵀ − Pₖ) − s sᵀ, exactly.
+    pub fn score_hvp(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let e = self.eval_row(x);
+        let d = self.dim();
+        let mut hu = vec![0.0; d];
+        let mut pu = vec![0.0; d];
+        for ((r, gk), c) in e.resp.iter().zip(e.g.chunks_exact(d)).zip(&self.components) {
+            matvec(&c.prec, u, &mut pu);
+            let gu = dot(gk, u);
+            for i in 0..d {
+                hu[i] += r * (gk[i] * gu - pu[i]);
+            }
+        }
+        let su = dot(&e.score, u);
+        for i in 0..d {
+            hu[i] -= e.score[i] * su;
+        }
+        (e.score, hu)
+    }
+
+    /// (s(x), Δ log p(x)) with the Laplacian tr H = Σₖ rₖ (‖gₖ‖² − tr Pₖ) − ‖s‖².
+    pub fn score_laplacian(&self, x: &[f64]) -> (Vec<f64>, f64) {
+        let e = self.eval_row(x);
+        let d = self.dim();
+        let mut lap = -dot(&e.score, &e.score);
+        for ((r, gk), c) in e.resp.iter().zip(e.g.chunks_exact(d)).zip(&self.components) {
+            let tr: f64 = (0..d).map(|i| c.prec[i * d + i]).sum();
+            lap += r * (dot(gk, gk) - tr);
+        }
+        (e.score, lap)
+    }
+
+    /// The law of m·x + s·z for x ~ p, z ~ N(0, I): Σₖ wₖ N(m μₖ, m² Σₖ + s² I).
+    pub fn perturbed(&self, m: f64, s: f64) -> Result<Self> {
+        let components = self
+            .components
+            .iter()
+            .map(|c| c.perturbed(m, s))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            weights: self.weights.clone(),
+            log_weights: self.log_weights.clone(),
+            components,
+        })
+    }
+
+    /// `n` i.i.d. draws: per point, a component k ~ Categorical(w) (one uniform draw), then
+    /// μₖ + Lₖ z (d normal draws), all from `rng`.
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Points {
+        let d = self.dim();
+        let mut data = vec![0.0; n * d];
+        for row in data.chunks_exact_mut(d) {
+            let k = self.pick(rng.random::<f64>());
+            self.components[k].sample_into(rng, row);
+        }
+        Points::new(data, d).expect("n·d values with d >= 1")
+    }
+
+    /// k ~ Categorical(w) by inversion: the component whose cumulative weight interval holds
+    /// `u ∈ [0, 1)`.
+    fn pick(&self, u: f64) -> usize {
+        let mut acc = 0.0;
+        for (k, w) in self.weights.iter().enumerate() {
+            acc += w;
+            if u < acc {
+                return k;
+            }
+        }
+        // u lies above the rounded cumulative sum: the last component with positive weight.
+        self.weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
+    }
+}
+
+impl From<Gaussian> for GaussianMixture {
+    /// The one-component mixture N(μ, Σ).
+    fn from(g: Gaussian) -> Self {
+        Self {
+            weights: vec![1.0],
+            log_weights: vec![0.0],
+            components: vec![g],
+        }
+    }
+}
