@@ -56,6 +56,7 @@ impl<S: Scheduler, Q: SourceSampler> Objective for FlowMatching<S, Q> {
             t: s.t,
             target: s.dx_t,
             weight: None,
+            condition: Default::default(),
         })
     }
 }

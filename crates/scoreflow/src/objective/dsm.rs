@@ -220,6 +220,7 @@ impl<S: Sde> Objective for Dsm<S> {
             t: self.config.noise_input.map(&self.sde, &tau),
             target,
             weight,
+            condition: Default::default(),
         })
     }
 }

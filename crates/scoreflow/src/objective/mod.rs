@@ -7,7 +7,7 @@ pub mod cfm;
 pub mod dsm;
 pub mod sm;
 
-use crate::field::mlp::Mlp;
+use crate::field::network::{Condition, Network};
 use crate::tensor::{col, Rng, Tensor};
 
 /// A weighted regression problem: minimise mean_b w_b · mean_i (v_θ(x_b, t_b)ᵢ − y_bᵢ)².
@@ -22,12 +22,15 @@ pub struct RegressionBatch {
     pub target: Tensor<2>,
     /// Per-sample weights, `(batch,)`; `None` means 1.
     pub weight: Option<Tensor<1>>,
+    /// The network's condition per row (class labels), or [`Condition::None`].
+    pub condition: Condition,
 }
 
 impl RegressionBatch {
     /// The loss mean_b w_b · mean_i (v_θ − y)² as a one-element tensor.
-    pub fn loss(&self, model: &Mlp) -> Tensor<1> {
-        let sq = (model.forward(&self.x, &self.t) - self.target.clone()).powi_scalar(2);
+    pub fn loss(&self, model: &dyn Network) -> Tensor<1> {
+        let sq =
+            (model.forward(&self.x, &self.t, &self.condition) - self.target.clone()).powi_scalar(2);
         match &self.weight {
             None => sq.mean(),
             Some(w) => (sq * col(w)).mean(),
@@ -35,7 +38,7 @@ impl RegressionBatch {
     }
 }
 
-/// A training objective for an [`Mlp`] field.
+/// A training objective for a [`Network`] (evaluated on the training device, with autodiff).
 pub trait Objective {
     /// Short name ("cfm", "dsm", "sm", "ssm", …).
     fn name(&self) -> &'static str;
@@ -49,7 +52,7 @@ pub trait Objective {
 
     /// Scalar loss of `model` on the minibatch `data`, drawing all noise from `rng`. Tensors are
     /// created on `data`'s device, which must be the model's (autodiff while training).
-    fn loss(&self, model: &Mlp, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
+    fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
         self.regression(data, rng)
             .expect("an Objective must implement `regression` or override `loss`")
             .loss(model)

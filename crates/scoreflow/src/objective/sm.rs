@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Objective;
 use crate::field::divergence::{hutchinson_probes, Divergence, ProbeNoise};
-use crate::field::mlp::Mlp;
+use crate::field::network::{Condition, Network};
 use crate::tensor::{times_like, Rng, Tensor};
 
 /// Hyvärinen score matching J = mean_b [½‖s(x_b)‖² + ∇·s(x_b)] (name "sm").
@@ -116,7 +116,7 @@ impl ScoreMatching {
 /// # Panics
 /// If `probes == 0` (a programming error; configs are checked by the callers' constructors).
 pub fn sliced_loss(
-    model: &Mlp,
+    model: &dyn Network,
     data: &Tensor<2>,
     time: f64,
     probes: usize,
@@ -134,7 +134,7 @@ pub fn sliced_loss(
     } else {
         data.clone().repeat(&[probes, 1])
     };
-    let (s, jv) = model.forward_jvp(&x, &times_like(&x, time), &v);
+    let (s, jv) = model.jvp(&x, &times_like(&x, time), &Condition::None, &v);
     let vjv = (jv * v.clone()).sum_dim(1);
     let quad = if variance_reduced {
         s.square().sum_dim(1)
@@ -154,13 +154,14 @@ impl Objective for Hyvarinen {
     ///
     /// # Panics
     /// For a Hutchinson divergence with 0 probes (a programming error).
-    fn loss(&self, model: &Mlp, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
+    fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
         match self.divergence.resolve(data.dims()[1]) {
             Divergence::Hutchinson { probes, noise } => {
                 sliced_loss(model, data, self.time, probes, noise, true, rng)
             }
             _ => {
-                let (s, div) = model.forward_divergence(data, &times_like(data, self.time));
+                let (s, div) =
+                    model.divergence(data, &times_like(data, self.time), &Condition::None);
                 let [n, _] = data.dims();
                 (s.square().sum_dim(1).reshape([n]) * 0.5 + div).mean()
             }
@@ -174,7 +175,7 @@ impl Objective for SlicedScoreMatching {
     }
 
     /// [`sliced_loss`] with this configuration.
-    fn loss(&self, model: &Mlp, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
+    fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
         sliced_loss(
             model,
             data,
@@ -195,7 +196,7 @@ impl Objective for ScoreMatching {
         }
     }
 
-    fn loss(&self, model: &Mlp, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
+    fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
         match self {
             ScoreMatching::Hyvarinen(o) => o.loss(model, data, rng),
             ScoreMatching::Sliced(o) => o.loss(model, data, rng),
@@ -206,6 +207,7 @@ impl Objective for ScoreMatching {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::mlp::Mlp;
     use crate::field::mlp::{linear_from, Activation, MlpConfig};
     use crate::tensor::{cpu, matrix, randn, rng, to_vec, vector, DType, Device};
 

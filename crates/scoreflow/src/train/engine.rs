@@ -634,6 +634,7 @@ mod tests {
                 t,
                 target,
                 weight: None,
+                condition: Default::default(),
             })
         }
     }

@@ -362,12 +362,16 @@ mod tests {
             }
             fn loss(
                 &self,
-                model: &Mlp,
+                model: &dyn crate::field::network::Network,
                 data: &crate::tensor::Tensor<2>,
                 _rng: &mut Rng,
             ) -> crate::tensor::Tensor<1> {
                 model
-                    .forward(data, &crate::tensor::times_like(data, 0.5))
+                    .forward(
+                        data,
+                        &crate::tensor::times_like(data, 0.5),
+                        &Default::default(),
+                    )
                     .sum()
             }
         }

@@ -642,7 +642,12 @@ mod tests {
         fn name(&self) -> &'static str {
             "nan-at"
         }
-        fn loss(&self, model: &Mlp, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
+        fn loss(
+            &self,
+            model: &dyn crate::field::network::Network,
+            data: &Tensor<2>,
+            rng: &mut Rng,
+        ) -> Tensor<1> {
             let l = cfm().loss(model, data, rng);
             let c = self.call.get() + 1;
             self.call.set(c);
