@@ -11,8 +11,6 @@ mod output;
 mod plot;
 #[cfg(test)]
 mod readme;
-mod run;
-mod sampling;
 
 use std::process::ExitCode;
 

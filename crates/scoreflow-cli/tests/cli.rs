@@ -236,7 +236,20 @@ fn runs_of_a_different_model_are_refused() {
             &["sample", "vp", "--sampler", "pc", "--predictor", "heun"],
             d,
         ),
-        &["unknown predictor", "ancestral"],
+        &["invalid value 'heun'", "ancestral"],
+    );
+    // Options that do not apply are refused, not silently ignored.
+    assert_one_line_error(
+        &scoreflow(&["sample", "vp", "--sampler", "em", "--rtol", "1e-3"], d),
+        &["--rtol/--atol apply to the adaptive dopri5 only"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["sample", "vp", "--sampler", "ode", "--steps", "10"], d),
+        &["--steps does not apply to dopri5"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["sample", "vp", "--sampler", "em", "--snr", "0.1"], d),
+        &["options of --sampler pc"],
     );
     // --denoise tweedie ends with one more score evaluation than the default noise-free mean.
     let out = scoreflow(
@@ -266,7 +279,7 @@ fn runs_of_a_different_model_are_refused() {
     assert_eq!(v["nfe"].as_u64(), Some(21));
     assert_one_line_error(
         &scoreflow(&["sample", "vp", "--denoise", "blur"], d),
-        &["unknown final denoising", "tweedie"],
+        &["invalid value 'blur'", "tweedie"],
     );
     // DSM runs feed the network ¼ ln σ unless told otherwise; the choice is saved with the run.
     let noise_input = |run: &str| {

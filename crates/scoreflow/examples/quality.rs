@@ -34,7 +34,7 @@ use scoreflow::objective::dsm::Dsm;
 use scoreflow::objective::Objective;
 use scoreflow::path::{CondOt, GaussianPath};
 use scoreflow::sde::{Sde, SdeConfig};
-use scoreflow::solve::{odeint, Method, OdeOptions, SamplerConfig, SamplerKind};
+use scoreflow::solve::{odeint, Method, OdeOptions, SamplerName, SamplerSpec};
 use scoreflow::tensor::{cpu, randn, rng, DType};
 use scoreflow::train::{Control, EngineKind, TrainConfig, Trainer};
 use scoreflow::VectorField;
@@ -362,10 +362,10 @@ fn dsm(a: &Args) -> Res<()> {
     let score = objective.score_field(FusedMlp::from_mlp(&mlp));
     let (reference, floor) = reference_and_floor(a.data, n)?;
     for name in &a.samplers {
-        let kind: SamplerKind = name.parse()?;
-        let mut sc = SamplerConfig::new(kind);
-        if let Some(snr) = a.snr {
-            sc.snr = snr;
+        let kind: SamplerName = name.parse()?;
+        let mut sc = SamplerSpec::new(kind);
+        if kind == SamplerName::Pc {
+            sc.snr = a.snr;
         }
         let sampler = sc.build(sde.clone())?;
         let mut r = rng(SAMPLE_SEED);
@@ -375,7 +375,7 @@ fn dsm(a: &Args) -> Res<()> {
         let wall = started.elapsed().as_secs_f64();
         let row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
             "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
-            "snr": (kind == SamplerKind::Pc).then_some(sc.snr)});
+            "snr": (kind == SamplerName::Pc).then(|| sc.snr.unwrap_or(scoreflow::solve::LangevinCorrector::default().snr))});
         print_scored(
             &Points::from_tensor(&s.x),
             a.data,

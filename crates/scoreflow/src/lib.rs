@@ -29,6 +29,7 @@ pub mod gaussian;
 pub mod likelihood;
 pub mod linalg;
 pub mod metrics;
+pub mod model;
 pub mod objective;
 pub mod path;
 pub mod sde;

@@ -8,9 +8,9 @@ pub mod normalize;
 pub mod source;
 pub mod toy;
 
-pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points};
+pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points, PointWriter};
 pub use mixture::{MixtureParams, MixtureSpec};
-pub use normalize::Normalizer;
+pub use normalize::{NormalizeMode, Normalizer};
 pub use source::{split, DataSource};
 pub use toy::Dataset;
 

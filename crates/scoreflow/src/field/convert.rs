@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use super::VectorField;
 use crate::error::{Error, Result};
-use crate::path::PerturbationKernel;
+use crate::path::{GaussianPath, PerturbationKernel, Scheduler};
 use crate::tensor::{col, to_vec, vector_like, Tensor};
 
 /// A per-row coefficient c(t_b) as a `(batch, 1)` column like `t`.
@@ -23,15 +23,18 @@ pub(crate) fn per_row(t: &Tensor<1>, c: impl Fn(f64) -> f64) -> Tensor<2> {
 /// [`Prediction::score_coefficients`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Prediction {
     /// ε̂ ≈ E[z | x] (DDPM's noise prediction; the default).
     #[default]
     #[serde(rename = "eps")]
+    #[cfg_attr(feature = "clap", value(name = "eps"))]
     Epsilon,
     /// ŝ ≈ ∇ₓ log p(x) directly.
     Score,
     /// x̂₀ ≈ E[x₀ | x] (data prediction).
     #[serde(rename = "x0")]
+    #[cfg_attr(feature = "clap", value(name = "x0"))]
     Data,
 }
 
@@ -77,6 +80,7 @@ impl FromStr for Prediction {
 /// The time input c(t) a noise-conditional network receives in place of t.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NoiseInput {
     /// c(t) = t, the diffusion time itself (score_sde's and `reference_dsm.py`'s; the default).
     #[default]
@@ -84,6 +88,7 @@ pub enum NoiseInput {
     /// c(t) = ¼ ln s(t) (Karras et al. 2022's c_noise): spreads the small noise levels, where
     /// the score changes fastest, over the input range instead of crowding them near t = 0.
     #[serde(rename = "logsigma")]
+    #[cfg_attr(feature = "clap", value(name = "logsigma"))]
     LogSigma,
 }
 
@@ -222,6 +227,52 @@ pub fn tweedie_denoise<K: PerturbationKernel + ?Sized>(
     let s2 = per_row(t, |t| kernel.mean_std(t).1.powi(2));
     let inv_m = per_row(t, |t| 1.0 / kernel.mean_std(t).0);
     (x.clone() + score.clone() * s2) * inv_m
+}
+
+/// The marginal velocity of a Gaussian path from the score of its marginal:
+/// u(x, t) = (α̇/α)·x − (σ̇ − α̇σ/α)·σ·s(x, t) ([`GaussianPath::score_to_velocity`]). u is linear
+/// in (x, s), so its Jacobian–vector products are the same map applied to (u, J_s u), and its
+/// vector–Jacobian products to (w, J_sᵀ w). Singular at t = 0 where α = 0.
+#[derive(Debug, Clone)]
+pub struct ScoreToVelocity<F, S> {
+    /// The score field s(x, t) of the path's marginal p_t (flow time).
+    pub score: F,
+    /// The path.
+    pub path: GaussianPath<S>,
+}
+
+impl<F: VectorField, S: Scheduler> ScoreToVelocity<F, S> {
+    /// The velocity of `path` from the score field `score`.
+    pub fn new(score: F, path: GaussianPath<S>) -> Self {
+        Self { score, path }
+    }
+}
+
+impl<F: VectorField, S: Scheduler> VectorField for ScoreToVelocity<F, S> {
+    fn dim(&self) -> usize {
+        self.score.dim()
+    }
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        self.path
+            .score_to_velocity(self.score.eval(x, t), x.clone(), t)
+    }
+    fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (s, js) = self.score.jvp(x, t, u);
+        (
+            self.path.score_to_velocity(s, x.clone(), t),
+            self.path.score_to_velocity(js, u.clone(), t),
+        )
+    }
+    fn exact_jvp(&self) -> bool {
+        self.score.exact_jvp()
+    }
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (s, jts) = self.score.vjp(x, t, w);
+        (
+            self.path.score_to_velocity(s, x.clone(), t),
+            self.path.score_to_velocity(jts, w.clone(), t),
+        )
+    }
 }
 
 #[cfg(test)]

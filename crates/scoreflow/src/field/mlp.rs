@@ -25,6 +25,7 @@ use crate::tensor::{col, matrix, matrix_like, vector, DType, Device, Rng, Tensor
 /// Hidden-layer nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Activation {
     /// SiLU z·σ(z) (default).
     #[default]
@@ -130,6 +131,29 @@ impl TimeEmbedding {
                 let arg = col(t).matmul(f);
                 Tensor::cat(vec![arg.clone().sin(), arg.cos()], 1)
             }
+        }
+    }
+}
+
+/// How time enters the network, by name (`--time-embedding`); [`TimeEmbeddingKind::embedding`]
+/// makes the concrete [`TimeEmbedding`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum TimeEmbeddingKind {
+    /// t as one extra input (the reference MLP).
+    #[default]
+    Raw,
+    /// Gaussian Fourier features of t (16 frequencies ~ N(0, 1)).
+    Fourier,
+}
+
+impl TimeEmbeddingKind {
+    /// The embedding: raw t, or 16 Gaussian Fourier frequencies fₖ ~ N(0, 1) drawn from `rng`.
+    pub fn embedding(self, rng: &mut Rng) -> TimeEmbedding {
+        match self {
+            TimeEmbeddingKind::Raw => TimeEmbedding::Raw,
+            TimeEmbeddingKind::Fourier => TimeEmbedding::fourier(16, 1.0, rng),
         }
     }
 }

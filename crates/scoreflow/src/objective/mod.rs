@@ -43,6 +43,12 @@ pub trait Objective {
     /// Short name ("cfm", "dsm", "sm", "ssm", …).
     fn name(&self) -> &'static str;
 
+    /// True when the objective is a [`RegressionBatch`] (so the fused engine can train it);
+    /// objectives that override [`Objective::loss`] instead return false.
+    fn is_regression(&self) -> bool {
+        true
+    }
+
     /// The regression batch for a minibatch `data` of data points (all noise from `rng`), or
     /// `None` when the objective is not a plain regression.
     fn regression(&self, data: &Tensor<2>, rng: &mut Rng) -> Option<RegressionBatch> {

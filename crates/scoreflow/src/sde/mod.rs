@@ -257,6 +257,36 @@ pub enum SdeConfig {
     },
 }
 
+/// The forward SDEs by name (`--sde`): the family of an [`SdeConfig`] without its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum SdeKind {
+    /// Variance preserving, linear β from β_min to β_max (DDPM's continuous limit).
+    #[default]
+    Vp,
+    /// Variance preserving with Nichol & Dhariwal's cosine schedule.
+    #[serde(rename = "vp-cosine")]
+    #[cfg_attr(feature = "clap", value(name = "vp-cosine"))]
+    VpCosine,
+    /// Sub-variance-preserving (linear β).
+    Subvp,
+    /// Variance exploding, geometric σ from σ_min to σ_max (NCSN's continuous limit).
+    Ve,
+}
+
+impl SdeKind {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SdeKind::Vp => "vp",
+            SdeKind::VpCosine => "vp-cosine",
+            SdeKind::Subvp => "subvp",
+            SdeKind::Ve => "ve",
+        }
+    }
+}
+
 fn default_t_min() -> f64 {
     1e-5
 }

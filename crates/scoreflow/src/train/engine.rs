@@ -24,11 +24,13 @@ use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
 /// Which Adam variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OptimizerKind {
     /// Adam (Kingma & Ba) with optional L2 penalty λθ added to the gradient (PyTorch `Adam`).
     #[default]
     Adam,
     /// AdamW (Loshchilov & Hutter): decoupled decay θ ← θ(1 − lr·λ) − lr·m̂/(√v̂ + ε).
+    #[cfg_attr(feature = "clap", value(name = "adamw"))]
     AdamW,
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use config::TrainConfig;
 pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
 pub use fused::FusedEngine;
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, ScheduleKind};
 
 use crate::checkpoint::{self, RunMeta, FORMAT, FORMAT_VERSION};
 use crate::data::{DataSource, Points};
@@ -60,7 +60,11 @@ impl Minibatches for DataSource {
 /// regression objectives). Both read and write the same checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EngineKind {
+    /// The fastest engine that trains the objective: fused for regression objectives (flow
+    /// matching, DSM), burn otherwise ([`EngineKind::resolve`]).
+    Auto,
     /// [`BurnEngine`]: burn autodiff + burn Adam/AdamW, any objective, f32 or f64.
     #[default]
     Burn,
@@ -72,16 +76,33 @@ impl EngineKind {
     /// "burn" or "fused".
     pub fn name(self) -> &'static str {
         match self {
+            EngineKind::Auto => "auto",
             EngineKind::Burn => "burn",
             EngineKind::Fused => "fused",
         }
     }
 
-    /// A new engine of this kind training `model` under `config`.
+    /// The concrete engine for an objective: `Auto` is fused for regression objectives and
+    /// burn otherwise; `Fused` for a non-regression objective is an error.
+    pub fn resolve(self, objective: &dyn Objective) -> Result<EngineKind> {
+        match (self, objective.is_regression()) {
+            (EngineKind::Auto, true) | (EngineKind::Fused, true) => Ok(EngineKind::Fused),
+            (EngineKind::Auto, false) | (EngineKind::Burn, _) => Ok(EngineKind::Burn),
+            (EngineKind::Fused, false) => Err(Error::InvalidInput(format!(
+                "the fused engine trains regression objectives only (cfm, dsm); use burn or auto for {}",
+                objective.name()
+            ))),
+        }
+    }
+
+    /// A new engine of this kind training `model` under `config` (`Auto` = fused; resolve it
+    /// for the objective first with [`EngineKind::resolve`]).
     pub fn build(self, model: &Mlp, config: &TrainConfig) -> Result<Box<dyn StepEngine>> {
         Ok(match self {
             EngineKind::Burn => Box::new(BurnEngine::new(model, &config.optimizer, config.ema)?),
-            EngineKind::Fused => Box::new(FusedEngine::new(model, &config.optimizer, config.ema)?),
+            EngineKind::Fused | EngineKind::Auto => {
+                Box::new(FusedEngine::new(model, &config.optimizer, config.ema)?)
+            }
         })
     }
 
@@ -111,7 +132,7 @@ impl EngineKind {
                 &config.optimizer,
                 config.ema,
             )?),
-            EngineKind::Fused => Box::new(FusedEngine::from_state_dict(
+            EngineKind::Fused | EngineKind::Auto => Box::new(FusedEngine::from_state_dict(
                 arch,
                 state,
                 &config.optimizer,
@@ -125,6 +146,7 @@ impl std::str::FromStr for EngineKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(EngineKind::Auto),
             "burn" => Ok(EngineKind::Burn),
             "fused" => Ok(EngineKind::Fused),
             other => Err(Error::InvalidInput(format!(
