@@ -203,14 +203,15 @@ mod tests {
         assert_eq!(out, Some(PathBuf::from("x")));
     }
 
+    /// A file of flags names an unknown choice with the choices (the line-numbered key errors
+    /// are the library's `parse_toml`, tested there).
     #[test]
-    fn unknown_and_malformed_keys_are_named_with_their_line() {
-        let e = parse_toml::<TrainOpts>("width = 64\nwidht = 3\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("widht"), "{e}");
-        let e = parse_toml::<TrainOpts>("steps = \"many\"\n").unwrap_err();
-        assert!(e.contains("line 1") && e.contains("steps"), "{e}");
-        let e = parse_toml::<TrainOpts>("method = \"gan\"\n").unwrap_err();
-        assert!(e.contains("gan") && e.contains("cfm"), "{e}");
+    fn unknown_choices_list_the_names() {
+        let e = parse_toml::<TrainOpts>("method = \"gan\"\nwidht = 3\n").unwrap_err();
+        assert!(
+            e.contains("gan") && e.contains("cfm") && e.contains("line 1"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
     }
 

@@ -257,14 +257,19 @@ fn train_or_load(dir: &Path, settings: &TrainSettings) -> Res<Model> {
             eprintln!("reusing {}", dir.display());
             return Ok(model);
         }
-        return Err(format!("{} holds another run; remove it or choose --dir", dir.display()).into());
+        return Err(format!(
+            "{} holds another run; remove it or choose --dir",
+            dir.display()
+        )
+        .into());
     }
     std::fs::create_dir_all(dir)?;
     let run = TrainingRun::start(settings, dir)?;
     let (mut trainer, objective) = (run.trainer, run.objective);
     let (source, normalizer) = (run.source, run.normalizer);
-    let mut batches =
-        |n: usize, r: &mut scoreflow::tensor::Rng| normalizer.apply(&source.batch(n, r)).expect("2-D");
+    let mut batches = |n: usize, r: &mut scoreflow::tensor::Rng| {
+        normalizer.apply(&source.batch(n, r)).expect("2-D")
+    };
     let started = Instant::now();
     let outcome = trainer.run(objective.as_ref(), &mut batches, &mut |info| {
         if info.step % 1000 == 0 {
@@ -302,7 +307,13 @@ fn run_dir(a: &Args, model: &str) -> PathBuf {
 
 /// Samples n points of `model` with each spec (block-seeded by [`SAMPLE_SEED`]) and prints
 /// each scored row.
-fn sample_and_score(model: &Model, a: &Args, n: usize, specs: &[SamplerSpec], row: Value) -> Res<()> {
+fn sample_and_score(
+    model: &Model,
+    a: &Args,
+    n: usize,
+    specs: &[SamplerSpec],
+    row: Value,
+) -> Res<()> {
     let (reference, floor) = reference_and_floor(a.data, n)?;
     for spec in specs {
         let started = Instant::now();
@@ -339,7 +350,11 @@ fn dsm(a: &Args) -> Res<()> {
     let steps = a.steps.unwrap_or(default_steps);
     // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default)
     // and trains into a separate directory, never confused with τ-input runs.
-    let name = if a.recipe == "default" { "dsm-ls" } else { "dsm" };
+    let name = if a.recipe == "default" {
+        "dsm-ls"
+    } else {
+        "dsm"
+    };
     let model = train_or_load(&run_dir(a, name), &settings(a, TrainMethod::Dsm, steps)?)?;
     let specs = a
         .samplers
@@ -347,7 +362,11 @@ fn dsm(a: &Args) -> Res<()> {
         .map(|s| {
             let sampler: SamplerName = s.parse()?;
             Ok(SamplerSpec {
-                snr: if sampler == SamplerName::Pc { a.snr } else { None },
+                snr: if sampler == SamplerName::Pc {
+                    a.snr
+                } else {
+                    None
+                },
                 ..SamplerSpec::new(sampler)
             })
         })

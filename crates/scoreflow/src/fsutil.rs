@@ -31,32 +31,9 @@ fn dir_of(path: &Path) -> &Path {
 /// directory sync is best effort where the platform allows it). Failures are `Error::Io` naming
 /// `path`; the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.file_name().is_none() {
-        return Err(Error::InvalidInput(format!(
-            "{}: not a file path",
-            path.display()
-        )));
-    }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "tmp".into());
-    let tmp = temp_path_for(path, &ext);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    if let Ok(d) = std::fs::File::open(dir_of(path)) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    file.write(bytes)?;
+    file.commit()
 }
 
 /// A file written in pieces and published atomically: the bytes go to a temporary file beside

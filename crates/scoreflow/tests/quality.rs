@@ -22,9 +22,8 @@ fn train(settings: &TrainSettings) -> (tempfile::TempDir, Model) {
     let run = TrainingRun::start(settings, dir.path()).unwrap();
     let (mut trainer, objective) = (run.trainer, run.objective);
     let (source, normalizer) = (run.source, run.normalizer);
-    let mut batches = |n: usize, r: &mut scoreflow::tensor::Rng| {
-        normalizer.apply(&source.batch(n, r)).unwrap()
-    };
+    let mut batches =
+        |n: usize, r: &mut scoreflow::tensor::Rng| normalizer.apply(&source.batch(n, r)).unwrap();
     trainer
         .run(objective.as_ref(), &mut batches, &mut |_| Control::Continue)
         .unwrap();
@@ -49,10 +48,7 @@ fn sw2_ratio(model: &Model, n: usize) -> f64 {
     let r = report.ratio.sw2.unwrap();
     eprintln!(
         "{} {}: SW2 {:.4} floor {:.4} ratio {r:.2}",
-        model.settings.data,
-        model.kind,
-        report.samples.sw2,
-        report.floor.sw2
+        model.settings.data, model.kind, report.samples.sw2, report.floor.sw2
     );
     r
 }
@@ -72,7 +68,10 @@ fn flow_matching_default_recipe_reaches_the_floor() {
     for (data, bound) in [("8gaussians", 2.5), ("moons", 2.5)] {
         let (_dir, model) = train(&settings(data, TrainMethod::Cfm, 1500));
         let r = sw2_ratio(&model, 2000);
-        assert!(r < bound, "{data}: SW2 is {r:.2}× the floor (bound {bound})");
+        assert!(
+            r < bound,
+            "{data}: SW2 is {r:.2}× the floor (bound {bound})"
+        );
     }
 }
 
@@ -81,6 +80,9 @@ fn dsm_default_recipe_reaches_the_floor() {
     for (data, bound) in [("8gaussians", 2.5), ("checkerboard", 2.5)] {
         let (_dir, model) = train(&settings(data, TrainMethod::Dsm, 1500));
         let r = sw2_ratio(&model, 2000);
-        assert!(r < bound, "{data}: SW2 is {r:.2}× the floor (bound {bound})");
+        assert!(
+            r < bound,
+            "{data}: SW2 is {r:.2}× the floor (bound {bound})"
+        );
     }
 }

@@ -206,14 +206,14 @@ pub fn train(
                 steps_per_s: i.steps_per_sec,
             });
             pb.set_position(i.step as u64);
-            if i.step % 10 == 0 || i.step == i.total {
+            if i.step.is_multiple_of(10) || i.step == i.total {
                 pb.set_message(format!(
                     "loss {:.4} | {:.0} steps/s",
                     i.loss, i.steps_per_sec
                 ));
             }
             let ctrl_c = stop.load(Ordering::SeqCst);
-            if i.step < i.total && (ctrl_c || i.step % every == 0) {
+            if i.step < i.total && (ctrl_c || i.step.is_multiple_of(every)) {
                 interrupted |= ctrl_c;
                 if let Err(e) = log.save(&log_path) {
                     save_error = Some(e);
