@@ -465,7 +465,10 @@ fn killed_run_resumes_from_its_checkpoint() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("k/meta.json")).unwrap()).unwrap();
     let step = meta["step"].as_u64().unwrap() as usize;
-    assert!(step >= 10 && step.is_multiple_of(10), "checkpoint at step {step}");
+    assert!(
+        step >= 10 && step.is_multiple_of(10),
+        "checkpoint at step {step}"
+    );
     let target = step + 25;
     let o = scoreflow(
         &[
