@@ -1,0 +1,42 @@
+//! HTML reports of runs and lessons (`scoreflow report`): one self-contained page per
+//! directory — pictures inlined as `data:` URIs, the style sheet inline, no script, no font or
+//! other file to fetch (a Content-Security-Policy in the page forbids any load) — and an
+//! index page over a directory of them.
+//!
+//! **A run** (a directory with `meta.json`) shows: the metrics of `metrics.json` against the
+//! noise floor, every PNG and GIF (the standard pictures of `scoreflow plot` first, with what
+//! each shows), charts of `train_log.csv` drawn as inline SVG, diagnostics (`curl.png`,
+//! `stiffness.png`, any `diagnostics*.json`), the settings (`config.toml`, `meta.json`) and
+//! any other JSON file.
+//!
+//! **A lesson** (a directory with `lesson.json`) shows its claim, its tables, its pictures,
+//! its other numbers and its settings. `lesson.json` may hold, all optional:
+//!
+//! ```json
+//! {
+//!   "lesson": "sharp-modes",                 // name (else the directory's)
+//!   "title": "Sharp modes and Lipschitz bias", // heading (else the name)
+//!   "claim": "One paragraph: what the lesson shows.",
+//!   "holds": true,                           // did the claim hold in this run
+//!   "table": {"caption": "…", "columns": ["pipeline", "w(light)"],
+//!             "rows": [["SM + Langevin", 0.05]], "note": "…"},
+//!   "tables": [ … more tables of the same form … ],
+//!   "pictures": ["fields.png", {"file": "error.png", "caption": "Where each score is wrong."}],
+//!   "config": { … settings … },
+//!   "…": "anything else is shown under Numbers"
+//! }
+//! ```
+//!
+//! A table may also be a list of objects (one row each, a column per key) or a string (shown
+//! as printed). Pictures are matched by file name (a path's last component); the directory's
+//! other pictures follow by name.
+//!
+//! **A directory of runs and lessons** gets one page per sub-directory plus `index.html`
+//! linking them: separate pages keep each one a file that can be sent alone and keep the
+//! index light (every page carries megabytes of pictures).
+
+pub mod chart;
+pub mod contents;
+pub mod format;
+pub mod json;
+pub mod page;
