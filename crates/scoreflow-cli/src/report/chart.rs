@@ -69,7 +69,7 @@ fn nice_step(x: f64) -> f64 {
 /// Tick values inside [lo, hi] at a "nice" step (1, 2 or 5 × 10ᵏ) near (hi − lo)/(target − 1),
 /// each rounded to the step's decimal so that 0.1 + 0.2 prints as 0.3.
 pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
     let step = nice_step((hi - lo) / (target.max(2) - 1) as f64);
@@ -88,7 +88,7 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
 /// every k-th, k chosen for at most 7 ticks) over two decades or more; 1, 2 and 5 × 10ᵏ over
 /// one to two decades; under one decade, the linear ticks of the values [10^lo, 10^hi].
 pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
     let span = hi - lo;

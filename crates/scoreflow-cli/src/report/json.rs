@@ -141,10 +141,12 @@ pub fn props(items: impl IntoIterator<Item = (String, String, bool)>) -> Markup 
 }
 
 /// `v` as lists and tables (see the module doc): one block per parent key path, headed by the
-/// path when there is more than one block; `caption` names the document.
+/// path when there is more than one block, the top level first; `caption` names the document.
 pub fn tables(v: &Value, caption: &str) -> Markup {
     let mut flat = Flat::default();
     flatten(v, "", &mut flat);
+    // The top level first (it has no heading to tell it apart further down).
+    flat.groups.sort_by_key(|g| !g.name.is_empty());
     let headed = flat.groups.len() > 1 || flat.groups.iter().any(|g| !g.name.is_empty());
     html! {
         @for g in &flat.groups {

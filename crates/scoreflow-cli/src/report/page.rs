@@ -98,7 +98,7 @@ fn footer(c: &Contents) -> Markup {
         footer {
             p {
                 "Made by " (generator()) " (" code { "scoreflow report" } ") from "
-                code { (c.dir.display()) } ". Every number and picture is inside this file; it loads nothing."
+                code { (c.dir.strip_prefix(".").unwrap_or(&c.dir).display()) } ". Every number and picture is inside this file; it loads nothing."
             }
             details {
                 summary { "Files in the directory (" (c.files.len()) ")" }

@@ -287,9 +287,9 @@ impl Browser {
         std::fs::write(path, png).expect("write the screenshot");
     }
 
-    /// Loads `file` at desktop width (1280 × 900) and at phone width (390 × 844, mobile),
-    /// collects console errors, requests and images, and writes `<shots>-desktop.png` and
-    /// `<shots>-phone.png`.
+    /// Loads `file` at desktop width (1280 × 900, light) and at phone width (390 × 844,
+    /// mobile, dark colour scheme), collects console errors, requests and images, and writes
+    /// `<shots>-desktop.png` and `<shots>-phone-dark.png`.
     pub fn check(&mut self, file: &Path, shots: &Path) -> PageReport {
         let url = format!(
             "file://{}",
@@ -356,6 +356,11 @@ impl Browser {
             "Emulation.setDeviceMetricsOverride",
             json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
         );
+        self.call(
+            Some(&s),
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+        );
         self.load(&s, &url);
         self.eval(&s, IMAGES);
         report.phone_overflow = self
@@ -365,7 +370,7 @@ impl Browser {
             )
             .as_i64()
             .unwrap_or(i64::MAX);
-        let phone = shots.with_file_name(format!("{}-phone.png", stem(shots)));
+        let phone = shots.with_file_name(format!("{}-phone-dark.png", stem(shots)));
         self.screenshot(&s, &phone);
         report.screenshots.push(phone);
 
