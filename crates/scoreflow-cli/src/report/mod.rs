@@ -16,17 +16,19 @@
 //! {
 //!   "lesson": "sharp-modes",                 // name (else the directory's)
 //!   "title": "Sharp modes and Lipschitz bias", // heading (else the name)
+//!   "note": "004",                           // the note it measures
+//!   "command": "scoreflow lesson sharp-modes", // what made it
 //!   "claim": "One paragraph: what the lesson shows.",
-//!   "holds": true,                           // did the claim hold in this run
-//!   "table": {"caption": "…", "columns": ["pipeline", "w(light)"],
-//!             "rows": [["SM + Langevin", 0.05]], "note": "…"},
-//!   "tables": [ … more tables of the same form … ],
+//!   "verdict": {"holds": true, "evidence": ["w(light) = 0.21 vs 0.20 ± 0.01: yes"]},
+//!   "tables": [{"title": "…", "columns": ["pipeline", "w(light)"],
+//!               "rows": [["SM + Langevin", "0.05"]], "notes": ["…"]}],
 //!   "pictures": ["fields.png", {"file": "error.png", "caption": "Where each score is wrong."}],
 //!   "config": { … settings … },
 //!   "…": "anything else is shown under Numbers"
 //! }
 //! ```
 //!
+//! (`holds` may also stand at the top level, and `table` give a single table.)
 //! A table may also be a list of objects (one row each, a column per key) or a string (shown
 //! as printed). Pictures are matched by file name (a path's last component); the directory's
 //! other pictures follow by name.

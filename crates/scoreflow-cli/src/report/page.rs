@@ -71,7 +71,7 @@ fn figure(p: &Picture, caption: &str) -> Markup {
 fn header(
     kicker: &str,
     title: &str,
-    lede: &str,
+    lede: Markup,
     back: Option<&str>,
     nav: &[(&str, &str)],
 ) -> Markup {
@@ -82,7 +82,7 @@ fn header(
             }
             p.kicker { (kicker) }
             h1 { (title) }
-            @if !lede.is_empty() { p.lede { (lede) } }
+            @if !lede.0.is_empty() { p.lede { (lede) } }
             @if nav.len() > 1 {
                 nav aria-label="sections" {
                     ul { @for (id, label) in nav { li { a href={ "#" (id) } { (label) } } } }
@@ -500,7 +500,7 @@ fn run_page(c: &Contents, back: Option<&str>) -> Markup {
         nav.push(("other", "Other results"));
     }
     let body = html! {
-        (header(&run_kind(c), &c.name, &run_facts(c), back, &nav))
+        (header(&run_kind(c), &c.name, html! { (run_facts(c)) }, back, &nav))
         main {
             section #metrics aria-labelledby="metrics-h" {
                 h2 #metrics-h { "Sample quality" }
@@ -552,8 +552,9 @@ fn run_page(c: &Contents, back: Option<&str>) -> Markup {
 // Lessons
 
 /// Keys of `lesson.json` the lesson page shows in their own place.
-const LESSON_KEYS: [&str; 9] = [
-    "lesson", "name", "title", "claim", "holds", "table", "tables", "pictures", "config",
+const LESSON_KEYS: [&str; 12] = [
+    "lesson", "name", "title", "note", "command", "claim", "holds", "verdict", "table", "tables",
+    "pictures", "config",
 ];
 
 /// A table of a lesson.
@@ -561,10 +562,10 @@ const LESSON_KEYS: [&str; 9] = [
 enum LessonTable<'a> {
     /// Columns and rows of values.
     Grid {
-        caption: Option<&'a str>,
+        title: Option<&'a str>,
         columns: Vec<String>,
         rows: Vec<Vec<Option<&'a Value>>>,
-        note: Option<&'a str>,
+        notes: Vec<&'a str>,
     },
     /// Text set as it was printed.
     Text(&'a str),
@@ -599,10 +600,10 @@ fn lesson_table(t: &Value) -> Option<LessonTable<'_>> {
         Value::Array(rows) => {
             let (columns, rows) = objects(rows)?;
             Some(LessonTable::Grid {
-                caption: None,
+                title: None,
                 columns,
                 rows,
-                note: None,
+                notes: Vec::new(),
             })
         }
         Value::Object(o) => {
@@ -616,11 +617,21 @@ fn lesson_table(t: &Value) -> Option<LessonTable<'_>> {
                 ),
                 None => objects(rows)?,
             };
+            let notes = text("note")
+                .into_iter()
+                .chain(
+                    o.get("notes")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str),
+                )
+                .collect();
             Some(LessonTable::Grid {
-                caption: text("caption").or(text("title")),
+                title: text("title").or(text("caption")),
                 columns,
                 rows,
-                note: text("note"),
+                notes,
             })
         }
         _ => None,
@@ -640,22 +651,21 @@ fn render_lesson_table(t: &LessonTable, k: usize) -> Markup {
     match t {
         LessonTable::Text(s) => html! { pre { code { (s) } } },
         LessonTable::Grid {
-            caption,
+            title,
             columns,
             rows,
-            note,
+            notes,
         } => {
-            let label = caption.map_or_else(|| format!("table {}", k + 1), str::to_string);
+            let label = title.map_or_else(|| format!("table {}", k + 1), str::to_string);
+            // As printed: the first column names the row, the others are numbers (often
+            // already formatted as text) and align right.
+            let id = format!("table-{}", k + 1);
+            // The title stands above the table, not in a <caption>: a caption is as wide as
+            // its table and would scroll out of sight with it on a phone.
             html! {
+                @if let Some(t) = title { h3 id=(id) { (t) } }
                 (scroll(&label, html! {
-                    table {
-                        @if caption.is_some() || note.is_some() {
-                            caption {
-                                @if let Some(c) = caption { (c) }
-                                @if let (Some(_), Some(_)) = (caption, note) { " " }
-                                @if let Some(n) = note { (n) }
-                            }
-                        }
+                    table aria-labelledby=[title.is_some().then_some(&id)] {
                         thead {
                             tr {
                                 @for (i, c) in columns.iter().enumerate() {
@@ -668,11 +678,10 @@ fn render_lesson_table(t: &LessonTable, k: usize) -> Markup {
                                 tr {
                                     @for (i, cell) in row.iter().enumerate() {
                                         @let text = cell.map_or_else(String::new, json::scalar);
-                                        @let numeric = cell.is_some_and(Value::is_number);
                                         @if i == 0 {
                                             th scope="row" { (text) }
                                         } @else {
-                                            td class=[numeric.then_some("num")] { (text) }
+                                            td.num { (text) }
                                         }
                                     }
                                 }
@@ -680,6 +689,7 @@ fn render_lesson_table(t: &LessonTable, k: usize) -> Markup {
                         }
                     }
                 }))
+                @for n in notes { p.note { (n) } }
             }
         }
     }
@@ -731,6 +741,13 @@ fn lesson_name(c: &Contents) -> String {
         .map_or_else(|| c.name.clone(), str::to_string)
 }
 
+/// Did the claim hold: `holds`, or `verdict.holds`, of `lesson.json`.
+fn holds(v: &Value) -> Option<bool> {
+    v.get("holds")
+        .or_else(|| v.get("verdict").and_then(|x| x.get("holds")))
+        .and_then(Value::as_bool)
+}
+
 fn verdict(holds: Option<bool>) -> Markup {
     html! {
         @match holds {
@@ -774,18 +791,34 @@ fn lesson_page(c: &Contents, back: Option<&str>) -> Markup {
     if v.get("config").is_some() {
         nav.push(("settings", "Settings"));
     }
-    let lede = if title == name {
-        String::new()
-    } else {
-        format!("scoreflow lesson {name}")
+    let kicker = match v.get("note").and_then(Value::as_str) {
+        Some(note) => format!("scoreflow lesson · note {note}"),
+        None => "scoreflow lesson".into(),
     };
+    let command = v
+        .get("command")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| (title != name).then(|| format!("scoreflow lesson {name}")));
+    let lede = html! { @if let Some(cmd) = &command { code { (cmd) } } };
+    let evidence: Vec<&str> = v
+        .get("verdict")
+        .and_then(|x| x.get("evidence"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let body = html! {
-        (header("scoreflow lesson", &title, &lede, back, &nav))
+        (header(&kicker, &title, lede, back, &nav))
         main {
-            @if let Some(claim) = claim {
+            @if claim.is_some() || holds(v).is_some() {
                 section aria-label="claim" {
-                    p.claim { (claim) }
-                    (verdict(v.get("holds").and_then(Value::as_bool)))
+                    @if let Some(claim) = claim { p.claim { (claim) } }
+                    (verdict(holds(v)))
+                    @if !evidence.is_empty() {
+                        ul.evidence { @for e in &evidence { li { (e) } } }
+                    }
                 }
             }
             @if !tables.is_empty() {
@@ -901,7 +934,7 @@ impl IndexEntry {
                     kind: "scoreflow lesson".into(),
                     facts: if name == c.name { String::new() } else { name },
                     headline: claim,
-                    holds: v.and_then(|v| v.get("holds")).and_then(Value::as_bool),
+                    holds: v.and_then(holds),
                     spark,
                 }
             }
@@ -912,7 +945,7 @@ impl IndexEntry {
 /// The index over a directory of runs and lessons: one card per entry linking its page.
 pub fn index(title: &str, entries: &[IndexEntry]) -> Markup {
     let body = html! {
-        (header("scoreflow reports", title, &format!("{} runs and lessons", entries.len()), None, &[]))
+        (header("scoreflow reports", title, html! { (entries.len()) " runs and lessons" }, None, &[]))
         main {
             ul.cards {
                 @for (k, e) in entries.iter().enumerate() {
@@ -1036,21 +1069,34 @@ mod tests {
         ];
         c.lesson = Some(json!({
             "lesson": "sharp-modes",
+            "note": "004",
             "title": "Sharp modes",
             "claim": "Langevin inflates a <narrow> mode.",
-            "holds": true,
-            "table": {"caption": "variance", "columns": ["pipeline", "σ²"], "rows": [["truth", 0.01], ["ULA", 0.04]]},
-            "tables": [[{"d": 2, "err": 0.1}, {"d": 4, "err": 0.2}], "a | b\n1 | 2"],
+            "command": "scoreflow lesson sharp-modes --quick",
+            "verdict": {"holds": true, "evidence": ["var 0.04 > 0.01: yes"]},
+            "table": {"caption": "variance", "columns": ["pipeline", "σ²"], "rows": [["truth", 0.01], ["ULA", "0.04"]]},
+            "tables": [[{"d": 2, "err": 0.1}, {"d": 4, "err": 0.2}], "a | b\n1 | 2",
+                       {"title": "t", "columns": ["x"], "rows": [["1"]], "notes": ["n1", "n2"]}],
             "pictures": ["out/c.png", {"file": "a.png", "caption": "the <field>"}],
             "config": {"steps": 20},
             "lipschitz": 12.5
         }));
         let html = report(&c, None).into_string();
         assert!(html.contains("<p class=\"claim\">Langevin inflates a &lt;narrow&gt; mode.</p>"));
-        assert!(html.contains("the claim holds"));
+        assert!(
+            html.contains("the claim holds") && html.contains("<li>var 0.04 &gt; 0.01: yes</li>")
+        );
+        assert!(html.contains("scoreflow lesson · note 004"));
+        assert!(html.contains("<code>scoreflow lesson sharp-modes --quick</code>"));
+        assert!(
+            html.contains("<h3 id=\"table-4\">t</h3>")
+                && html.contains("aria-labelledby=\"table-4\"")
+        );
+        assert!(html.contains("<p class=\"note\">n2</p>"));
         assert!(
             html.contains("<th scope=\"col\">pipeline</th><th scope=\"col\" class=\"num\">σ²</th>")
         );
+        // Text cells of number columns align right too, as printed.
         assert!(html.contains("<th scope=\"row\">ULA</th><td class=\"num\">0.04</td>"));
         assert!(html.contains("<th scope=\"col\">d</th><th scope=\"col\" class=\"num\">err</th>"));
         assert!(html.contains("<pre><code>a | b\n1 | 2</code></pre>"));
@@ -1073,7 +1119,7 @@ mod tests {
         run.metrics = Some(metrics());
         let mut lesson = contents(Kind::Lesson);
         lesson.name = "lesson".into();
-        lesson.lesson = Some(json!({"claim": "x".repeat(300), "holds": false}));
+        lesson.lesson = Some(json!({"claim": "x".repeat(300), "verdict": {"holds": false}}));
         let entries = [IndexEntry::of(&run), IndexEntry::of(&lesson)];
         let html = index("runs", &entries).into_string();
         assert!(html.contains("<a href=\"run%20%231/report.html\">run #1</a>"));
