@@ -153,48 +153,104 @@ pub fn tables(v: &Value, caption: &str) -> Markup {
             @if headed && !g.name.is_empty() { h4 { code { (g.name) } } }
             @if !g.scalars.is_empty() { (props(g.scalars.iter().cloned())) }
             @for (key, rows) in &g.arrays {
-                @let columns = columns(rows);
-                @let label = format!("{caption}: {key}");
-                (scroll(&label, html! {
-                    table {
-                        caption { code { (key) } " (" (caption) ")" }
-                        thead {
-                            tr {
-                                th scope="col" { "#" }
-                                @for c in &columns { th.num scope="col" { (c) } }
-                            }
-                        }
-                        tbody {
-                            @for (i, row) in rows.iter().enumerate() {
-                                tr {
-                                    th scope="row" { (i + 1) }
-                                    @for c in &columns {
-                                        @let cell = row.get(c.as_str());
-                                        td class=[cell.is_some_and(is_number).then_some("num")] {
-                                            (cell.map_or_else(String::new, scalar))
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }))
+                (records(key, rows, caption))
             }
         }
     }
 }
 
-/// The keys of `rows` in order of first appearance.
-fn columns(rows: &[&serde_json::Map<String, Value>]) -> Vec<String> {
-    let mut cols: Vec<String> = Vec::new();
-    for r in rows {
-        for k in r.keys() {
-            if !cols.contains(k) {
-                cols.push(k.clone());
+/// One element of an array of objects as (dotted key, cell text, numeric): nested objects
+/// flattened, lists of scalars as lists, anything deeper as compact JSON.
+fn leaves(m: &serde_json::Map<String, Value>) -> Vec<(String, String, bool)> {
+    fn walk(v: &Value, path: String, out: &mut Vec<(String, String, bool)>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(x, p, out);
+                }
+            }
+            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+                let shown: Vec<String> = a.iter().take(MAX_LIST).map(scalar).collect();
+                let more = if a.len() > MAX_LIST { ", …" } else { "" };
+                out.push((path, format!("[{}{more}]", shown.join(", ")), false));
+            }
+            _ => out.push((path, scalar(v), is_number(v))),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Value::Object(m.clone()), String::new(), &mut out);
+    out
+}
+
+/// Most columns a table of records shows before it turns: beyond this (and more fields than
+/// records), each field becomes a row and each record a column.
+const MAX_COLUMNS: usize = 8;
+
+/// An array of objects as a table: one row per element and one column per (flattened) key, or
+/// transposed when the elements have many fields.
+fn records(key: &str, rows: &[&serde_json::Map<String, Value>], caption: &str) -> Markup {
+    let cells: Vec<Vec<(String, String, bool)>> = rows.iter().map(|r| leaves(r)).collect();
+    let mut columns: Vec<String> = Vec::new();
+    for r in &cells {
+        for (k, _, _) in r {
+            if !columns.contains(k) {
+                columns.push(k.clone());
             }
         }
     }
-    cols
+    let cell = |i: usize, c: &str| cells[i].iter().find(|x| x.0 == c);
+    let label = format!("{caption}: {key}");
+    let transposed = columns.len() > MAX_COLUMNS && columns.len() > rows.len();
+    scroll(
+        &label,
+        html! {
+            table {
+                caption { code { (key) } " (" (caption) ")" }
+                @if transposed {
+                    thead {
+                        tr {
+                            th scope="col" { "field" }
+                            @for i in 0..rows.len() { th.num scope="col" { "#" (i + 1) } }
+                        }
+                    }
+                    tbody {
+                        @for c in &columns {
+                            tr {
+                                th scope="row" { code { (c) } }
+                                @for i in 0..rows.len() {
+                                    @let x = cell(i, c);
+                                    td class=[x.is_some_and(|x| x.2).then_some("num")] { (x.map_or("", |x| x.1.as_str())) }
+                                }
+                            }
+                        }
+                    }
+                } @else {
+                    thead {
+                        tr {
+                            th scope="col" { "#" }
+                            @for c in &columns { th.num scope="col" { (c) } }
+                        }
+                    }
+                    tbody {
+                        @for i in 0..rows.len() {
+                            tr {
+                                th scope="row" { (i + 1) }
+                                @for c in &columns {
+                                    @let x = cell(i, c);
+                                    td class=[x.is_some_and(|x| x.2).then_some("num")] { (x.map_or("", |x| x.1.as_str())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -237,9 +293,39 @@ mod tests {
         assert_eq!(top.arrays.len(), 1);
         assert_eq!(top.arrays[0].0, "levels");
         // The first element gives err, sigma; the second adds extra.
-        assert_eq!(columns(&top.arrays[0].1), ["err", "sigma", "extra"]);
+        let html = records("levels", &top.arrays[0].1, "doc").into_string();
+        let at = |s: &str| {
+            html.find(s)
+                .unwrap_or_else(|| panic!("{s} missing: {html}"))
+        };
+        assert!(at(">err<") < at(">sigma<") && at(">sigma<") < at(">extra<"));
         let names: Vec<&str> = f.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["", "train.optimizer", "train"]);
+    }
+
+    #[test]
+    fn records_with_many_nested_fields_turn_into_field_rows() {
+        let stats = json!({"mean": 0.5, "min": 0.1, "max": 0.9, "q50": 0.4});
+        let v = json!([{"t": 0.1, "summary": {"a": stats, "b": stats}},
+                       {"t": 0.5, "summary": {"a": stats, "b": stats}}]);
+        let rows: Vec<_> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_object)
+            .collect();
+        let html = records("times", &rows, "diagnostics.json").into_string();
+        // 9 flattened fields > 8 and > 2 records: one row per field, one column per record.
+        assert!(html.contains("<th scope=\"col\">field</th><th class=\"num\" scope=\"col\">#1</th><th class=\"num\" scope=\"col\">#2</th>"), "{html}");
+        assert!(html.contains("<th scope=\"row\"><code>summary.b.q50</code></th><td class=\"num\">0.4</td><td class=\"num\">0.4</td>"), "{html}");
+        // Few fields: one row per record.
+        let few: Vec<_> = rows.iter().map(|_| json!({"t": 1, "u": [1, 2]})).collect();
+        let few: Vec<_> = few.iter().filter_map(Value::as_object).collect();
+        let html = records("x", &few, "d").into_string();
+        assert!(
+            html.contains("<th scope=\"row\">2</th><td class=\"num\">1</td><td>[1, 2]</td>"),
+            "{html}"
+        );
     }
 
     #[test]
