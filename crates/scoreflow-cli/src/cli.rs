@@ -59,6 +59,8 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// The classic lesson: noise-free SM + Langevin vs multi-σ DSM + annealed Langevin, with pictures.
     Lesson(LessonArgs),
+    /// One self-contained HTML page of a run or lesson (or of every one in a directory, plus an index).
+    Report(ReportArgs),
 }
 
 /// `scoreflow quickstart`.
@@ -437,4 +439,28 @@ pub struct LessonArgs {
     /// Seed of the samplers (training uses seed 0).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `scoreflow report`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Write DIR/report.html: one self-contained HTML page of a run or lesson, with \
+        every picture inlined (no network, no other file needed; readable on a phone, light or \
+        dark). A run's page shows the metrics against the noise floor (metrics.json), every \
+        picture and the flow animation, training curves from train_log.csv, diagnostics and the \
+        settings (config.toml, meta.json); a lesson's page its claim, its tables and its \
+        pictures. Missing standard pictures of a run are drawn first as by `scoreflow plot RUN \
+        --gif` (which samples the model; --no-sample renders only what is there). When DIR \
+        holds runs or lessons in its sub-directories, each gets its page and DIR/index.html \
+        links them.",
+    after_help = "Examples:\n  scoreflow report runs/moons\n  scoreflow report runs              # every run and lesson in runs/, plus runs/index.html\n  \
+        scoreflow report runs/moons --no-sample"
+)]
+pub struct ReportArgs {
+    /// A run or lesson directory, or a directory holding them.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Render only what the directories hold: draw no missing picture (drawing samples the model).
+    #[arg(long)]
+    pub no_sample: bool,
 }

@@ -253,7 +253,9 @@ fn settings(a: &Args, method: TrainMethod, steps: usize) -> Res<TrainSettings> {
 fn train_or_load(dir: &Path, settings: &TrainSettings) -> Res<Model> {
     if dir.join(checkpoint::META_FILE).exists() {
         let model = Model::load(dir)?;
-        if model.meta.step == settings.steps && &model.settings == settings {
+        if model.meta.as_ref().map(|m| m.step) == Some(settings.steps)
+            && &model.settings == settings
+        {
             eprintln!("reusing {}", dir.display());
             return Ok(model);
         }

@@ -7,5 +7,6 @@ pub mod lesson;
 pub mod likelihood;
 pub mod plot;
 pub mod quickstart;
+pub mod report;
 pub mod sample;
 pub mod train;

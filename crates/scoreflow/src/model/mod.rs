@@ -37,8 +37,7 @@ pub use units::DataUnits;
 use crate::checkpoint::{self, RunMeta};
 use crate::data::{self, DataSource, Dataset, Normalizer, Points};
 use crate::error::{Error, Result};
-use crate::field::analytic::MixtureScore;
-use crate::field::convert::ScoreToVelocity;
+use crate::field::analytic::{MixtureScore, MixtureVelocity};
 use crate::field::mlp::Mlp;
 use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
@@ -59,20 +58,31 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// File of the training log.
 pub const LOG_FILE: &str = "train_log.csv";
 
-/// A trained model (see the module documentation).
+/// A trained model (see the module documentation), or an exact one: a built-in Gaussian-mixture
+/// data set whose field is computed in closed form ([`Model::exact`]) — the same samplers and
+/// evaluations with no learning error.
 #[derive(Clone)]
 pub struct Model {
     /// The run directory it was loaded from or saved to, if any.
     pub dir: Option<PathBuf>,
     /// The recipe.
     pub settings: TrainSettings,
-    /// The checkpoint metadata.
-    pub meta: RunMeta,
+    /// The checkpoint metadata (`None` for an exact model).
+    pub meta: Option<RunMeta>,
     /// What the network computes.
     pub kind: ModelKind,
     /// The data normalisation (model units = normalised units).
     pub normalizer: Normalizer,
-    network: Arc<dyn Network>,
+    source: Source,
+}
+
+/// Where a model's field comes from.
+#[derive(Clone)]
+enum Source {
+    /// A trained network (model units, model time).
+    Network(Arc<dyn Network>),
+    /// The closed form of a Gaussian mixture (in model units).
+    Exact(GaussianMixture),
 }
 
 impl std::fmt::Debug for Model {
@@ -80,7 +90,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("dir", &self.dir)
             .field("kind", &self.kind)
-            .field("architecture", &self.meta.model)
+            .field("architecture", &self.meta.as_ref().map(|m| &m.model))
             .finish()
     }
 }
@@ -120,11 +130,49 @@ impl Model {
         Ok(Model {
             dir: None,
             settings,
-            meta,
+            meta: Some(meta),
             kind,
             normalizer,
-            network,
+            source: Source::Network(network),
         })
+    }
+
+    /// The exact model of a built-in Gaussian-mixture data set under `kind`: the score of the
+    /// data perturbed by the SDE (DSM kinds), the marginal velocity of the path from N(0, I)
+    /// (flow kinds, [`crate::field::analytic::MixtureVelocity`]) or the score of the data
+    /// (noise-free kinds), in data units (identity normaliser). Every sampler and evaluation that
+    /// takes a model takes it, so sampler error can be told from learning error.
+    pub fn exact(dataset: Dataset, kind: ModelKind) -> Result<Model> {
+        let spec = dataset.mixture().ok_or_else(|| {
+            let names: Vec<&str> = Dataset::ALL
+                .iter()
+                .filter(|d| d.mixture().is_some())
+                .map(|d| d.name())
+                .collect();
+            Error::InvalidInput(format!(
+                "{dataset} has no closed-form density; exact fields exist for the Gaussian mixtures: {}",
+                names.join(", ")
+            ))
+        })?;
+        kind.validate()?;
+        let settings = TrainSettings {
+            data: dataset.name().into(),
+            method: kind.method(),
+            ..TrainSettings::default()
+        };
+        Ok(Model {
+            dir: None,
+            settings,
+            meta: None,
+            normalizer: Normalizer::identity(spec.dim()),
+            source: Source::Exact(GaussianMixture::from(&spec)),
+            kind,
+        })
+    }
+
+    /// True for an exact (closed-form) model.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.source, Source::Exact(_))
     }
 
     /// Loads a run directory, with errors that say what is wrong with it.
@@ -181,10 +229,10 @@ impl Model {
         Ok(Model {
             dir: Some(dir.to_path_buf()),
             settings,
-            meta,
+            meta: Some(meta),
             kind,
             normalizer,
-            network,
+            source: Source::Network(network),
         })
     }
 
@@ -192,24 +240,35 @@ impl Model {
     /// `model.safetensors` (the network's state dict, f32) and `meta.json`, each atomically.
     /// There is no training state: such a run samples and evaluates but does not resume.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let (Source::Network(network), Some(meta)) = (&self.source, &self.meta) else {
+            return Err(Error::InvalidInput(
+                "an exact model has no weights to save".into(),
+            ));
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         crate::fsutil::write_atomic(&dir.join(CONFIG_FILE), self.settings.to_toml()?.as_bytes())?;
-        let mut sd = self.network.state_dict();
+        let mut sd = network.state_dict();
         sd.metadata.insert("format".into(), "pt".into());
         sd.write(&dir.join(checkpoint::MODEL_FILE))?;
-        checkpoint::write_meta(&dir.join(checkpoint::META_FILE), &self.meta)?;
+        checkpoint::write_meta(&dir.join(checkpoint::META_FILE), meta)?;
         self.dir = Some(dir.to_path_buf());
         Ok(())
     }
 
     /// Data dimension d.
     pub fn dim(&self) -> usize {
-        self.network.dim()
+        match &self.source {
+            Source::Network(n) => n.dim(),
+            Source::Exact(m) => m.dim(),
+        }
     }
 
-    /// The sampling network (model units, model time).
-    pub fn network(&self) -> &Arc<dyn Network> {
-        &self.network
+    /// The sampling network (model units, model time); `None` for an exact model.
+    pub fn network(&self) -> Option<&Arc<dyn Network>> {
+        match &self.source {
+            Source::Network(n) => Some(n),
+            Source::Exact(_) => None,
+        }
     }
 
     /// The built-in data set the run trained on, if any.
@@ -269,8 +328,12 @@ impl Model {
     /// The field the network defines, in model (normalised) units and the model's own time:
     /// the velocity (flow matching, noise-free score) or the score (DSM).
     pub fn field(&self) -> Result<Box<dyn VectorField + '_>> {
-        self.kind
-            .field(Box::new(Conditioned::unconditional(self.network.clone())))
+        match &self.source {
+            Source::Network(net) => self
+                .kind
+                .field(Box::new(Conditioned::unconditional(net.clone()))),
+            Source::Exact(mix) => exact_field(mix.clone(), &self.kind),
+        }
     }
 
     /// The network's field in data units (see [`DataUnits`]).
@@ -309,35 +372,19 @@ impl Model {
         };
         let z = GaussianMixture::from(&self.normalizer.apply_mixture(&spec)?);
         let data = &self.settings.data;
-        let (field, what, velocity): (Box<dyn VectorField>, String, bool) = match &self.kind {
-            ModelKind::Dsm { sde, .. } => (
-                Box::new(MixtureScore::new(z, sde.build()?)),
-                format!("exact score of {data} perturbed by the SDE"),
-                false,
-            ),
-            ModelKind::NoiseFree { .. } => (
-                Box::new(MixtureScore::fixed(z)),
-                format!("exact score of {data}"),
-                false,
-            ),
+        let what = match &self.kind {
+            ModelKind::Dsm { .. } => format!("exact score of {data} perturbed by the SDE"),
+            ModelKind::NoiseFree { .. } => format!("exact score of {data}"),
             ModelKind::Cfm { path } => {
-                let path = GaussianPath::new(*path);
-                (
-                    Box::new(ScoreToVelocity::new(MixtureScore::new(z, path), path)),
-                    format!(
-                        "exact velocity of {data} on the {} path",
-                        path.scheduler.name()
-                    ),
-                    true,
-                )
+                format!("exact velocity of {data} on the {} path", path.name())
             }
         };
         Ok(Some((
             Box::new(DataUnits {
-                field,
+                field: exact_field(z, &self.kind)?,
                 mean: self.normalizer.mean.clone(),
                 std: self.normalizer.std.clone(),
-                velocity,
+                velocity: self.kind.is_velocity(),
             }),
             what,
         )))
@@ -507,6 +554,18 @@ impl Model {
         lik.nll += c;
         Ok(lik)
     }
+}
+
+/// The closed-form field of `kind` for data distributed as `mixture` (model units, model time):
+/// the perturbed score under the SDE, the path's marginal velocity, or the score itself.
+fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn VectorField>> {
+    Ok(match kind {
+        ModelKind::Dsm { sde, .. } => Box::new(MixtureScore::new(mixture, sde.build()?)),
+        ModelKind::NoiseFree { .. } => Box::new(MixtureScore::fixed(mixture)),
+        ModelKind::Cfm { path } => {
+            Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
+        }
+    })
 }
 
 /// The points of a sampling job, collected.
