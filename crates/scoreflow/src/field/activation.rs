@@ -7,10 +7,9 @@
 //! matching trains through them). The fused CPU engine has its own f32 kernels of the same
 //! functions (`fused::kernels`), tested against these.
 //!
-//! burn's `activation::gelu` is not used: under autodiff it back-propagates with the derivative
-//! of the *tanh approximation* (rounded constants, burn 0.22.1 `gelu_backward`), so training
-//! gradients of an exact-GELU network would be off by up to ~1e-3; Φ is built from `erf`
-//! instead, whose backward is exact.
+//! Exact GELU is composed from `erf` rather than burn's `activation::gelu`: burn 0.22.1's
+//! default `gelu_backward` (used by backends that do not override it; Flex does) differentiates
+//! the *tanh approximation* with rounded constants, while `erf`'s backward is exact everywhere.
 
 use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
 

@@ -138,6 +138,17 @@ pub fn sigmoid<const FMA: bool>(z: f32) -> f32 {
     1.0 / (1.0 + exp::<FMA>(-z))
 }
 
+/// (σ(z), σ′(z)) with σ′ = σ(z)(1 − σ(z)): with e = e⁻ᶻ and σ = 1/(1 + e) (bit for bit
+/// [`sigmoid`]), 1 − σ is formed as e·σ for z ≥ 0, free of the cancellation of 1 − σ when
+/// σ ≈ 1, and directly for z < 0 where σ < ½ (no cancellation).
+#[inline(always)]
+pub fn sigmoid_and_slope<const FMA: bool>(z: f32) -> (f32, f32) {
+    let e = exp::<FMA>(-z);
+    let s = 1.0 / (1.0 + e);
+    let one_minus = if z < 0.0 { 1.0 - s } else { e * s };
+    (s, s * one_minus)
+}
+
 /// tanh z: Cephes' odd polynomial for |z| < 0.625, else sign(z)·(1 − 2/(e^{2|z|} + 1)).
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
@@ -264,10 +275,11 @@ impl Act for Silu {
     fn f<const FMA: bool>(z: f32) -> f32 {
         z * sigmoid::<FMA>(z)
     }
+    /// act′ = σ(z) + z σ(z)σ(−z) ([`sigmoid_and_slope`]).
     #[inline(always)]
     fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
-        let s = sigmoid::<FMA>(z);
-        (z * s, s * madd::<FMA>(z, 1.0 - s, 1.0))
+        let (s, ds) = sigmoid_and_slope::<FMA>(z);
+        (z * s, madd::<FMA>(z, ds, s))
     }
 }
 
@@ -328,9 +340,9 @@ impl Act for Gelu {
 }
 
 /// Tanh-approximate GELU ½z(1 + tanh u) = z·s, s = σ(2u), u = √(2/π)(z + 0.044715 z³);
-/// act′ = s + 2z·u′·s(1 − s), u′ = √(2/π)(1 + 3·0.044715 z²). With e = e^{−|2u|} and
-/// r = 1/(1 + e): s = r or e·r by the sign of u, and s(1 − s) = e·r² without the cancellation of
-/// 1 − s (which would cost ~1e-6 of act′ where s ≈ 1). u is formed from z clamped to ±20,
+/// act′ = s + 2z·u′·s(1 − s), u′ = √(2/π)(1 + 3·0.044715 z²), s(1 − s) by
+/// [`sigmoid_and_slope`] (1 − s itself would cost ~1e-6 of act′ where s ≈ 1). u is formed from
+/// z clamped to ±20,
 /// where s is already 0 or 1 to f32 precision, so z³ never overflows.
 struct GeluTanh;
 impl GeluTanh {
@@ -343,10 +355,8 @@ impl GeluTanh {
         let zc = z.clamp(-20.0, 20.0);
         let z2 = zc * zc;
         let two_u = 2.0 * Self::C * zc * madd::<FMA>(Self::K, z2, 1.0);
-        let e = exp::<FMA>(-two_u.abs());
-        let r = 1.0 / (1.0 + e);
-        let s = if two_u < 0.0 { e * r } else { r };
-        (s, e * r * r, z2)
+        let (s, ds) = sigmoid_and_slope::<FMA>(two_u);
+        (s, ds, z2)
     }
 }
 impl Act for GeluTanh {
