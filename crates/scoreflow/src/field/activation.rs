@@ -243,11 +243,7 @@ pub(crate) mod tests {
         let h = 1e-5;
         let dev = cpu();
         let at = |a: Activation, dz: f64| {
-            to_vec(&a.apply(vector(
-                z.iter().map(|z| z + dz).collect(),
-                &dev,
-                DType::F64,
-            )))
+            to_vec(&a.apply(vector(z.iter().map(|z| z + dz).collect(), &dev, DType::F64)))
         };
         for act in Activation::ALL {
             let d = to_vec(&act.derivative(vector(z.clone(), &dev, DType::F64)));
@@ -274,6 +270,9 @@ pub(crate) mod tests {
             assert_eq!(serde_json::from_str::<Activation>(&json).unwrap(), a);
         }
         let e = "swish".parse::<Activation>().unwrap_err().to_string();
-        assert!(e.contains("'swish'") && e.contains("gelu-tanh") && !e.contains('\n'), "{e}");
+        assert!(
+            e.contains("'swish'") && e.contains("gelu-tanh") && !e.contains('\n'),
+            "{e}"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! ṫ_l = act'(z_l) ⊙ (W_l ṫ_{l−1}); all are ordinary tensor ops, so they can themselves be
 //! differentiated with respect to the weights (Hyvärinen score matching needs this).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -409,6 +410,285 @@ impl Mlp {
     }
 }
 
+/// Where the time input sits among the inputs of a PyTorch MLP (it cannot be read from the
+/// weights). scoreflow's own layout is [x, t].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeColumn {
+    /// Input [x, t]: TorchCFM (`torch_wrapper` concatenates `[x, t]`), Meta flow_matching's
+    /// `2d_flow_matching` example, the reference scripts of `../shared/bench` (default).
+    #[default]
+    Last,
+    /// Input [t, x]: Meta flow_matching's `2d_cnf_maximum_likelihood` example
+    /// (`torch.cat((t, x_t), -1)`). Imported exactly, by moving the first layer's t column last.
+    First,
+}
+
+/// The layout of a PyTorch `nn.Sequential` MLP state dict: keys `"{prefix}{i}.weight"` of shape
+/// `(d_out, d_in)` and `"{prefix}{i}.bias"` of shape `(d_out,)` for the Linear layers at
+/// Sequential indices i₀ = 0 < i₁ < …, the parameter-free activations in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequentialLayout {
+    /// The wrapper prefix every key carries: `"net."` (TorchCFM's `MLP`), `"main."` (Meta
+    /// flow_matching's 2-D example), `"model.main."`, `""` (a bare `nn.Sequential`)…
+    pub prefix: String,
+    /// Sequential indices of the Linear layers, e.g. `[0, 2, 4, 6]`.
+    pub indices: Vec<usize>,
+    /// `(d_in, d_out)` of each Linear layer.
+    pub dims: Vec<(usize, usize)>,
+    /// Whether each Linear layer has a bias (`bias=False` layers import with b = 0).
+    pub has_bias: Vec<bool>,
+}
+
+impl SequentialLayout {
+    /// Reads the layout from the names and shapes of `sd`. Errors (one line, naming the tensor):
+    /// a name that is not `{prefix}{index}.weight|bias`, two prefixes, a parameter other than
+    /// weight/bias (normalisation layers, buffers), a weight that is not 2-D (PReLU), a bias
+    /// without its weight or of the wrong length, layers whose widths do not chain, two Linear
+    /// layers with no module between them, modules before the first Linear layer.
+    pub fn of(sd: &StateDict) -> Result<Self> {
+        if sd.tensors.is_empty() {
+            return Err(sd.error("holds no tensors (expected an nn.Sequential MLP state dict)"));
+        }
+        let mut prefix: Option<&str> = None;
+        let mut layers: BTreeMap<usize, (Option<&HostTensor>, Option<&HostTensor>)> =
+            BTreeMap::new();
+        for (name, t) in &sd.tensors {
+            let (p, index, param) = split_sequential_key(name).ok_or_else(|| {
+                sd.error(format!(
+                    "tensor '{name}' is not named like an nn.Sequential layer \
+                     ('<prefix><index>.weight' or '.bias', e.g. 'net.0.weight')"
+                ))
+            })?;
+            match prefix {
+                None => prefix = Some(p),
+                Some(q) if q != p => {
+                    return Err(sd.error(format!(
+                        "tensors under two prefixes, '{q}' and '{p}' (tensor '{name}'): \
+                         expected one nn.Sequential"
+                    )))
+                }
+                Some(_) => {}
+            }
+            let slot = layers.entry(index).or_default();
+            match param {
+                "weight" => slot.0 = Some(t),
+                "bias" => slot.1 = Some(t),
+                other => {
+                    return Err(sd.error(format!(
+                        "tensor '{name}': a Linear layer has only weight and bias, not '{other}' \
+                         (normalisation layers and buffers are not imported)"
+                    )))
+                }
+            }
+        }
+        let prefix = prefix.unwrap_or_default().to_string();
+        let mut out = SequentialLayout {
+            prefix,
+            indices: Vec::new(),
+            dims: Vec::new(),
+            has_bias: Vec::new(),
+        };
+        for (&i, &(w, b)) in &layers {
+            let name = |p: &str| format!("{}{i}.{p}", out.prefix);
+            let w = w.ok_or_else(|| {
+                sd.error(format!(
+                    "tensor '{}' has no '{}'",
+                    name("bias"),
+                    name("weight")
+                ))
+            })?;
+            let &[d_out, d_in] = w.shape.as_slice() else {
+                return Err(sd.error(format!(
+                    "tensor '{}' has shape {:?}, not (out, in): only Linear layers are imported \
+                     (a learnable activation such as PReLU, or a normalisation layer, is not)",
+                    name("weight"),
+                    w.shape
+                )));
+            };
+            if d_out == 0 || d_in == 0 {
+                return Err(sd.error(format!(
+                    "tensor '{}' has an empty shape {:?}",
+                    name("weight"),
+                    w.shape
+                )));
+            }
+            if let Some(b) = b {
+                if b.shape != [d_out] {
+                    return Err(sd.error(format!(
+                        "tensor '{}' has shape {:?}, expected [{d_out}] (the rows of '{}')",
+                        name("bias"),
+                        b.shape,
+                        name("weight")
+                    )));
+                }
+            }
+            match (out.indices.last(), out.dims.last()) {
+                (None, _) if i != 0 => {
+                    return Err(sd.error(format!(
+                        "the first Linear layer is '{}', not index 0: modules before it \
+                         would not be imported",
+                        name("weight")
+                    )))
+                }
+                (Some(&j), _) if i == j + 1 => {
+                    return Err(sd.error(format!(
+                        "Linear layers '{}{j}' and '{}{i}' are adjacent: an activation must \
+                         sit between them",
+                        out.prefix, out.prefix
+                    )))
+                }
+                (_, Some(&(_, prev_out))) if prev_out != d_in => {
+                    return Err(sd.error(format!(
+                        "tensor '{}' has shape {:?}: it takes {d_in} inputs, but the layer \
+                         before gives {prev_out}",
+                        name("weight"),
+                        w.shape
+                    )))
+                }
+                _ => {}
+            }
+            out.indices.push(i);
+            out.dims.push((d_in, d_out));
+            out.has_bias.push(b.is_some());
+        }
+        Ok(out)
+    }
+
+    /// `"{prefix}{i}.weight"` of Linear layer k.
+    fn weight_name(&self, k: usize) -> String {
+        format!("{}{}.weight", self.prefix, self.indices[k])
+    }
+
+    /// `"{prefix}{i}.bias"` of Linear layer k.
+    fn bias_name(&self, k: usize) -> String {
+        format!("{}{}.bias", self.prefix, self.indices[k])
+    }
+}
+
+/// `"{prefix}{index}.{param}"` → (prefix, index, param), the prefix empty or ending in '.'.
+fn split_sequential_key(name: &str) -> Option<(&str, usize, &str)> {
+    let (rest, param) = name.rsplit_once('.')?;
+    let (prefix, index) = match rest.rfind('.') {
+        Some(k) => (&rest[..=k], &rest[k + 1..]),
+        None => ("", rest),
+    };
+    if index.is_empty() || !index.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((prefix, index.parse().ok()?, param))
+}
+
+impl MlpConfig {
+    /// The architecture of a PyTorch `nn.Sequential` MLP state dict
+    /// `Linear(d + 1, w), act, Linear(w, w), act, …, Linear(w, d)` ([`SequentialLayout`]): d from
+    /// the last layer's outputs, the width w from the hidden layers (all equal), depth = number
+    /// of Linear layers − 1, raw time input (the first layer takes d + 1 inputs: x and t), with
+    /// the given `activation` (the weights do not record it). Errors (one line): everything
+    /// [`SequentialLayout::of`] refuses, a single Linear layer, unequal hidden widths, and a
+    /// first layer that takes d inputs (no time: TorchCFM's `time_varying=False`), fewer, or
+    /// more than d + 1 (a time embedding or a condition input).
+    pub fn infer_from_state(
+        sd: &StateDict,
+        activation: Activation,
+    ) -> Result<(MlpConfig, SequentialLayout)> {
+        let layout = SequentialLayout::of(sd)?;
+        let dims = &layout.dims;
+        if dims.len() < 2 {
+            return Err(sd.error(format!(
+                "one Linear layer ('{}'): an MLP has at least one hidden layer",
+                layout.weight_name(0)
+            )));
+        }
+        let (d_in, width) = dims[0];
+        let dim = dims[dims.len() - 1].1;
+        if let Some(k) = (1..dims.len() - 1).find(|&k| dims[k].1 != width) {
+            let widths: Vec<usize> = dims[..dims.len() - 1].iter().map(|d| d.1).collect();
+            return Err(sd.error(format!(
+                "hidden widths {widths:?} differ (at '{}'): scoreflow's MLP has one width",
+                layout.weight_name(k)
+            )));
+        }
+        let extra = d_in as isize - dim as isize;
+        if extra != 1 {
+            let why = match extra {
+                0 => "the network takes no time input (TorchCFM's time_varying=False?)".to_string(),
+                e if e < 0 => "fewer inputs than outputs: not a vector field".to_string(),
+                e => format!(
+                    "{e} inputs besides x: a time embedding or a condition input is not \
+                     supported"
+                ),
+            };
+            return Err(sd.error(format!(
+                "'{}' takes {d_in} inputs for {dim} outputs: {why}; scoreflow imports fields \
+                 whose input is x and one raw time column t",
+                layout.weight_name(0)
+            )));
+        }
+        let config = MlpConfig {
+            dim,
+            width,
+            depth: dims.len() - 1,
+            activation,
+            time: TimeEmbedding::Raw,
+        };
+        Ok((config, layout))
+    }
+}
+
+impl Mlp {
+    /// Imports a PyTorch `nn.Sequential` MLP v(x, t) = W_L act(… act(W₁[x, t] + b₁) …) + b_L from
+    /// its `state_dict()` (read with [`StateDict::read`]; f32 or f64): the architecture by
+    /// [`MlpConfig::infer_from_state`], the time input at `time` (weights cannot tell; the
+    /// first layer's t column is moved last for [`TimeColumn::First`], an exact
+    /// re-parametrisation), bias-free layers with b = 0, on `device` in `dtype`. Returns the
+    /// network and the layout found. Errors: those of [`MlpConfig::infer_from_state`] and any
+    /// non-finite value (naming the tensor).
+    ///
+    /// What the weights cannot show is assumed: exactly one `activation` between consecutive
+    /// Linear layers (other modules in the gaps, such as Dropout, must be identities at
+    /// inference) and nothing after the last Linear layer.
+    pub fn from_pytorch(
+        sd: &StateDict,
+        activation: Activation,
+        time: TimeColumn,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<(Mlp, SequentialLayout)> {
+        let (config, layout) = MlpConfig::infer_from_state(sd, activation)?;
+        let mut ours = StateDict {
+            source: sd.source.clone(),
+            ..StateDict::default()
+        };
+        for (k, &(d_in, d_out)) in layout.dims.iter().enumerate() {
+            let mut w = sd.get(&layout.weight_name(k))?.clone();
+            let b = match layout.has_bias[k] {
+                true => sd.get(&layout.bias_name(k))?.clone(),
+                false => HostTensor {
+                    shape: vec![d_out],
+                    data: vec![0.0; d_out],
+                    dtype: w.dtype,
+                },
+            };
+            for (name, t) in [(layout.weight_name(k), &w), (layout.bias_name(k), &b)] {
+                if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+                    return Err(sd.error(format!("tensor '{name}' holds a non-finite value ({v})")));
+                }
+            }
+            if k == 0 && time == TimeColumn::First {
+                // Row r of W is (w_t, w_x1, …, w_xd) → (w_x1, …, w_xd, w_t).
+                for row in w.data.chunks_exact_mut(d_in) {
+                    row.rotate_left(1);
+                }
+            }
+            ours.insert(format!("{}.weight", 2 * k), w);
+            ours.insert(format!("{}.bias", 2 * k), b);
+        }
+        let mlp = Mlp::from_state(&ours, "", &config, device, dtype)?;
+        Ok((mlp, layout))
+    }
+}
+
 impl VectorField for Mlp {
     fn dim(&self) -> usize {
         self.config.dim
@@ -454,7 +734,10 @@ mod tests {
     fn jvp_and_divergence_match_finite_differences() {
         // ReLU is left out: its kink at 0 breaks the O(h²) difference (SELU and ELU have a kink
         // only in act′, which the first-order tangent does not see at these points).
-        for act in Activation::ALL.into_iter().filter(|a| *a != Activation::Relu) {
+        for act in Activation::ALL
+            .into_iter()
+            .filter(|a| *a != Activation::Relu)
+        {
             let mut r = rng(1);
             for time in [TimeEmbedding::Raw, TimeEmbedding::fourier(4, 1.0, &mut r)] {
                 let (m, x, t) = setup(time, act);
@@ -527,5 +810,196 @@ mod tests {
             c.num_params(),
             3 * 512 + 512 + 3 * (512 * 512 + 512) + 512 * 2 + 2
         );
+    }
+
+    /// A 3 → 8 × 2 → 2 SELU network written as PyTorch would under `prefix`, with the Linear
+    /// layers at Sequential indices `indices` (f32 weights, as `state_dict()` of a float model).
+    fn torch_state(prefix: &str, indices: [usize; 3]) -> (Mlp, StateDict) {
+        let cfg = MlpConfig {
+            activation: Activation::Selu,
+            ..MlpConfig::new(2, 8, 2)
+        };
+        let m = cfg.init(&cpu(), DType::F32, &mut rng(3));
+        let mut ours = StateDict::new();
+        m.write_state(&mut ours, "", None);
+        let mut sd = StateDict::new();
+        for (k, i) in indices.iter().enumerate() {
+            for p in ["weight", "bias"] {
+                let t = ours.tensors[&format!("{}.{p}", 2 * k)].clone();
+                sd.insert(format!("{prefix}{i}.{p}"), t);
+            }
+        }
+        (m, sd)
+    }
+
+    /// v of two networks at the same random points (f64).
+    fn same_field(a: &Mlp, b: &Mlp) {
+        let mut r = rng(5);
+        let x = randn(7, 2, &cpu(), DType::F64, &mut r);
+        let t = vector(vec![0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0], &cpu(), DType::F64);
+        assert_eq!(to_vec(&a.forward(&x, &t)), to_vec(&b.forward(&x, &t)));
+    }
+
+    /// Every wrapper prefix and index pattern imports to the same network: the configuration is
+    /// inferred (d = 2, width 8, depth 2, raw time), the layout reported, and the imported field
+    /// equals the original bit for bit (the f32 weights are copied exactly).
+    #[test]
+    fn pytorch_import_reads_any_prefix_and_index_gaps() {
+        for (prefix, indices) in [
+            ("", [0, 2, 4]),
+            ("net.", [0, 2, 4]),
+            ("main.", [0, 2, 4]),
+            ("model.main.", [0, 2, 4]),
+            ("net.", [0, 3, 6]),
+        ] {
+            let (m, sd) = torch_state(prefix, indices);
+            let (cfg, layout) = MlpConfig::infer_from_state(&sd, Activation::Selu).unwrap();
+            assert_eq!(cfg, m.config);
+            assert_eq!(layout.prefix, prefix);
+            assert_eq!(layout.indices, indices);
+            assert_eq!(layout.dims, vec![(3, 8), (8, 8), (8, 2)]);
+            let (back, _) =
+                Mlp::from_pytorch(&sd, Activation::Selu, TimeColumn::Last, &cpu(), DType::F64)
+                    .unwrap();
+            let mut ours = StateDict::new();
+            m.write_state(&mut ours, "", Some(StoredDType::F64));
+            let orig = Mlp::from_state(&ours, "", &m.config, &cpu(), DType::F64).unwrap();
+            same_field(&back, &orig);
+        }
+    }
+
+    /// [t, x] inputs (flow_matching's CNF example) import exactly: moving the first layer's t
+    /// column last gives the network of the [x, t] layout; a bias-free layer imports with b = 0.
+    #[test]
+    fn pytorch_import_time_first_and_bias_free_layers() {
+        let (m, mut sd) = torch_state("net.", [0, 2, 4]);
+        let w = sd.tensors.get_mut("net.0.weight").unwrap();
+        for row in w.data.chunks_exact_mut(3) {
+            row.rotate_right(1); // (w_x1, w_x2, w_t) → (w_t, w_x1, w_x2)
+        }
+        let (first, _) =
+            Mlp::from_pytorch(&sd, Activation::Selu, TimeColumn::First, &cpu(), DType::F64)
+                .unwrap();
+        let mut ours = StateDict::new();
+        m.write_state(&mut ours, "", Some(StoredDType::F64));
+        let orig = Mlp::from_state(&ours, "", &m.config, &cpu(), DType::F64).unwrap();
+        same_field(&first, &orig);
+
+        let (_, mut sd) = torch_state("", [0, 2, 4]);
+        sd.tensors.remove("2.bias");
+        let (m, layout) =
+            Mlp::from_pytorch(&sd, Activation::Selu, TimeColumn::Last, &cpu(), DType::F64).unwrap();
+        assert_eq!(layout.has_bias, vec![true, false, true]);
+        let b = to_vec(&m.layers[1].bias.as_ref().unwrap().val());
+        assert!(b.iter().all(|v| *v == 0.0));
+    }
+
+    /// Everything that is not an nn.Sequential of Linear layers around one raw time column is a
+    /// one-line error naming the tensor or the problem.
+    #[test]
+    fn pytorch_import_refuses_other_networks() {
+        let zeros = |shape: &[usize]| HostTensor {
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+            dtype: StoredDType::F32,
+        };
+        type Edit = Box<dyn Fn(&mut StateDict)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            ("empty", Box::new(|sd| sd.tensors.clear()), "no tensors"),
+            (
+                "foreign name",
+                Box::new(move |sd| sd.insert("net.time_embed", zeros(&[4]))),
+                "'net.time_embed' is not named like",
+            ),
+            (
+                "two prefixes",
+                Box::new(move |sd| sd.insert("head.6.weight", zeros(&[2, 8]))),
+                "two prefixes",
+            ),
+            (
+                "buffer",
+                Box::new(move |sd| sd.insert("net.1.running_mean", zeros(&[8]))),
+                "not 'running_mean'",
+            ),
+            (
+                "PReLU",
+                Box::new(move |sd| sd.insert("net.1.weight", zeros(&[1]))),
+                "'net.1.weight' has shape [1], not (out, in)",
+            ),
+            (
+                "bias alone",
+                Box::new(move |sd| sd.insert("net.6.bias", zeros(&[2]))),
+                "'net.6.bias' has no 'net.6.weight'",
+            ),
+            (
+                "bias length",
+                Box::new(move |sd| sd.insert("net.2.bias", zeros(&[7]))),
+                "'net.2.bias' has shape [7], expected [8]",
+            ),
+            (
+                "widths do not chain",
+                Box::new(move |sd| sd.insert("net.4.weight", zeros(&[2, 9]))),
+                "takes 9 inputs, but the layer before gives 8",
+            ),
+            (
+                "adjacent",
+                Box::new(move |sd| {
+                    sd.insert("net.5.weight", zeros(&[2, 2]));
+                    sd.insert("net.5.bias", zeros(&[2]));
+                }),
+                "'net.4' and 'net.5' are adjacent",
+            ),
+            (
+                "leading module",
+                Box::new(|sd| {
+                    for p in ["weight", "bias"] {
+                        let t = sd.tensors.remove(&format!("net.0.{p}")).unwrap();
+                        sd.insert(format!("net.1.{p}"), t);
+                    }
+                }),
+                "first Linear layer is 'net.1.weight', not index 0",
+            ),
+            (
+                "single layer",
+                Box::new(move |sd| {
+                    sd.tensors.clear();
+                    sd.insert("net.0.weight", zeros(&[2, 3]));
+                }),
+                "one Linear layer",
+            ),
+            (
+                "uneven widths",
+                Box::new(move |sd| {
+                    sd.insert("net.2.weight", zeros(&[9, 8]));
+                    sd.insert("net.2.bias", zeros(&[9]));
+                    sd.insert("net.4.weight", zeros(&[2, 9]));
+                }),
+                "hidden widths [8, 9] differ (at 'net.2.weight')",
+            ),
+            (
+                "no time",
+                Box::new(move |sd| sd.insert("net.0.weight", zeros(&[8, 2]))),
+                "no time input",
+            ),
+            (
+                "time embedding",
+                Box::new(move |sd| sd.insert("net.0.weight", zeros(&[8, 18]))),
+                "16 inputs besides x",
+            ),
+            (
+                "not finite",
+                Box::new(|sd| sd.tensors.get_mut("net.2.weight").unwrap().data[5] = f64::NAN),
+                "'net.2.weight' holds a non-finite value",
+            ),
+        ];
+        for (what, edit, want) in cases {
+            let (_, mut sd) = torch_state("net.", [0, 2, 4]);
+            edit(&mut sd);
+            let e = Mlp::from_pytorch(&sd, Activation::Selu, TimeColumn::Last, &cpu(), DType::F32)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && !e.contains('\n'), "{what}: {e}");
+        }
     }
 }

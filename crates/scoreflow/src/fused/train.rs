@@ -759,7 +759,10 @@ mod tests {
     /// and reasoning as the SiLU race): act′ off by 0.1% in the fused backward fails it.
     #[test]
     fn adam_follows_burn_for_every_activation() {
-        for act in Activation::ALL.into_iter().filter(|a| *a != Activation::Silu) {
+        for act in Activation::ALL
+            .into_iter()
+            .filter(|a| *a != Activation::Silu)
+        {
             let (loss, w) = race(
                 30,
                 AdamConfig::new().with_epsilon(1e-8).init(),
