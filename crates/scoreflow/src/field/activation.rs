@@ -186,9 +186,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::tensor::{cpu, to_vec, vector, DType};
 
+    /// One activation's PyTorch values on the fixture grid: (act, act(z), act′(z)).
+    pub(crate) type TorchValues = (Activation, Vec<f64>, Vec<f64>);
+
     /// The PyTorch fixture `tests/data/activations.csv` (written by
     /// `bench/activation_fixture.py`): z, then act(z), act′(z) per activation.
-    pub(crate) fn torch_fixture() -> (Vec<f64>, Vec<(Activation, Vec<f64>, Vec<f64>)>) {
+    pub(crate) fn torch_fixture() -> (Vec<f64>, Vec<TorchValues>) {
         let text = include_str!("../../tests/data/activations.csv");
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().expect("header").split(',').collect();
