@@ -868,6 +868,27 @@ mod tests {
         }
     }
 
+    /// The reference scripts' own PyTorch file (`tests/data/mlp_w16.safetensors`, a bare
+    /// `nn.Sequential`, keys `0.weight` … `8.bias`) imports to the network the exact-names
+    /// loader reads.
+    #[test]
+    fn pytorch_import_reads_the_reference_fixture() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mlp_w16.safetensors");
+        let sd = StateDict::read(&path).unwrap();
+        let (m, layout) =
+            Mlp::from_pytorch(&sd, Activation::Silu, TimeColumn::Last, &cpu(), DType::F64).unwrap();
+        assert_eq!(
+            (layout.prefix.as_str(), layout.indices),
+            ("", vec![0, 2, 4, 6, 8])
+        );
+        let cfg = MlpConfig::new(2, 16, 4);
+        assert_eq!(m.config, cfg);
+        same_field(
+            &m,
+            &Mlp::load_safetensors(&path, &cfg, &cpu(), DType::F64).unwrap(),
+        );
+    }
+
     /// [t, x] inputs (flow_matching's CNF example) import exactly: moving the first layer's t
     /// column last gives the network of the [x, t] layout; a bias-free layer imports with b = 0.
     #[test]
