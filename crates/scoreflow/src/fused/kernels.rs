@@ -117,14 +117,14 @@ fn exp_parts<const FMA: bool>(x: f32) -> (f32, f32) {
     (f32::from_bits((k.wrapping_add(127) << 23) as u32), q)
 }
 
-/// eˣ = 2ᵏ·(1 + q) from [`exp_parts`].
+/// eˣ = 2ᵏ·(1 + q) from `exp_parts`.
 #[inline(always)]
 pub fn exp<const FMA: bool>(x: f32) -> f32 {
     let (scale, q) = exp_parts::<FMA>(x);
     (q + 1.0) * scale
 }
 
-/// (eˣ, eˣ − 1) from one [`exp_parts`]: eˣ − 1 = 2ᵏq + (2ᵏ − 1), where 2ᵏ − 1 is exact and is 0
+/// (eˣ, eˣ − 1) from one `exp_parts`: eˣ − 1 = 2ᵏq + (2ᵏ − 1), where 2ᵏ − 1 is exact and is 0
 /// for |x| < ln 2 / 2, so eˣ − 1 keeps its relative accuracy as x → 0 (no cancellation).
 #[inline(always)]
 pub fn exp_expm1<const FMA: bool>(x: f32) -> (f32, f32) {
@@ -239,7 +239,7 @@ const ERFCX_P: [f32; 11] = [
 ];
 
 /// (Φ(z), φ(z)): the standard normal CDF and density. With a = min(|z|, 16), x = a/√2:
-/// Φ(−a) = ½ e^{−a²/2}·erfcx(x), erfcx(x) = (1 + p(q))/(1 + 2x) ([`ERFCX_P`]), and
+/// Φ(−a) = ½ e^{−a²/2}·erfcx(x), erfcx(x) = (1 + p(q))/(1 + 2x) (`ERFCX_P`), and
 /// φ = e^{−a²/2}/√(2π); Φ(z) = Φ(−a) for z < 0, 1 − Φ(−a) otherwise. No 1 + erf cancellation:
 /// Φ keeps its relative accuracy deep in the left tail (down to f32's smallest normal). e^{−a²/2}
 /// is formed from the exact square a² = s + e as e^{−s/2}(1 − e/2), so the rounding of a² —
