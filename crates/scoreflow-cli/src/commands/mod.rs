@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod diagnose;
 pub mod eval;
+pub mod import;
 pub mod lesson;
 pub mod likelihood;
 pub mod plot;

@@ -23,8 +23,10 @@ use crate::sde::{Sde, SdeConfig};
 pub enum TrainMethod {
     /// Conditional flow matching on a probability path (--path); samples with ODE solvers.
     #[default]
+    #[cfg_attr(feature = "clap", value(alias = "velocity"))]
     Cfm,
     /// Denoising score matching under an SDE (--sde); samples with em/pc/ald/ode.
+    #[cfg_attr(feature = "clap", value(alias = "score"))]
     Dsm,
     /// Hyvärinen (exact) score matching on the clean data.
     Sm,

@@ -19,6 +19,7 @@
 //! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
 
 pub mod evaluate;
+pub mod import;
 pub mod kind;
 pub mod sampling;
 pub mod settings;
