@@ -19,6 +19,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod coupling;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
