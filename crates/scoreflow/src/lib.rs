@@ -37,6 +37,7 @@ pub mod solve;
 pub mod state;
 pub mod tensor;
 pub mod train;
+pub mod transport;
 
 pub use error::{Error, Result};
 pub use field::VectorField;

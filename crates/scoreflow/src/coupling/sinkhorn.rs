@@ -244,18 +244,6 @@ mod tests {
         vec![1.0 / n as f64; n]
     }
 
-    fn squared_distances(n: usize, seed: u64) -> Vec<f64> {
-        let mut r = rng(seed);
-        let p: Vec<f64> = (0..4 * n).map(|_| r.random::<f64>() * 2.0 - 1.0).collect();
-        (0..n * n)
-            .map(|k| {
-                let (i, j) = (k / n, k % n);
-                (p[2 * i] - p[2 * n + 2 * j]).powi(2)
-                    + (p[2 * i + 1] - p[2 * n + 2 * j + 1]).powi(2)
-            })
-            .collect()
-    }
-
     /// Marginals: the column sums are exact after the g-update (to rounding) and the row sums
     /// within the requested tolerance; unequal sizes and non-uniform weights too.
     #[test]
