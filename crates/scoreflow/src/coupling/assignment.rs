@@ -49,9 +49,9 @@ pub fn linear_sum_assignment(cost: &[f64], n: usize) -> Result<Vec<usize>> {
                 u[i] += min_val - search.dist[col4row[i]];
             }
         }
-        for j in 0..n {
-            if search.col_done[j] {
-                v[j] -= min_val - search.dist[j];
+        for ((vj, &done), &dj) in v.iter_mut().zip(&search.col_done).zip(&search.dist) {
+            if done {
+                *vj -= min_val - dj;
             }
         }
         // Augment along the path back from the sink.

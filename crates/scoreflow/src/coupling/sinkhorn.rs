@@ -302,8 +302,8 @@ mod tests {
                 // Box–Muller, std 0.01.
                 let z = (-2.0 * a.max(1e-300).ln()).sqrt() * 0.01;
                 [
-                    x[k][0] + z * (6.283 * b).cos(),
-                    x[k][1] + z * (6.283 * b).sin(),
+                    x[k][0] + z * (std::f64::consts::TAU * b).cos(),
+                    x[k][1] + z * (std::f64::consts::TAU * b).sin(),
                 ]
             })
             .collect();

@@ -36,6 +36,7 @@ const NOISE: f64 = 0.03;
 
 /// The moment-matched shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // XShape is the Datasaurus name (x_shape)
 pub(crate) enum Shape {
     Star,
     Bullseye,
@@ -210,7 +211,7 @@ fn build(shape: Shape) -> Mixture {
             .collect(),
         Shape::Star => {
             let vertex = |k: usize| {
-                let (r, deg) = if k % 2 == 0 {
+                let (r, deg) = if k.is_multiple_of(2) {
                     (1.0, 90.0 + 36.0 * k as f64)
                 } else {
                     (0.382, 90.0 + 36.0 * k as f64)
