@@ -367,11 +367,12 @@ mod tests {
 
     /// Path noise: at fixed t the residual x_t − μ_t has std s(t) and the target's noise part
     /// is (ṡ/s)(x_t − μ_t); constant σ: s = σ, ṡ = 0 (target x₁ − x₀ exactly); bridge:
-    /// s = σ√(t(1 − t)), ṡ = σ(1 − 2t)/(2√(t(1 − t))). With n = 20,000 coordinates the sample
-    /// std of N(0, s²) is within 5·s/√(2n) = 2.5 % of s.
+    /// s = σ√(t(1 − t)), ṡ = σ(1 − 2t)/(2√(t(1 − t))). With 2n = 3,000 coordinates the sample
+    /// std of N(0, s²) is within 5·s/√(2·2n) = 6.5 % of s. (n stays small: the sb coupling
+    /// runs Sinkhorn on the n × n cost matrix.)
     #[test]
     fn path_noise_has_the_stated_law() {
-        let n = 10_000;
+        let n = 1_500;
         let zeros = pts(vec![0.0; 2 * n]);
         let ones = pts(vec![1.0; 2 * n]);
         let mb = Minibatch {
@@ -385,7 +386,7 @@ mod tests {
             let rb = obj.regression_batch(&mb, &mut rng(5)).unwrap().unwrap();
             let resid: Vec<f64> = to_vec(&rb.x).iter().map(|x| x - t).collect();
             let sd = (resid.iter().map(|r| r * r).sum::<f64>() / resid.len() as f64).sqrt();
-            assert!((sd / s - 1.0).abs() < 0.025, "sd {sd} vs {s}");
+            assert!((sd / s - 1.0).abs() < 0.065, "sd {sd} vs {s}");
             for (r, u) in resid.iter().zip(to_vec(&rb.target)) {
                 assert!((u - 1.0 - ds / s * r).abs() < 1e-9);
             }
