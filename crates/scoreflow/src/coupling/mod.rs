@@ -39,8 +39,8 @@ use crate::tensor::Rng;
 /// ε of `sinkhorn` when none is given: TorchCFM's `OTPlanSampler` default `reg = 0.05`.
 pub const DEFAULT_EPSILON: f64 = 0.05;
 
-/// σ of `sb` when none is given (ε = 2σ² = 0.5): wide enough that Sinkhorn converges in tens of
-/// iterations on standardised data, narrow enough to stay far from the independent coupling.
+/// σ of `sb` when none is given (ε = 2σ² = 0.5 in squared model units; TorchCFM's class default
+/// is σ = 1, its 2-D runner uses σ = 0.1): a middle value, not tuned.
 pub const DEFAULT_SB_SIGMA: f64 = 0.5;
 
 /// A coupling of source and target minibatches (serialised as `{"kind": "ot"}`,
