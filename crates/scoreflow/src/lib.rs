@@ -19,6 +19,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod coupling;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod solve;
 pub mod state;
 pub mod tensor;
 pub mod train;
+pub mod transport;
 
 pub use error::{Error, Result};
 pub use field::VectorField;

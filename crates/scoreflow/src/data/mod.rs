@@ -5,6 +5,7 @@
 pub mod io;
 pub mod mixture;
 pub mod normalize;
+pub mod shapes;
 pub mod source;
 pub mod toy;
 

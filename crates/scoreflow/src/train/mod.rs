@@ -20,11 +20,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use config::TrainConfig;
-pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
+pub use engine::{
+    Batch, BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats,
+};
 pub use fused::FusedEngine;
 pub use schedule::{LrSchedule, ScheduleKind};
 
 use crate::checkpoint::{self, RunMeta, FORMAT, FORMAT_VERSION};
+use crate::coupling::reflow::PairSet;
 use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
@@ -38,21 +41,55 @@ pub const DATA_STREAM: u64 = 1;
 /// Stream of the run seed that draws the objective's noise.
 pub const NOISE_STREAM: u64 = 2;
 
-/// A source of minibatches: `batch(n, rng)` returns n data points drawn with `rng`.
+/// A source of minibatches: `batch(n, rng)` returns n data points drawn with `rng` (and their
+/// paired source points, for transport between data sets).
 pub trait Minibatches {
-    /// n points (rows) in the model's dimension.
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points;
+    /// n rows in the model's dimension.
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch;
 }
 
 impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
-        self(n, rng)
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        self(n, rng).into()
     }
 }
 
 impl Minibatches for DataSource {
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
-        DataSource::batch(self, n, rng)
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        DataSource::batch(self, n, rng).into()
+    }
+}
+
+/// Transport between two data sets: n targets from `target`, then n sources from `source`,
+/// drawn independently from the same stream (each side already in model units: apply each
+/// side's own normaliser inside the closures or sources given here).
+#[derive(Debug, Clone)]
+pub struct WithSource<S, T> {
+    /// Where source points x₀ come from (its batches' targets are used).
+    pub source: S,
+    /// Where target points x₁ come from.
+    pub target: T,
+}
+
+impl<S: Minibatches, T: Minibatches> Minibatches for WithSource<S, T> {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let target = self.target.batch(n, rng).target;
+        let source = self.source.batch(n, rng).target;
+        Batch {
+            target,
+            source: Some(source),
+        }
+    }
+}
+
+/// A fixed pair set (reflow): n pairs drawn with replacement, each kept together.
+impl Minibatches for PairSet {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let (source, target) = PairSet::batch(self, n, rng);
+        Batch {
+            target,
+            source: Some(source),
+        }
     }
 }
 
