@@ -31,6 +31,7 @@ pub mod linalg;
 pub mod metrics;
 pub mod objective;
 pub mod path;
+pub mod schedule;
 pub mod sde;
 pub mod solve;
 pub mod state;

@@ -1,5 +1,7 @@
-//! Following a field: ODE solvers ([`ode`]); SDE and Langevin samplers live beside them.
+//! Following a field: ODE solvers ([`ode`]); SDE and Langevin samplers live beside them, and
+//! the few-step diffusion samplers (DDIM, DPM-Solver(++), UniPC, EDM) in [`diffusion`].
 
+pub mod diffusion;
 pub mod langevin;
 pub mod ode;
 pub mod sampler;

@@ -1,0 +1,176 @@
+//! Tests of the few-step samplers against exact fields.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::field::analytic::{Gaussian, GaussianMixture, MixtureScore};
+use crate::schedule::{DiscreteSchedule, NoiseSchedule, Spacing, TimestepFamily};
+use crate::sde::{EdmSde, SdeConfig, VeSde, VpSde};
+use crate::solve::sde::tests::{assert_reproduces, three_modes};
+use crate::tensor::{cpu, randn, rng, to_vec, DType};
+
+/// Data N(μ, diag v) in 2-D: mean and per-axis variances.
+const MU: [f64; 2] = [0.5, -1.0];
+const VAR: [f64; 2] = [0.3, 1.5];
+
+/// The exact probability-flow map of data N(μ, diag v) between levels s and t of any schedule:
+/// x_t,i = α_t μᵢ + √((α_t² vᵢ + σ_t²)/(α_s² vᵢ + σ_s²))·(x_s,i − α_s μᵢ).
+///
+/// Derivation: p_τ = N(α μ, diag(α² v + σ²)), so with y = x − α μ the PF-ODE
+/// dx/dτ = a x − ½ g² ∇log p_τ reads dy/dτ = (a + ½ g²/V)·y per axis, V = α² v + σ²; and
+/// dV/dτ = 2aV + g² (the kernel identities a = d ln α/dτ, g² = dσ²/dτ − 2aσ²), i.e.
+/// d ln √V/dτ = a + g²/(2V): y ∝ √V along every solution. The same map solves the ODE
+/// dx̃/dσ̃ = (x̃ − x̂₀)/σ̃ of every schedule, which depends on (α, σ) only.
+fn exact_map(x: &[f64], s: &Level, t: &Level) -> Vec<f64> {
+    x.chunks(2)
+        .flat_map(|r| {
+            (0..2).map(move |i| {
+                let vs = s.alpha * s.alpha * VAR[i] + s.sigma * s.sigma;
+                let vt = t.alpha * t.alpha * VAR[i] + t.sigma * t.sigma;
+                t.alpha * MU[i] + (vt / vs).sqrt() * (r[i] - s.alpha * MU[i])
+            })
+        })
+        .collect()
+}
+
+fn gaussian() -> GaussianMixture {
+    GaussianMixture::from(Gaussian::new(MU.to_vec(), vec![VAR[0], 0.0, 0.0, VAR[1]]).unwrap())
+}
+
+/// Least-squares slope of log err against log N.
+fn slope(ns: &[usize], errs: &[f64]) -> f64 {
+    let xs: Vec<f64> = ns.iter().map(|n| (*n as f64).ln()).collect();
+    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
+    let (mx, my) = (
+        xs.iter().sum::<f64>() / xs.len() as f64,
+        ys.iter().sum::<f64>() / ys.len() as f64,
+    );
+    let num: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let den: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    num / den
+}
+
+/// Max error against the exact PF-ODE map after sampling `cfg` with `steps` steps on
+/// `schedule` from 32 prior draws (f64).
+fn map_error(cfg: &DiffusionSamplerConfig, schedule: Arc<dyn NoiseSchedule>, steps: usize) -> f64 {
+    let mut cfg = cfg.clone();
+    cfg.steps = steps;
+    let family = match cfg.kind {
+        DiffusionSamplerKind::Ddim => TimestepFamily::Ddim,
+        DiffusionSamplerKind::EdmEuler
+        | DiffusionSamplerKind::EdmHeun
+        | DiffusionSamplerKind::Dpmpp2s => TimestepFamily::Euler,
+        _ => TimestepFamily::Multistep,
+    };
+    let levels = cfg.grid(&*schedule).levels(&*schedule, family).unwrap();
+    let (first, last) = (levels[0], levels[levels.len() - 1]);
+    let score = MixtureScore::new(gaussian(), schedule.clone());
+    let x = randn(32, 2, &cpu(), DType::F64, &mut rng(11)) * schedule.start_std();
+    let want = exact_map(&to_vec(&x), &first, &last);
+    let out = cfg
+        .build(schedule)
+        .unwrap()
+        .sample(&score, x, &mut rng(0))
+        .unwrap();
+    to_vec(&out.x)
+        .iter()
+        .zip(&want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+}
+
+fn schedules() -> Vec<Arc<dyn NoiseSchedule>> {
+    let vp: Arc<dyn crate::sde::Sde> = Arc::new(VpSde::default());
+    let cos = "vp-cosine".parse::<SdeConfig>().unwrap().build().unwrap();
+    let ve: Arc<dyn crate::sde::Sde> = Arc::new(VeSde::default());
+    let edm: Arc<dyn crate::sde::Sde> = Arc::new(EdmSde::default());
+    vec![
+        Arc::new(vp),
+        Arc::new(cos),
+        Arc::new(ve),
+        Arc::new(edm),
+        Arc::new(DiscreteSchedule::default()),
+    ]
+}
+
+/// Every deterministic sampler converges to the exact probability-flow map of a Gaussian at
+/// its stated order: the least-squares slope of log(max error) against log N over
+/// N = 32, 64, 128, 256 lies within 0.3 of −order, on VP (linear and cosine), VE, EDM and
+/// diffusers' discrete table.
+///
+/// Set-up: grids from t_noise to the level λ = 1 (σ̃ = e^{−1}), ending there (no step to σ = 0,
+/// whose fixed size caps the order), final-step order lowering off, spacing uniform in λ for the
+/// exponential integrators and Karras ρ = 7 for the σ̃-space methods. Ending mid-range measures
+/// the asymptotic order: run to σ ≈ 0.01 the errors of the third-order methods fall like N^{−4}
+/// over this N range (the local errors, ∝ e^{λ}·∂⁴x̂₀/∂λ⁴, change sign across the data's noise
+/// scale and nearly cancel), which says nothing wrong but tests nothing either.
+///
+/// The multistep third-order methods (dpm-solver 3, dpmpp-3m) start, as diffusers and
+/// DPM-Solver do, with a first- and a second-order step; the first step's O(h²) local error is
+/// weighted by e^{2λ_T}, negligible where λ_T ≲ −4 (VP λ_T = −5.0, EDM −4.4, DDPM −5.0) but not
+/// on this VE (σ_max = 10, λ_T = −2.3), where their asymptotic global order is therefore 2 —
+/// which is what is asserted there. UniPC's warm-up is corrected (UniC) and keeps its order.
+#[test]
+fn deterministic_samplers_converge_at_their_order() {
+    use DiffusionSamplerKind as K;
+    // (name, config, order, order on VE)
+    let mut cases: Vec<(String, DiffusionSamplerConfig, usize, usize)> = Vec::new();
+    for kind in [
+        K::Ddim,
+        K::Dpmpp2m,
+        K::Dpmpp3m,
+        K::Dpmpp2s,
+        K::EdmEuler,
+        K::EdmHeun,
+    ] {
+        let ve = if kind == K::Dpmpp3m { 2 } else { kind.order() };
+        cases.push((
+            kind.name().into(),
+            DiffusionSamplerConfig::new(kind, 0),
+            kind.order(),
+            ve,
+        ));
+    }
+    for k in 1..=3 {
+        let mut c = DiffusionSamplerConfig::new(K::DpmSolver, 0);
+        c.order = Some(k);
+        cases.push((format!("dpm-solver order {k}"), c, k, k.min(2)));
+    }
+    for (p, variant) in [
+        (1, UniPcVariant::Bh2),
+        (2, UniPcVariant::Bh2),
+        (2, UniPcVariant::Bh1),
+    ] {
+        let mut c = DiffusionSamplerConfig::new(K::UniPc, 0);
+        c.order = Some(p);
+        c.variant = variant;
+        cases.push((format!("unipc p={p} {variant:?}"), c, p + 1, p + 1));
+    }
+    let ns = [32, 64, 128, 256];
+    for schedule in schedules() {
+        for (name, cfg, order, ve_order) in &cases {
+            let mut cfg = cfg.clone();
+            cfg.final_step = crate::schedule::FinalStep::Eps;
+            cfg.t_end = Some(schedule.time_of_lambda(1.0));
+            cfg.lower_order_final = false;
+            cfg.spacing = Some(match cfg.kind {
+                K::EdmEuler | K::EdmHeun | K::Dpmpp2s => Spacing::Karras,
+                _ => Spacing::LogSnr,
+            });
+            let want = if schedule.schedule_name() == "ve" {
+                *ve_order
+            } else {
+                *order
+            };
+            let errs: Vec<f64> = ns
+                .iter()
+                .map(|&n| map_error(&cfg, schedule.clone(), n))
+                .collect();
+            let p = -slope(&ns, &errs);
+            assert!(
+                (p - want as f64).abs() < 0.3,
+                "{name} on {}: observed order {p:.2}, expected {want}; errors {errs:?}",
+                schedule.schedule_name()
+            );
+        }
+    }
+}
