@@ -7,10 +7,17 @@
 //!     [--steps 5000] [--dir /tmp/accept] [--n 10000]
 //! cargo run --release --example quality -- dsm --data moons --recipe default [--steps 3000]
 //!     [--samplers em,pc,ode] [--snr 0.05] [--lr 1e-3] [--train-seed 0] [--dir /tmp/accept] [--n 10000]
+//!     [--noise-input time|logsigma]
+//! cargo run --release --example quality -- edm --data moons [--steps 3000] [--samplers ...]
+//!     (EDM preconditioning, σ_d = the data's standard deviation, default recipe)
 //! cargo run --release --example quality -- nll --run /tmp/accept/fm-8gaussians-reference
 //!     --data 8gaussians [--n 5000] [--seed 987654321] [--points held_out.csv] [--chunk 2500]
 //! cargo run --release --example quality -- score --points samples.csv --data 8gaussians
 //! ```
+//!
+//! `--samplers` takes a comma list of `em`, `pc`, `ode` (PF-ODE Dopri5 1e-5), `ode:TOL` (Dopri5
+//! with rtol = atol = TOL: the probability-flow ceiling at a tight tolerance) and the few-step
+//! samplers as `NAME:STEPS` (`ddim:10`, `dpmpp-2m:10`, `edm-heun:10`, … — `solve::diffusion`).
 //!
 //! `score` scores samples written by another program (e.g. the PyTorch reference on our weights)
 //! exactly as `fm` / `dsm` score ours. `fm` / `dsm` train the reference MLP (batch 1024, seed 0, fused engine) into the run directory
@@ -31,10 +38,13 @@ use scoreflow::likelihood::{log_likelihood, Divergence, IsotropicGaussian, Likel
 use scoreflow::metrics::{self, evaluate, noise_floor, MetricOptions, MetricReport, Modes};
 use scoreflow::objective::cfm::FlowMatching;
 use scoreflow::objective::dsm::Dsm;
+use scoreflow::objective::edm::{Edm, EdmConfig};
 use scoreflow::objective::Objective;
 use scoreflow::path::{CondOt, GaussianPath};
-use scoreflow::sde::{Sde, SdeConfig};
-use scoreflow::solve::{odeint, Method, OdeOptions, SamplerConfig, SamplerKind};
+use scoreflow::schedule::NoiseSchedule;
+use scoreflow::sde::{EdmSde, Sde, SdeConfig};
+use scoreflow::solve::diffusion::{DiffusionSamplerConfig, DiffusionSamplerKind};
+use scoreflow::solve::{odeint, Method, OdeOptions, Sampler, SamplerConfig, SamplerKind};
 use scoreflow::tensor::{cpu, randn, rng, DType};
 use scoreflow::train::{Control, EngineKind, TrainConfig, Trainer};
 use scoreflow::VectorField;
@@ -70,6 +80,7 @@ struct Args {
     snr: Option<f64>,
     lr: Option<f64>,
     train_seed: u64,
+    noise_input: Option<NoiseInput>,
 }
 
 fn parse() -> Res<Args> {
@@ -92,6 +103,7 @@ fn parse() -> Res<Args> {
         snr: None,
         lr: None,
         train_seed: TRAIN_SEED,
+        noise_input: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -109,6 +121,7 @@ fn parse() -> Res<Args> {
             "--snr" => a.snr = Some(value()?.parse()?),
             "--lr" => a.lr = Some(value()?.parse()?),
             "--train-seed" => a.train_seed = value()?.parse()?,
+            "--noise-input" => a.noise_input = Some(value()?.parse()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -121,9 +134,10 @@ fn main() -> Res<()> {
         "floors" => floors(a.n.unwrap_or(10_000)),
         "fm" => fm(&a),
         "dsm" => dsm(&a),
+        "edm" => edm(&a),
         "nll" => nll(&a),
         "score" => score(&a),
-        other => Err(format!("unknown command {other} (floors, fm, dsm, nll, score)").into()),
+        other => Err(format!("unknown command {other} (floors, fm, dsm, edm, nll, score)").into()),
     }
 }
 
@@ -343,8 +357,11 @@ fn dsm(a: &Args) -> Res<()> {
     let default_steps = if a.data == Dataset::Moons { 3000 } else { 5000 };
     let steps = a.steps.unwrap_or(default_steps);
     // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default)
-    // and trains into a separate directory, never confused with τ-input runs.
-    let log_sigma = a.recipe == "default";
+    // and trains into a separate directory, never confused with τ-input runs; `--noise-input`
+    // overrides the recipe's choice.
+    let log_sigma = a
+        .noise_input
+        .map_or(a.recipe == "default", |i| i == NoiseInput::LogSigma);
     let dir = run_dir(a, if log_sigma { "dsm-ls" } else { "dsm" });
     let sde_config = SdeConfig::default();
     let sde: Arc<dyn Sde> = sde_config.build()?;
@@ -360,22 +377,88 @@ fn dsm(a: &Args) -> Res<()> {
         train_config_for(a, steps)?,
     )?;
     let score = objective.score_field(FusedMlp::from_mlp(&mlp));
+    let model = if log_sigma {
+        "dsm-vp-logsigma"
+    } else {
+        "dsm-vp-time"
+    };
+    sample_all(a, model, steps, sde, &score, n)
+}
+
+/// Issue 14: EDM preconditioning (σ_d = the data's standard deviation, EDM's log-normal σ
+/// shifted by ln(σ_d/0.5)), sampled on EDM's SDE (σ 0.002 → 80).
+fn edm(a: &Args) -> Res<()> {
+    let n = a.n.unwrap_or(10_000);
+    let default_steps = if a.data == Dataset::Moons { 3000 } else { 5000 };
+    let steps = a.steps.unwrap_or(default_steps);
+    let probe = a.data.sample(100_000, &mut rng(FLOOR_SEED + 7));
+    // σ_d = √(tr Σ / d): the per-coordinate standard deviation, from 100,000 fresh points.
+    let trace: f64 = metrics::covariance(&probe)
+        .iter()
+        .step_by(probe.dim() + 1)
+        .sum();
+    let sigma_data = (trace / probe.dim() as f64).sqrt();
+    let config = EdmConfig::for_data_std(sigma_data);
+    let objective = Edm::new(config)?;
+    let dir = run_dir(a, "edm");
+    let mlp = train_or_load(
+        &dir,
+        a.data,
+        &objective,
+        json!({"objective": "edm", "config": config}),
+        train_config_for(a, steps)?,
+    )?;
+    let sde = EdmSde::default();
+    let score = objective.score_field(FusedMlp::from_mlp(&mlp), sde.clone());
+    eprintln!(
+        "edm: sigma_data {sigma_data:.4}, P_mean {:.4}",
+        config.p_mean
+    );
+    sample_all(a, "edm", steps, Arc::new(sde), &score, n)
+}
+
+/// A sampler named on the command line (see the module docs), built for `sde`.
+fn build_sampler(spec: &str, sde: &Arc<dyn Sde>, snr: Option<f64>) -> Res<Box<dyn Sampler>> {
+    if let Some((name, arg)) = spec.split_once(':') {
+        if name == "ode" {
+            let tol: f64 = arg.parse()?;
+            let mut sc = SamplerConfig::new(SamplerKind::Ode);
+            sc.rtol = tol;
+            sc.atol = tol;
+            return Ok(sc.build(sde.clone())?);
+        }
+        let kind: DiffusionSamplerKind = name.parse()?;
+        let schedule: Arc<dyn NoiseSchedule> = Arc::new(sde.clone());
+        return Ok(DiffusionSamplerConfig::new(kind, arg.parse()?).build(schedule)?);
+    }
+    let kind: SamplerKind = spec.parse()?;
+    let mut sc = SamplerConfig::new(kind);
+    if let Some(snr) = snr {
+        sc.snr = snr;
+    }
+    Ok(sc.build(sde.clone())?)
+}
+
+/// Samples n points with every `--samplers` entry and prints one scored JSON line each.
+fn sample_all(
+    a: &Args,
+    model: &str,
+    steps: usize,
+    sde: Arc<dyn Sde>,
+    score: &dyn VectorField,
+    n: usize,
+) -> Res<()> {
     let (reference, floor) = reference_and_floor(a.data, n)?;
     for name in &a.samplers {
-        let kind: SamplerKind = name.parse()?;
-        let mut sc = SamplerConfig::new(kind);
-        if let Some(snr) = a.snr {
-            sc.snr = snr;
-        }
-        let sampler = sc.build(sde.clone())?;
+        let sampler = build_sampler(name, &sde, a.snr)?;
         let mut r = rng(SAMPLE_SEED);
         let x = sde.prior_sample(n, score.dim(), &cpu(), DType::F32, &mut r);
         let started = Instant::now();
-        let s = sampler.sample(&score, x, &mut r)?;
+        let s = sampler.sample(score, x, &mut r)?;
         let wall = started.elapsed().as_secs_f64();
-        let row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
+        let row = json!({"kind": "sample", "model": model, "data": a.data.name(),
             "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
-            "snr": (kind == SamplerKind::Pc).then_some(sc.snr)});
+            "snr": (name == "pc").then_some(a.snr)});
         print_scored(
             &Points::from_tensor(&s.x),
             a.data,

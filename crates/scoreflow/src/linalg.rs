@@ -78,7 +78,7 @@ pub fn solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
     let scale = m.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
     for c in 0..d {
         let p = (c..d).max_by(|&i, &j| m[i * d + c].abs().total_cmp(&m[j * d + c].abs()))?;
-        if !(m[p * d + c].abs() > 1e-14 * scale) {
+        if m[p * d + c].abs() <= 1e-14 * scale || m[p * d + c].is_nan() {
             return None;
         }
         if p != c {

@@ -1,10 +1,11 @@
 //! Training objectives. Most are weighted regressions of the network output onto a target
-//! (flow matching, denoising score matching): they produce a [`RegressionBatch`], which any
+//! (flow matching, denoising score matching, EDM): they produce a [`RegressionBatch`], which any
 //! training engine can minimise. Others (Hyvärinen, sliced score matching) override
 //! [`Objective::loss`] directly.
 
 pub mod cfm;
 pub mod dsm;
+pub mod edm;
 pub mod sm;
 
 use crate::field::network::{Condition, Network};
