@@ -17,7 +17,8 @@
 //!
 //! `--samplers` takes a comma list of `em`, `pc`, `ode` (PF-ODE Dopri5 1e-5), `ode:TOL` (Dopri5
 //! with rtol = atol = TOL: the probability-flow ceiling at a tight tolerance) and the few-step
-//! samplers as `NAME:STEPS` (`ddim:10`, `dpmpp-2m:10`, `edm-heun:10`, … — `solve::diffusion`).
+//! samplers as `NAME:STEPS[:SPACING]` (`ddim:10`, `dpmpp-2m:10:karras`, `edm-heun:10`, … —
+//! `solve::diffusion`; the spacing defaults to the sampler's).
 //!
 //! `score` scores samples written by another program (e.g. the PyTorch reference on our weights)
 //! exactly as `fm` / `dsm` score ours. `fm` / `dsm` train the reference MLP (batch 1024, seed 0, fused engine) into the run directory
@@ -41,7 +42,6 @@ use scoreflow::objective::dsm::Dsm;
 use scoreflow::objective::edm::{Edm, EdmConfig};
 use scoreflow::objective::Objective;
 use scoreflow::path::{CondOt, GaussianPath};
-use scoreflow::schedule::NoiseSchedule;
 use scoreflow::sde::{EdmSde, Sde, SdeConfig};
 use scoreflow::solve::diffusion::{DiffusionSamplerConfig, DiffusionSamplerKind};
 use scoreflow::solve::{odeint, Method, OdeOptions, Sampler, SamplerConfig, SamplerKind};
@@ -428,8 +428,13 @@ fn build_sampler(spec: &str, sde: &Arc<dyn Sde>, snr: Option<f64>) -> Res<Box<dy
             return Ok(sc.build(sde.clone())?);
         }
         let kind: DiffusionSamplerKind = name.parse()?;
-        let schedule: Arc<dyn NoiseSchedule> = Arc::new(sde.clone());
-        return Ok(DiffusionSamplerConfig::new(kind, arg.parse()?).build(schedule)?);
+        let (steps, spacing) = match arg.split_once(':') {
+            Some((n, sp)) => (n.parse()?, Some(sp.parse()?)),
+            None => (arg.parse()?, None),
+        };
+        let mut cfg = DiffusionSamplerConfig::new(kind, steps);
+        cfg.spacing = spacing;
+        return Ok(cfg.build_for_sde(sde.clone())?);
     }
     let kind: SamplerKind = spec.parse()?;
     let mut sc = SamplerConfig::new(kind);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Churn, Ddim, DpmSolver, DpmSolverPp2s, EdmSampler, SolverTarget, UniPc, UniPcVariant};
 use crate::error::{Error, Result};
 use crate::schedule::{FinalStep, Grid, NoiseSchedule, Spacing};
+use crate::sde::Sde;
 use crate::solve::sampler::Sampler;
 
 /// The few-step samplers, by the names users type.
@@ -192,6 +193,11 @@ impl DiffusionSamplerConfig {
             steps_offset: self.steps_offset,
             t_end: self.t_end,
         }
+    }
+
+    /// The sampler for an SDE's schedule (its diffusion time τ, from T to its sampling ε).
+    pub fn build_for_sde(&self, sde: Arc<dyn Sde>) -> Result<Box<dyn Sampler>> {
+        self.build(Arc::new(sde))
     }
 
     /// The sampler for `schedule`; errors on out-of-range options (checked now, not at

@@ -82,11 +82,13 @@ fn map_error(cfg: &DiffusionSamplerConfig, schedule: Arc<dyn NoiseSchedule>, ste
 fn schedules() -> Vec<Arc<dyn NoiseSchedule>> {
     let vp: Arc<dyn crate::sde::Sde> = Arc::new(VpSde::default());
     let cos = "vp-cosine".parse::<SdeConfig>().unwrap().build().unwrap();
+    let sub = "subvp".parse::<SdeConfig>().unwrap().build().unwrap();
     let ve: Arc<dyn crate::sde::Sde> = Arc::new(VeSde::default());
     let edm: Arc<dyn crate::sde::Sde> = Arc::new(EdmSde::default());
     vec![
         Arc::new(vp),
         Arc::new(cos),
+        Arc::new(sub),
         Arc::new(ve),
         Arc::new(edm),
         Arc::new(DiscreteSchedule::default()),
@@ -95,8 +97,8 @@ fn schedules() -> Vec<Arc<dyn NoiseSchedule>> {
 
 /// Every deterministic sampler converges to the exact probability-flow map of a Gaussian at
 /// its stated order: the least-squares slope of log(max error) against log N over
-/// N = 32, 64, 128, 256 lies within 0.3 of −order, on VP (linear and cosine), VE, EDM and
-/// diffusers' discrete table.
+/// N = 32, 64, 128, 256 lies within 0.3 of −order, on VP (linear and cosine), sub-VP, VE, EDM
+/// and diffusers' discrete table.
 ///
 /// Set-up: grids from t_noise to the level λ = 1 (σ̃ = e^{−1}), ending there (no step to σ = 0,
 /// whose fixed size caps the order), final-step order lowering off, spacing uniform in λ for the
