@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod path;
+pub mod schedule;
 pub mod sde;
 pub mod solve;
 pub mod state;

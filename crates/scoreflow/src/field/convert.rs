@@ -60,6 +60,17 @@ impl Prediction {
             Prediction::Data => (-1.0 / (s * s), m / (s * s)),
         }
     }
+
+    /// The inverse of [`Prediction::score_coefficients`]: (a, c) with out = a·x + c·score under
+    /// the kernel (m, s): ε̂ = −s·score, (0, −s); score (0, 1); x̂₀ = (x + s²·score)/m
+    /// (Tweedie), (1/m, s²/m).
+    pub fn from_score_coefficients(self, m: f64, s: f64) -> (f64, f64) {
+        match self {
+            Prediction::Epsilon => (0.0, -s),
+            Prediction::Score => (0.0, 1.0),
+            Prediction::Data => (1.0 / m, s * s / m),
+        }
+    }
 }
 
 impl FromStr for Prediction {
@@ -224,9 +235,11 @@ pub fn tweedie_denoise<K: PerturbationKernel + ?Sized>(
     score: &Tensor<2>,
     t: &Tensor<1>,
 ) -> Tensor<2> {
-    let s2 = per_row(t, |t| kernel.mean_std(t).1.powi(2));
-    let inv_m = per_row(t, |t| 1.0 / kernel.mean_std(t).0);
-    (x.clone() + score.clone() * s2) * inv_m
+    let coef = |t: f64| {
+        let (m, s) = kernel.mean_std(t);
+        Prediction::Data.from_score_coefficients(m, s)
+    };
+    x.clone() * per_row(t, |t| coef(t).0) + score.clone() * per_row(t, |t| coef(t).1)
 }
 
 /// The marginal velocity of a Gaussian path from the score of its marginal:
@@ -377,6 +390,20 @@ mod tests {
         for (r, dv) in to_vec(&div).iter().enumerate() {
             let tr = j[r * 4] + j[r * 4 + 3];
             assert!((dv - tr).abs() < 1e-5 * (1.0 + tr.abs()), "{dv} vs {tr}");
+        }
+    }
+
+    /// `from_score_coefficients` inverts `score_coefficients`: for out = a·x + c·s and
+    /// s = a'·x + c'·out, a + c·a' = 0 and c·c' = 1, for every prediction, to 1e-12.
+    #[test]
+    fn prediction_coefficients_invert() {
+        for p in Prediction::ALL {
+            for (m, s) in [(0.9, 0.2), (0.01, 0.99), (1.0, 3.0)] {
+                let (a1, c1) = p.score_coefficients(m, s);
+                let (a, c) = p.from_score_coefficients(m, s);
+                assert!((a + c * a1).abs() < 1e-12 * (1.0 + a.abs()), "{p:?}");
+                assert!((c * c1 - 1.0).abs() < 1e-12, "{p:?}");
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! Training objectives. Most are weighted regressions of the network output onto a target
-//! (flow matching, denoising score matching): they produce a [`RegressionBatch`], which any
+//! (flow matching, denoising score matching, EDM): they produce a [`RegressionBatch`], which any
 //! training engine can minimise. Others (Hyvärinen, sliced score matching) override
 //! [`Objective::loss`] directly.
 //!
@@ -12,6 +12,7 @@
 
 pub mod cfm;
 pub mod dsm;
+pub mod edm;
 pub mod sm;
 
 use crate::error::{Error, Result};

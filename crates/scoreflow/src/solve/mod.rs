@@ -1,6 +1,8 @@
-//! Following a field: ODE solvers ([`ode`]); SDE and Langevin samplers live beside them.
+//! Following a field: ODE solvers ([`ode`]); SDE and Langevin samplers live beside them, and
+//! the few-step diffusion samplers (DDIM, DPM-Solver(++), UniPC, EDM) in [`diffusion`].
 
 pub mod choice;
+pub mod diffusion;
 pub mod langevin;
 pub mod ode;
 pub mod sampler;
