@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo run --release --example implicit_bias`
 
-use scoreflow::diagnostics::implicit_bias::{dsm_gradient_flow, dsm_sgd};
+use scoreflow::lessons::implicit_bias::{dsm_gradient_flow, dsm_sgd};
 use scoreflow::tensor::{cpu, randn, rng, to_vec, DType};
 
 fn main() -> scoreflow::Result<()> {

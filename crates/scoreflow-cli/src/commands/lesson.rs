@@ -1,5 +1,5 @@
 //! `scoreflow lesson`: noise-free score matching + Langevin vs multi-σ DSM + annealed Langevin
-//! on a two-mode mixture (`scoreflow::diagnostics::classic`), with pictures of each learned field
+//! on a two-mode mixture (`scoreflow::lessons::low_density`), with pictures of each learned field
 //! next to the true one.
 
 use std::path::{Path, PathBuf};
@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use scoreflow::data::Points;
-use scoreflow::diagnostics::classic::{
+use scoreflow::field::analytic::GaussianMixture;
+use scoreflow::lessons::low_density::{
     classic_lesson, two_modes, ClassicLessonConfig, ClassicLessonReport, PipelineRun, ScoreError,
 };
-use scoreflow::field::analytic::GaussianMixture;
 use scoreflow::objective::sm::ScoreMatching;
 use scoreflow::tensor::{self, times_like, DType};
 use serde::Serialize;

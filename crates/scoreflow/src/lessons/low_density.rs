@@ -206,7 +206,7 @@ fn modes(mix: &GaussianMixture) -> Result<Modes> {
         .components()
         .iter()
         .map(|c| {
-            super::eigenvalues(c.cov(), d)
+            crate::linalg::eigenvalues(c.cov(), d)
                 .iter()
                 .map(|e| e[0])
                 .fold(0.0, f64::max)
@@ -261,7 +261,7 @@ fn finish(
     let data = reference_data(mix, cfg);
     let w = mode_weights(&samples, &modes(mix)?)?;
     let a = cfg.start_box;
-    let grid = Points::new(super::grid_2d((-a, a), (-a, a), (41, 41)).2, 2)?;
+    let grid = Points::new(crate::diagnostics::grid_2d((-a, a), (-a, a), (41, 41)).2, 2)?;
     let score_errors = levels
         .iter()
         .map(|&(tau, sigma)| {
