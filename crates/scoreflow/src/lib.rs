@@ -23,6 +23,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod error;
 pub mod field;
+pub mod fokker_planck;
 pub mod fsutil;
 pub mod fused;
 pub mod gaussian;

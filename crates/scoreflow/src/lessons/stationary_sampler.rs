@@ -380,8 +380,18 @@ fn moments(x: &Points) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 impl StationarySamplerConfig {
+    /// The small settings of the library test: K = 100 and 1,000, 4,000 samples, ε = 0.1.
+    pub fn small() -> Self {
+        Self {
+            steps: vec![100, 1000],
+            samples: 4000,
+            ula_step: 0.1,
+            ..Default::default()
+        }
+    }
+
     fn check(&self) -> Result<()> {
-        if self.variances.is_empty() || self.variances.iter().any(|v| !(*v > 0.0)) {
+        if self.variances.is_empty() || self.variances.iter().any(|v| !super::positive(*v)) {
             return Err(Error::InvalidInput(
                 "the data variances must be positive".into(),
             ));
@@ -622,12 +632,7 @@ mod tests {
     /// V√(2/n)), and the exact errors at K = 10⁵ are < 1% (reverse SDE) and > 5% (ULA).
     #[test]
     fn stationary_ula_gets_the_variance_wrong_and_the_reverse_sde_does_not() {
-        let cfg = StationarySamplerConfig {
-            steps: vec![100, 1000],
-            samples: 4000,
-            ula_step: 0.1,
-            ..Default::default()
-        };
+        let cfg = StationarySamplerConfig::small();
         let r = run(&cfg).unwrap().report;
         let v = r.verdict();
         assert!(v.holds, "{:#?}", v.evidence);
