@@ -103,6 +103,34 @@ impl Grid {
         p.iter().zip(q).map(|(a, b)| (a - b).abs()).sum::<f64>() * self.cell_area()
     }
 
+    /// Bilinear interpolation at `x` of the cell-centre values `value(cell index)`, clamped to
+    /// the outermost centres.
+    fn bilinear(&self, x: [f64; 2], value: impl Fn(usize) -> f64) -> f64 {
+        let n = self.n;
+        let (hx, hy) = self.h();
+        let axis = |v: f64, lo: f64, h: f64| {
+            let u = ((v - lo) / h - 0.5).clamp(0.0, (n - 1) as f64);
+            let i = (u.floor() as usize).min(n - 2);
+            (i, u - i as f64)
+        };
+        let (i, fx) = axis(x[0], self.x.0, hx);
+        let (j, fy) = axis(x[1], self.y.0, hy);
+        let at = |a: usize, b: usize| value((j + b) * n + i + a);
+        (1.0 - fy) * ((1.0 - fx) * at(0, 0) + fx * at(1, 0))
+            + fy * ((1.0 - fx) * at(0, 1) + fx * at(1, 1))
+    }
+
+    /// Bilinear interpolation of cell-centre values at `x` (clamped to the outermost centres).
+    pub fn interpolate(&self, values: &[f64], x: [f64; 2]) -> f64 {
+        self.bilinear(x, |k| values[k])
+    }
+
+    /// [`Grid::interpolate`] of component `c` of per-cell pairs (e.g. a score from
+    /// [`Grid::log_gradient`]).
+    pub fn interpolate_pairs(&self, values: &[[f64; 2]], x: [f64; 2], c: usize) -> f64 {
+        self.bilinear(x, |k| values[k][c])
+    }
+
     /// The score ∇log p at every cell centre from cell values p, by central differences of
     /// log max(p, `floor`) (one-sided at the walls); O(h²) where p is smooth and positive.
     pub fn log_gradient(&self, p: &[f64], floor: f64) -> Vec<[f64; 2]> {
@@ -406,6 +434,20 @@ mod tests {
                 assert!((sv[0] - e[0]).abs() < 1e-9 && (sv[1] - e[1]).abs() < 1e-9);
             }
         }
+    }
+
+    /// Bilinear interpolation reproduces an affine function exactly inside the centres and
+    /// clamps outside.
+    #[test]
+    fn interpolation_is_exact_for_affine_functions() {
+        let grid = Grid::new((-1.0, 3.0), (0.0, 2.0), 8).unwrap();
+        let v = grid.tabulate(|x| 2.0 * x[0] - 3.0 * x[1] + 0.5);
+        for x in [[0.1, 0.7], [2.4, 1.6], [-0.6, 0.2]] {
+            assert!((grid.interpolate(&v, x) - (2.0 * x[0] - 3.0 * x[1] + 0.5)).abs() < 1e-12);
+        }
+        // Outside the centres: the value at the clamped point.
+        let clamped = grid.interpolate(&v, [-0.75, 0.125]);
+        assert!((grid.interpolate(&v, [-5.0, -5.0]) - clamped).abs() < 1e-12);
     }
 
     #[test]

@@ -49,8 +49,9 @@ impl Table {
         }
     }
 
-    /// Appends a row.
+    /// Appends a row (one cell per column).
     pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.columns.len(), "{}", self.title);
         self.rows.push(cells);
     }
 

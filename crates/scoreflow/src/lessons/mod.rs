@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`low_density`] | 004 | noise-free SM + Langevin gets mode weights wrong; multi-σ DSM + annealed Langevin gets them right |
 //! | [`dimension`] | 004 | at a fixed number of training samples, score and second-moment errors grow with d; more data shrinks them |
-//! | [`sharp_modes`] | 004 | a network's learned score is flatter than a sharp mode's, so Langevin samples of that mode are too wide |
+//! | [`sharp_modes`] | 004 | a small network's learned score is flatter than a sharp mode's, so Langevin samples of that mode are too wide |
 //! | [`stationary_sampler`] | 004 | a fixed-step ULA on a time-dependent score keeps the mean and gets the variance wrong; the reverse SDE does not |
 //! | [`sde_zoo`] | 001 | VP, sub-VP and VE move mass differently (wind and fog), end at different priors, and obey the Fokker–Planck equation |
 //! | [`nonlinear_drift`] | 001 §4 | with a nonlinear drift the kernel is not Gaussian: simulated-transition DSM is noisy or biased where analytic-kernel DSM is exact |
@@ -104,7 +104,7 @@ impl Lesson {
                 "at a fixed number of training samples the learned score's error and the samples' second-moment error grow with the dimension; more data shrinks them"
             }
             Lesson::SharpModes => {
-                "a network's learned score is flatter than the true one near a sharp mode (Lipschitz constant too small), so Langevin samples of that mode come out too wide"
+                "a network of limited capacity learns a score flatter than the true one near a sharp mode (its Lipschitz constant is too small), so Langevin samples of that mode come out too wide; more capacity narrows them"
             }
             Lesson::StationarySampler => {
                 "a fixed-step (stationary) Langevin run on a time-dependent score keeps the mean but gets the variance wrong, however long it runs; the schedule-aware reverse SDE does not"

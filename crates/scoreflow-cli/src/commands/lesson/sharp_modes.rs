@@ -164,10 +164,10 @@ fn draw(dir: &Path, l: &SharpModesLesson, cfg: &SharpModesConfig) -> Result<Vec<
     for (k, (x, row)) in l.samples.iter().zip(&l.report.rows).enumerate() {
         let mut counts = vec![0usize; bins];
         let mut total = 0usize;
+        // The lesson's narrow group: within a quarter of the distance between the means.
+        let radius = 0.25 * (mx - cfg.wide_mean[0]).hypot(my - cfg.wide_mean[1]);
         for r in x.rows() {
-            let dn = (r[0] - mx).hypot(r[1] - my);
-            let dw = (r[0] - cfg.wide_mean[0]).hypot(r[1] - cfg.wide_mean[1]);
-            if dn < dw {
+            if (r[0] - mx).hypot(r[1] - my) <= radius {
                 total += 1;
                 let z = (r[0] - mx) / s;
                 if z >= lo && z < hi {
