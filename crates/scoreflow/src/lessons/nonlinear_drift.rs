@@ -359,9 +359,10 @@ impl NonlinearDriftReport {
 
     /// The claim: the last-step target is noisy (its power ≥ 5× the analytic target's) and at
     /// the same budget learns worse (mean score error above analytic DSM's on the linear SDE),
-    /// but it is valid: on the nonlinear SDE the network does not beat the true score on that
-    /// objective (objective gap z < 3); the Gaussian-pair target is biased — the network beats
-    /// the true score on its objective (z > 5) and its score error at the largest τ is ≥ 2× the
+    /// but it is valid: on the nonlinear SDE its objective gap (what the network gains over the
+    /// true score on that objective: only the O(δ) bias of the simulated process) is < 5% of
+    /// the Gaussian-pair target's; the Gaussian-pair target is biased — the network beats the
+    /// true score on its objective (z > 5) and its score error at the largest τ is ≥ 2× the
     /// last-step target's; the Fokker–Planck truth is converged (refinement L1 < 0.02).
     pub fn verdict(&self) -> Verdict {
         let mean = |r: &NonlinearRow| {
@@ -369,6 +370,7 @@ impl NonlinearDriftReport {
         };
         let at_end = |r: &NonlinearRow| r.score_error.last().map_or(f64::NAN, |p| p[1]);
         let z = |r: &NonlinearRow| r.objective_gap.map_or(f64::NAN, |g| g.z());
+        let gap = |r: &NonlinearRow| r.objective_gap.map_or(f64::NAN, |g| g.mean);
         let (Some(an), Some(ls0), Some(gp), Some(ls)) = (
             self.row("analytic", false),
             self.row("last-step", false),
@@ -395,10 +397,11 @@ impl NonlinearDriftReport {
             ),
             (
                 format!(
-                    "…but is valid: on the nonlinear SDE the network does not beat the true score on its objective (gap z = {:.1} < 3)",
-                    z(ls)
+                    "…but is valid up to the simulation's O(δ) bias: its objective gap {:.4} is < 5% of the Gaussian pair's {:.3}",
+                    gap(ls),
+                    gap(gp)
                 ),
-                z(ls) < 3.0,
+                gap(ls) < 0.05 * gap(gp),
             ),
             (
                 format!(
@@ -456,7 +459,9 @@ impl std::fmt::Debug for NonlinearDriftLesson {
 /// Why it decides validity: for any regression target, E(o − y)² = E‖o − E[y|x]‖² + E Var(y|x).
 /// If the target is unbiased, E[y|x] = o*, so the gap is −E‖o − o*‖²/d ≤ 0: nothing beats the
 /// truth on its own objective. A gap significantly above 0 (z = mean/SE ≫ 0) means the
-/// objective's minimiser is not the true score: the target is biased.
+/// objective's minimiser is not the true score: the target is biased. (The last-step target is
+/// unbiased for the Euler–Maruyama process with step δ, whose marginal differs from the SDE's by
+/// O(δ): against the SDE's score its gap is small but need not be ≤ 0.)
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveGap {
     /// The τ of the rows.
