@@ -63,7 +63,7 @@ pub enum Command {
     Likelihood(LikelihoodArgs),
     /// Diagnose a learned field: Jacobian asymmetry, curl, stiffness, stable Euler step.
     Diagnose(DiagnoseArgs),
-    /// The classic lesson: noise-free SM + Langevin vs multi-σ DSM + annealed Langevin, with pictures.
+    /// A principle of the notes, measured: `lesson NAME` runs it, `lesson --list` lists them.
     Lesson(LessonArgs),
     /// Turn a PyTorch nn.Sequential MLP (TorchCFM, Meta flow_matching, the reference scripts) into a run directory.
     Import(ImportArgs),
@@ -487,35 +487,47 @@ pub struct DiagnoseArgs {
 /// `scoreflow lesson`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "The classic lesson of score-based modelling, measured and drawn. On the 2-D mixture \
-        0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I), the same network (2→128×3→2) is \
-        trained twice: by noise-free score matching (Hyvärinen, or sliced with --objective ssm) \
-        and sampled by plain Langevin dynamics from uniform starts in [−5, 5]², and by multi-σ \
-        denoising score matching (VE, σ 0.05 → 10) and sampled by annealed Langevin. Noise-free \
-        SM weights its error by p, so the score is poorly learned in the gap between the modes \
-        and plain Langevin cannot cross it: the mode weights come out wrong. Multi-σ DSM learns \
-        the score of smoothed densities that have no gap, and annealing carries the weights \
-        down to σ_min. Prints per-mode weights, SW2 against the noise floor and the relative \
-        score errors on the data and over the box; writes lesson.json, fields.png (each learned \
-        field next to the true one), error.png (where each is wrong) and samples.png.",
-    after_help = "Example:\n  scoreflow lesson --out runs/lesson"
+    long_about = "A principle of the notes, measured: each lesson runs a seeded experiment (at most \
+        3 minutes on 2 cores at its defaults), prints its table and whether its claim held, and \
+        writes lesson.json and pictures into the output directory. `scoreflow lesson --list` \
+        shows the lessons with their claims: low-density (noise-free SM + Langevin vs multi-σ \
+        DSM + annealed Langevin), dimension (score and moment errors grow with d at fixed data), \
+        sharp-modes (a network's score is flatter than a sharp mode; Langevin samples too wide), \
+        stationary-sampler (a fixed-step Langevin run on a time-dependent score gets the \
+        variance wrong; the reverse SDE does not), sde-zoo (VP, sub-VP and VE: wind, fog, prior \
+        mismatch, a Fokker–Planck check), nonlinear-drift (DSM on simulated transitions of an \
+        energy-based drift: noisy or biased), stiffness (Euler just below and above h_max), \
+        implicit-bias (DSM drives a linear score's antisymmetric part to zero at rate 2c). \
+        --steps and --num override the training steps and the number of samples (chains) where \
+        a lesson has them; --quick runs the small settings of the lesson's library test.",
+    after_help = "Examples:\n  scoreflow lesson --list\n  scoreflow lesson sharp-modes --out runs/sharp\n  \
+        scoreflow lesson low-density --objective ssm\n  scoreflow lesson dimension --quick"
 )]
 pub struct LessonArgs {
-    /// Output directory [default: runs/lesson-<time>].
+    /// The lesson (see --list).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// List the lessons with their one-line claims.
+    #[arg(long)]
+    pub list: bool,
+    /// Output directory [default: runs/lesson-<name>-<time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Adam steps for each pipeline.
-    #[arg(long, default_value_t = 3000, value_name = "N")]
-    pub steps: usize,
-    /// Noise-free objective: sm (Hyvärinen, exact divergence) or ssm (sliced, variance-reduced).
+    /// Adam steps of every network the lesson trains [default: the lesson's own].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Samples (or chains) the lesson draws [default: the lesson's own].
+    #[arg(short = 'n', long = "num", value_name = "N")]
+    pub n: Option<usize>,
+    /// The small settings of the lesson's library test (seconds instead of minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// low-density: the noise-free objective, sm (Hyvärinen, exact divergence) or ssm (sliced).
     #[arg(long, default_value = "sm", value_name = "sm|ssm")]
     pub objective: String,
-    /// Samples drawn by each sampler.
-    #[arg(short = 'n', long = "num", default_value_t = 4_000, value_name = "N")]
-    pub n: usize,
-    /// Seed of the samplers (training uses seed 0).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the lesson's data and samplers [default: the lesson's own].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// `scoreflow report`.

@@ -789,6 +789,181 @@ pub fn flow_gif(
         .with_context(|| format!("{}: cannot move animation into place", path.display()))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Line charts (the lessons' curves: errors against dimension, variances along a run, score
+// slices, decay rates), added for `scoreflow lesson`.
+// ---------------------------------------------------------------------------------------------
+
+/// One curve of a [`LinePanel`]: points (x, y) joined in order.
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// The points; non-finite ones (and, on log axes, non-positive ones) are skipped.
+    pub points: Vec<P2>,
+    /// Colour.
+    pub color: RGBColor,
+    /// Dashed (references: the truth, a floor, a prediction) instead of solid.
+    pub dashed: bool,
+    /// Dots at the points (for sparse measurements).
+    pub markers: bool,
+}
+
+/// One panel of [`lines`].
+pub struct LinePanel {
+    /// Title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+/// A categorical palette for curves (matplotlib's tab10 order, data blue and sample orange
+/// first).
+pub const PALETTE: [RGBColor; 8] = [
+    DATA_COLOR,
+    SAMPLE_COLOR,
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Most points a dashed series is drawn with.
+const DASHED_POINTS: usize = 40;
+
+/// The range of `v` padded by 5% (by a factor on a log axis); a unit range when empty.
+fn padded_range(v: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    if !lo.is_finite() || !hi.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo / 2.0, hi * 2.0)
+        };
+        (lo / 1.3, hi * 1.3)
+    } else {
+        let pad = if hi > lo {
+            0.05 * (hi - lo)
+        } else {
+            0.5_f64.max(0.05 * hi.abs())
+        };
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Line charts side by side, one per panel, each with its own axes (linear or logarithmic) and
+/// a legend.
+pub fn lines(path: &Path, panels: &[LinePanel]) -> Result<()> {
+    let k = panels.len().max(1);
+    render_png(path, (600 * k as u32, 480), |root| {
+        for (area, panel) in root.split_evenly((1, k)).iter().zip(panels) {
+            let keep = |p: &&P2| {
+                p[0].is_finite()
+                    && p[1].is_finite()
+                    && (!panel.log_x || p[0] > 0.0)
+                    && (!panel.log_y || p[1] > 0.0)
+            };
+            let pts = || {
+                panel
+                    .series
+                    .iter()
+                    .flat_map(|s| s.points.iter().filter(keep))
+            };
+            let xr = padded_range(pts().map(|p| p[0]), panel.log_x);
+            let yr = padded_range(pts().map(|p| p[1]), panel.log_y);
+            // The four axis combinations are four Rust types: one macro body serves them all.
+            macro_rules! draw {
+                ($x:expr, $y:expr) => {{
+                    let mut chart = ChartBuilder::on(area)
+                        .caption(&panel.title, (SANS, 20))
+                        .margin(12)
+                        .x_label_area_size(40)
+                        .y_label_area_size(64)
+                        .build_cartesian_2d($x, $y)
+                        .map_err(pe)?;
+                    chart
+                        .configure_mesh()
+                        .x_desc(panel.x_label.as_str())
+                        .y_desc(panel.y_label.as_str())
+                        .x_label_formatter(&|v| fmt_tick(*v))
+                        .y_label_formatter(&|v| fmt_tick(*v))
+                        .light_line_style(WHITE.mix(0.0))
+                        .label_style((SANS, 14))
+                        .axis_desc_style((SANS, 16))
+                        .draw()
+                        .map_err(pe)?;
+                    // Solid curves first, dashed references on top of them.
+                    let order = panel.series.iter().filter(|s| !s.dashed);
+                    for s in order.chain(panel.series.iter().filter(|s| s.dashed)) {
+                        let mut line: Vec<(f64, f64)> =
+                            s.points.iter().filter(keep).map(|p| (p[0], p[1])).collect();
+                        if s.dashed && line.len() > DASHED_POINTS {
+                            // Dashes restart on every segment: keep segments long enough to
+                            // show them (references are smooth curves).
+                            let step = line.len().div_ceil(DASHED_POINTS);
+                            let last = *line.last().expect("non-empty");
+                            line = line.into_iter().step_by(step).collect();
+                            if line.last() != Some(&last) {
+                                line.push(last);
+                            }
+                        }
+                        let style = s.color.stroke_width(2);
+                        let anno = if s.dashed {
+                            chart
+                                .draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))
+                                .map_err(pe)?
+                        } else {
+                            chart
+                                .draw_series(LineSeries::new(line.clone(), style))
+                                .map_err(pe)?
+                        };
+                        let color = s.color;
+                        anno.label(s.label.as_str()).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                        if s.markers {
+                            chart
+                                .draw_series(
+                                    line.iter().map(|p| Circle::new(*p, 3, s.color.filled())),
+                                )
+                                .map_err(pe)?;
+                        }
+                    }
+                    chart
+                        .configure_series_labels()
+                        .label_font((SANS, 13))
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK.mix(0.3))
+                        .position(SeriesLabelPosition::UpperLeft)
+                        .draw()
+                        .map_err(pe)?;
+                }};
+            }
+            match (panel.log_x, panel.log_y) {
+                (false, false) => draw!(xr.0..xr.1, yr.0..yr.1),
+                (true, false) => draw!((xr.0..xr.1).log_scale(), yr.0..yr.1),
+                (false, true) => draw!(xr.0..xr.1, (yr.0..yr.1).log_scale()),
+                (true, true) => draw!((xr.0..xr.1).log_scale(), (yr.0..yr.1).log_scale()),
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -946,5 +1121,33 @@ mod tests {
                 std::fs::copy(dir.path().join(f), Path::new(&keep).join(f)).unwrap();
             }
         }
+    }
+
+    /// Every axis combination renders, with dashed and marked series and a point that a log
+    /// axis must skip (y = 0).
+    #[test]
+    fn line_charts_render_on_every_axis_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = |dashed: bool| Series {
+            label: "curve".into(),
+            points: vec![[1.0, 0.0], [2.0, 0.5], [4.0, 2.0], [8.0, f64::NAN]],
+            color: PALETTE[2],
+            dashed,
+            markers: !dashed,
+        };
+        let panels: Vec<LinePanel> = [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .map(|(log_x, log_y)| LinePanel {
+                title: format!("log x {log_x}, log y {log_y}"),
+                x_label: "x".into(),
+                y_label: "y".into(),
+                series: vec![series(false), series(true)],
+                log_x,
+                log_y,
+            })
+            .collect();
+        let path = dir.path().join("lines.png");
+        lines(&path, &panels).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 2000);
     }
 }

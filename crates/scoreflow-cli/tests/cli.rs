@@ -551,15 +551,74 @@ fn file_data_round_trip() {
     );
 }
 
-/// `lesson` at toy settings: the report has both pipelines with their weights and score errors
-/// at every compared level (one for noise-free SM, three for DSM), and the four pictures exist.
-/// The mathematics (DSM + annealed Langevin recovers the weights) is tested in the library.
+/// `lesson --list` names every lesson with its claim (text and JSON); a missing, unknown or
+/// misapplied lesson argument is a one-line error.
+#[test]
+fn lesson_list_and_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        "low-density",
+        "dimension",
+        "sharp-modes",
+        "stationary-sampler",
+        "sde-zoo",
+        "nonlinear-drift",
+        "stiffness",
+        "implicit-bias",
+    ];
+    let out = scoreflow(&["lesson", "--list"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), names.len(), "{text}");
+    for n in names {
+        assert!(
+            text.lines().any(|l| l.starts_with(n)),
+            "{n} missing: {text}"
+        );
+    }
+    let out = scoreflow(&["--json", "lesson", "--list"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), names.len());
+    assert!(v[0]["claim"].as_str().unwrap().len() > 20);
+    assert_one_line_error(
+        &scoreflow(&["lesson"], dir.path()),
+        &["name a lesson", "--list"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["lesson", "classic"], dir.path()),
+        &["unknown lesson 'classic'", "low-density"],
+    );
+    assert_one_line_error(
+        &scoreflow(
+            &["lesson", "stationary-sampler", "--steps", "5"],
+            dir.path(),
+        ),
+        &["trains no network"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["lesson", "implicit-bias", "-n", "5"], dir.path()),
+        &["--num does not apply"],
+    );
+}
+
+/// `lesson low-density` at toy settings: the report has both pipelines with their weights and
+/// score errors at every compared level (one for noise-free SM, three for DSM), the claim and a
+/// verdict, and the four pictures exist. The mathematics is tested in the library.
 #[test]
 fn lesson_writes_report_and_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let out = scoreflow(
         &[
-            "--json", "lesson", "--steps", "20", "-n", "200", "--out", "l",
+            "--json",
+            "lesson",
+            "low-density",
+            "--quick",
+            "--steps",
+            "20",
+            "-n",
+            "200",
+            "--out",
+            "l",
         ],
         dir.path(),
     );
@@ -569,6 +628,9 @@ fn lesson_writes_report_and_pictures() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lesson"], "low-density");
+    assert!(v["claim"].as_str().unwrap().contains("annealed Langevin"));
+    assert!(v["verdict"]["holds"].is_boolean());
     let r = &v["report"];
     assert_eq!(r["true_weights"][0].as_f64(), Some(0.2));
     for (p, levels) in [("sm_langevin", 1), ("dsm_annealed", 3)] {
@@ -591,7 +653,10 @@ fn lesson_writes_report_and_pictures() {
     }
     // A non-empty directory that holds no lesson is refused, not overwritten.
     std::fs::write(dir.path().join("other.txt"), "keep").unwrap();
-    let bad = scoreflow(&["lesson", "--steps", "1", "--out", "."], dir.path());
+    let bad = scoreflow(
+        &["lesson", "low-density", "--steps", "1", "--out", "."],
+        dir.path(),
+    );
     assert_one_line_error(&bad, &["holds no earlier lesson"]);
 }
 
@@ -684,4 +749,54 @@ fn imported_torchcfm_model_matches_torchdiffeq() {
     let bad = scoreflow(&["import", w, "--out", "run"], dir.path());
     assert_one_line_error(&bad, &["already holds a run"]);
     assert!(!dir.path().join("x").exists());
+}
+
+/// Every other lesson at toy settings (`--quick`, few steps and samples): it succeeds, writes
+/// lesson.json with its claim, a verdict, non-empty tables and pictures that exist. Whether
+/// the claim holds is the library tests' business (these settings are too small to judge).
+#[test]
+fn every_lesson_runs_at_toy_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let toy: [(&str, &[&str]); 7] = [
+        ("dimension", &["--steps", "30", "-n", "100"]),
+        ("sharp-modes", &["--steps", "200", "-n", "200"]),
+        ("stationary-sampler", &["-n", "200"]),
+        ("sde-zoo", &["--steps", "30", "-n", "200"]),
+        ("nonlinear-drift", &["--steps", "30", "-n", "200"]),
+        ("stiffness", &["--steps", "400", "-n", "20"]),
+        ("implicit-bias", &[]),
+    ];
+    for (name, extra) in toy {
+        let mut args = vec!["--json", "lesson", name, "--quick", "--out", name];
+        args.extend_from_slice(extra);
+        let out = scoreflow(&args, dir.path());
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["lesson"], name);
+        assert!(
+            v["verdict"]["evidence"].as_array().unwrap().len() >= 2,
+            "{name}"
+        );
+        let tables = v["tables"].as_array().unwrap();
+        assert!(
+            !tables.is_empty()
+                && tables
+                    .iter()
+                    .all(|t| !t["rows"].as_array().unwrap().is_empty()),
+            "{name}"
+        );
+        let pictures = v["pictures"].as_array().unwrap();
+        assert!(!pictures.is_empty(), "{name}");
+        for p in pictures {
+            let len = std::fs::metadata(dir.path().join(p.as_str().unwrap()))
+                .unwrap()
+                .len();
+            assert!(len > 2000, "{name}: {p} has {len} bytes");
+        }
+        assert!(dir.path().join(name).join("lesson.json").exists());
+    }
 }

@@ -67,6 +67,7 @@ fn reports_of_runs_and_lessons_open_cleanly_in_headless_chromium() {
     ok(scoreflow(
         &[
             "lesson",
+            "low-density",
             "--steps",
             "20",
             "-n",

@@ -25,13 +25,6 @@
 //! Eigenvalues of the small dense d×d matrices are computed on the host: the closed form for
 //! d ≤ 2, otherwise reduction to Hessenberg form by stabilised elimination followed by the
 //! shifted double-step QR iteration (Francis; EISPACK `elmhes` + `hqr`).
-//!
-//! Experiments about learned fields live beside: [`implicit_bias`] (DSM gradient flow drives a
-//! linear score's antisymmetric part to zero at rate 2c) and [`classic`] (noise-free score
-//! matching + Langevin vs multi-σ DSM + annealed Langevin on separated modes).
-
-pub mod classic;
-pub mod implicit_bias;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,86 +1,276 @@
-//! `scoreflow lesson`: noise-free score matching + Langevin vs multi-σ DSM + annealed Langevin
-//! on a two-mode mixture (`scoreflow::diagnostics::classic`), with pictures of each learned field
-//! next to the true one.
+//! `scoreflow lesson NAME`: a principle of the notes as a measured experiment
+//! (`scoreflow::lessons`). This file dispatches, prints the tables and the verdict and writes
+//! `lesson.json`; each lesson's module maps the flags onto its configuration, turns its report
+//! into tables and draws its pictures.
+//!
+//! `lesson.json` holds: `lesson` (name), `note`, `claim`, `command`, `config` and `report` (the
+//! library's values), `verdict` (`holds`, `evidence`), `tables` (each `title`, `columns`,
+//! `rows` of strings, `notes`), `pictures` (paths) and `wall_s`.
+
+mod dimension;
+mod implicit_bias;
+mod low_density;
+mod nonlinear_drift;
+mod sde_zoo;
+mod sharp_modes;
+mod stationary_sampler;
+mod stiffness;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::Points;
-use scoreflow::diagnostics::classic::{
-    classic_lesson, two_modes, ClassicLessonConfig, ClassicLessonReport, PipelineRun, ScoreError,
-};
-use scoreflow::field::analytic::GaussianMixture;
-use scoreflow::objective::sm::ScoreMatching;
-use scoreflow::tensor::{self, times_like, DType};
+use scoreflow::lessons::{Lesson, Verdict};
 use serde::Serialize;
 
 use crate::cli::LessonArgs;
-use crate::commands::plot::pairs;
 use crate::output::{default_run_dir, human_secs, write_json, Mode};
-use crate::plot::{
-    self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
-};
 
-/// Arrows per axis in fields.png.
-const QUIVER_N: usize = 21;
-/// Cells per axis in error.png.
-const HEAT_N: usize = 120;
+/// A table of strings, as printed and as stored in `lesson.json`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Table {
+    /// Title line.
+    pub title: String,
+    /// Column headers.
+    pub columns: Vec<String>,
+    /// Rows (one cell per column).
+    pub rows: Vec<Vec<String>>,
+    /// Notes printed under the table.
+    pub notes: Vec<String>,
+}
 
-/// What `scoreflow lesson` reports (`--json`) and writes to lesson.json.
+impl Table {
+    /// A titled table with these columns and no rows.
+    pub fn new(title: impl Into<String>, columns: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Appends a row (one cell per column).
+    pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.columns.len(), "{}", self.title);
+        self.rows.push(cells);
+    }
+
+    /// Appends a note.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    /// The table as text: the first column left-aligned, the others right-aligned.
+    pub fn render(&self) -> String {
+        let n = self.columns.len();
+        let width = |j: usize| {
+            self.rows
+                .iter()
+                .filter_map(|r| r.get(j))
+                .chain(std::iter::once(&self.columns[j]))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..n).map(width).collect();
+        let line = |cells: &[String]| {
+            let mut s = String::new();
+            for (j, c) in cells.iter().enumerate().take(n) {
+                let pad = widths[j].saturating_sub(c.chars().count());
+                if j == 0 {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                } else {
+                    s.push_str("  ");
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                }
+            }
+            s.trim_end().to_string()
+        };
+        let mut out = format!("{}\n{}\n", self.title, line(&self.columns));
+        for r in &self.rows {
+            out.push_str(&line(r));
+            out.push('\n');
+        }
+        for note in &self.notes {
+            out.push_str(&format!("({note})\n"));
+        }
+        out
+    }
+}
+
+/// The flags every lesson reads (each maps what applies to it; see `--help`).
+#[derive(Debug, Clone)]
+pub struct Overrides {
+    /// Training steps of every network.
+    pub steps: Option<usize>,
+    /// Samples or chains drawn.
+    pub n: Option<usize>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// The lesson's small settings (its library test's).
+    pub quick: bool,
+    /// low-density's noise-free objective.
+    pub objective: String,
+}
+
+impl Overrides {
+    /// An error when a flag was given that `lesson` has no use for.
+    pub fn reject(&self, lesson: Lesson, steps: bool, n: bool) -> Result<()> {
+        if steps && self.steps.is_some() {
+            bail!("lesson {lesson} trains no network; --steps does not apply");
+        }
+        if n && self.n.is_some() {
+            bail!("lesson {lesson} draws no samples to count; --num does not apply");
+        }
+        Ok(())
+    }
+}
+
+/// What a lesson's module hands back.
+pub struct Outcome {
+    /// The configuration used.
+    pub config: serde_json::Value,
+    /// The report.
+    pub report: serde_json::Value,
+    /// The verdict on the claim.
+    pub verdict: Verdict,
+    /// The tables.
+    pub tables: Vec<Table>,
+    /// Pictures written.
+    pub pictures: Vec<PathBuf>,
+}
+
+impl Outcome {
+    /// An outcome from serialisable config and report.
+    pub fn new<C: Serialize, R: Serialize>(
+        config: &C,
+        report: &R,
+        verdict: Verdict,
+        tables: Vec<Table>,
+        pictures: Vec<PathBuf>,
+    ) -> Result<Self> {
+        Ok(Self {
+            config: serde_json::to_value(config)?,
+            report: serde_json::to_value(report)?,
+            verdict,
+            tables,
+            pictures,
+        })
+    }
+}
+
+/// `lesson.json` and `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LessonSummary {
+    /// The lesson's name.
+    pub lesson: Lesson,
+    /// The note it measures.
+    pub note: &'static str,
+    /// Its claim.
+    pub claim: &'static str,
+    /// The command line that made this run.
+    pub command: String,
     /// The settings.
-    pub config: ClassicLessonConfig,
+    pub config: serde_json::Value,
     /// The numbers.
-    pub report: ClassicLessonReport,
+    pub report: serde_json::Value,
+    /// Whether the claim held.
+    pub verdict: Verdict,
+    /// The printed tables.
+    pub tables: Vec<Table>,
     /// Pictures written.
     pub pictures: Vec<PathBuf>,
     /// Wall time, seconds.
     pub wall_s: f64,
 }
 
+/// One entry of `--list --json`.
+#[derive(Debug, Clone, Serialize)]
+struct ListEntry {
+    lesson: Lesson,
+    note: &'static str,
+    claim: &'static str,
+}
+
 /// Runs `scoreflow lesson`.
 pub fn run(args: LessonArgs, mode: Mode) -> Result<()> {
-    let started = Instant::now();
-    if args.steps == 0 {
+    if args.list {
+        return list(mode);
+    }
+    let Some(name) = args.name.as_deref() else {
+        let names: Vec<&str> = Lesson::ALL.iter().map(|l| l.name()).collect();
+        bail!(
+            "name a lesson: one of {} ('scoreflow lesson --list' shows their claims)",
+            names.join(", ")
+        );
+    };
+    let lesson: Lesson = name.parse()?;
+    if args.steps == Some(0) {
         bail!("--steps must be at least 1");
     }
-    if args.n < 2 {
+    if args.n.is_some_and(|n| n < 2) {
         bail!("--num must be at least 2");
     }
-    let mut cfg = ClassicLessonConfig::new(args.steps);
-    cfg.noise_free = ScoreMatching::from_name(&args.objective)?;
-    cfg.samples = args.n;
-    cfg.seed = args.seed;
+    let started = Instant::now();
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| default_run_dir("lesson", &args.objective));
+        .unwrap_or_else(|| default_run_dir("lesson", lesson.name()));
     prepare(&dir)?;
-    let mix = two_modes();
     mode.say(format!(
-        "training {} and multi-σ DSM ({} steps each) on 0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I) …",
-        args.objective, args.steps
+        "lesson {lesson} (note {}): {}",
+        lesson.note(),
+        lesson.claim()
     ));
-    let lesson = classic_lesson(&mix, &cfg)?;
-    let pictures = draw(
-        &dir,
-        &mix,
-        &lesson.data,
-        &cfg,
-        [&lesson.sm_langevin, &lesson.dsm_annealed],
-    )?;
+    let ov = Overrides {
+        steps: args.steps,
+        n: args.n,
+        seed: args.seed,
+        quick: args.quick,
+        objective: args.objective.clone(),
+    };
+    let out = match lesson {
+        Lesson::LowDensity => low_density::run(&ov, &dir, mode)?,
+        Lesson::Dimension => dimension::run(&ov, &dir)?,
+        Lesson::SharpModes => sharp_modes::run(&ov, &dir)?,
+        Lesson::StationarySampler => stationary_sampler::run(&ov, &dir)?,
+        Lesson::SdeZoo => sde_zoo::run(&ov, &dir)?,
+        Lesson::NonlinearDrift => nonlinear_drift::run(&ov, &dir)?,
+        Lesson::Stiffness => stiffness::run(&ov, &dir)?,
+        Lesson::ImplicitBias => implicit_bias::run(&ov, &dir)?,
+    };
     let summary = LessonSummary {
-        config: cfg,
-        report: lesson.report,
-        pictures,
+        lesson,
+        note: lesson.note(),
+        claim: lesson.claim(),
+        command: command_line(),
+        config: out.config,
+        report: out.report,
+        verdict: out.verdict,
+        tables: out.tables,
+        pictures: out.pictures,
         wall_s: started.elapsed().as_secs_f64(),
     };
     write_json(&dir.join("lesson.json"), &summary)?;
     mode.json(&summary)?;
     if mode == Mode::Normal {
-        print_table(&summary);
+        for t in &summary.tables {
+            println!("\n{}", t.render().trim_end());
+        }
+        println!(
+            "\nclaim {}: {}",
+            if summary.verdict.holds {
+                "holds"
+            } else {
+                "does NOT hold"
+            },
+            lesson.claim()
+        );
+        for e in &summary.verdict.evidence {
+            println!("  {e}");
+        }
         println!(
             "\nwrote {} in {}",
             dir.display(),
@@ -91,6 +281,38 @@ pub fn run(args: LessonArgs, mode: Mode) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn list(mode: Mode) -> Result<()> {
+    let entries: Vec<ListEntry> = Lesson::ALL
+        .iter()
+        .map(|&l| ListEntry {
+            lesson: l,
+            note: l.note(),
+            claim: l.claim(),
+        })
+        .collect();
+    mode.json(&entries)?;
+    if mode == Mode::Normal {
+        let w = Lesson::ALL
+            .iter()
+            .map(|l| l.name().len())
+            .max()
+            .unwrap_or(0);
+        for e in &entries {
+            println!("{:<w$}  {}", e.lesson.name(), e.claim);
+        }
+    }
+    Ok(())
+}
+
+/// The command line as typed (program name shortened to `scoreflow`).
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::iter::once("scoreflow".to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Creates `dir`, refusing a non-empty directory that holds no earlier lesson (so nothing else
@@ -107,180 +329,17 @@ fn prepare(dir: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: cannot create directory: {e}", dir.display()))
 }
 
-fn print_table(s: &LessonSummary) {
-    let r = &s.report;
-    println!(
-        "\n{:<24} {:>9} {:>9} {:>9} {:>8}   score error on data / in box, by σ",
-        "pipeline", "w(light)", "w(heavy)", "off-mode", "SW2"
-    );
-    println!(
-        "{:<24} {:>9.3} {:>9.3} {:>9} {:>8.4}",
-        "truth / noise floor", r.true_weights[0], r.true_weights[1], "", r.noise_floor_sw2
-    );
-    for p in [&r.sm_langevin, &r.dsm_annealed] {
-        let errs: Vec<String> = p
-            .score_errors
-            .iter()
-            .map(|e| format!("σ={:.2}: {:.2} / {:.2}", e.sigma, e.on_data, e.in_box))
-            .collect();
-        println!(
-            "{:<24} {:>9.3} {:>9.3} {:>9.3} {:>8.4}   {}",
-            p.name,
-            p.mode_weights[0],
-            p.mode_weights[1],
-            p.off_modes,
-            p.sw2,
-            errs.join(", ")
-        );
+/// A number in 3 significant digits (scientific outside [1e-3, 1e5)).
+pub fn sig3(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        format!("{v}")
+    } else if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.2e}")
+    } else {
+        let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+        format!("{v:.decimals$}")
     }
-    println!(
-        "(binomial SE of a weight: {:.3}; score error = relative RMS error of the learned score against ∇log(p ∗ N(0, σ²I)), at data points / over the box [−{a}, {a}]²)",
-        r.weight_se[0],
-        a = s.config.start_box
-    );
-}
-
-/// The learned score of `run` at `pts`, at model time τ.
-fn learned(run: &PipelineRun, tau: f64, pts: &[P2]) -> Result<Vec<P2>> {
-    let x = Points::new(pts.iter().flat_map(|p| *p).collect(), 2)?
-        .to_tensor(&tensor::cpu(), DType::F32);
-    let v = tensor::to_vec(&run.score.eval(&x, &times_like(&x, tau)));
-    Ok(v.chunks(2).map(|c| [c[0], c[1]]).collect())
-}
-
-/// The true score ∇log (p ∗ N(0, σ²I)) at `pts`.
-fn truth(mix: &GaussianMixture, sigma: f64, pts: &[P2]) -> Result<Vec<P2>> {
-    let m = mix.perturbed(1.0, sigma)?;
-    Ok(pts
-        .iter()
-        .map(|p| {
-            let s = m.score(p);
-            [s[0], s[1]]
-        })
-        .collect())
-}
-
-/// fields.png, fields_noisy.png, error.png and samples.png.
-fn draw(
-    dir: &Path,
-    mix: &GaussianMixture,
-    data: &Points,
-    cfg: &ClassicLessonConfig,
-    runs: [&PipelineRun; 2],
-) -> Result<Vec<PathBuf>> {
-    let a = cfg.start_box;
-    let b = Bounds {
-        x: (-a, a),
-        y: (-a, a),
-    };
-    let data_p = pairs(data);
-    let origins = b.grid(QUIVER_N);
-    let quiver_panel = |title: String, vectors: Vec<P2>| QuiverPanel {
-        title,
-        vectors,
-        origins: origins.clone(),
-    };
-    // (pipeline, level) for every compared noise level, SM's σ = 0 first.
-    let levels: Vec<(&PipelineRun, &ScoreError)> = runs
-        .iter()
-        .flat_map(|r| r.result.score_errors.iter().map(move |e| (*r, e)))
-        .collect();
-
-    // The learned fields at the smallest level next to the true score, then DSM's at the larger
-    // levels, each next to the true score of p ∗ N(0, σ²I).
-    let mut clean = vec![quiver_panel(
-        "true score ∇log p".into(),
-        truth(mix, 0.0, &origins)?,
-    )];
-    let mut noisy = Vec::new();
-    for (r, e) in &levels {
-        let panel = quiver_panel(
-            format!("{} at σ = {:.2}", r.result.name, e.sigma),
-            learned(r, e.tau, &origins)?,
-        );
-        if e.sigma < 0.5 {
-            clean.push(panel);
-        } else {
-            noisy.push(quiver_panel(
-                format!("true score of p ∗ N(0, {:.0}²I)", e.sigma),
-                truth(mix, e.sigma, &origins)?,
-            ));
-            noisy.push(panel);
-        }
-    }
-    let fields = dir.join("fields.png");
-    plot::quiver(&fields, &clean, b, Some(&data_p))?;
-    let mut written = vec![fields];
-    if !noisy.is_empty() {
-        let path = dir.join("fields_noisy.png");
-        plot::quiver(&path, &noisy, b, Some(&data_p))?;
-        written.push(path);
-    }
-
-    // Where each learned field is wrong: log10 of the relative error per cell.
-    let cells = b.grid(HEAT_N);
-    let mut heat = Vec::new();
-    for (r, e) in &levels {
-        let (v, s) = (learned(r, e.tau, &cells)?, truth(mix, e.sigma, &cells)?);
-        let values = v
-            .iter()
-            .zip(&s)
-            .map(|(v, s)| {
-                let err = (v[0] - s[0]).hypot(v[1] - s[1]);
-                (err / s[0].hypot(s[1]).max(1e-12)).max(1e-4).log10()
-            })
-            .collect();
-        heat.push(HeatPanel {
-            title: format!(
-                "{} σ={:.2}: {:.2} data, {:.2} box",
-                r.result.name, e.sigma, e.on_data, e.in_box
-            ),
-            values,
-            n: HEAT_N,
-            cmap: ColorMap::Viridis,
-            label: "log₁₀ ‖s_θ − s‖ / ‖s‖".into(),
-            overlay: Some(&data_p),
-            range: Some((-3.0, 1.0)),
-        });
-    }
-    let error = dir.join("error.png");
-    plot::heatmap(&error, &heat, b)?;
-    written.push(error);
-
-    // The samples.
-    let sm_p = pairs(&runs[0].samples);
-    let dsm_p = pairs(&runs[1].samples);
-    let weights = |r: &PipelineRun| {
-        format!(
-            "{} — weights {:.2} / {:.2}",
-            r.result.name, r.result.mode_weights[0], r.result.mode_weights[1]
-        )
-    };
-    let samples = dir.join("samples.png");
-    plot::scatter(
-        &samples,
-        &[
-            ScatterPanel {
-                title: format!(
-                    "data — weights {:.1} / {:.1}",
-                    mix.weights()[0],
-                    mix.weights()[1]
-                ),
-                points: &data_p,
-                color: DATA_COLOR,
-            },
-            ScatterPanel {
-                title: weights(runs[0]),
-                points: &sm_p,
-                color: SAMPLE_COLOR,
-            },
-            ScatterPanel {
-                title: weights(runs[1]),
-                points: &dsm_p,
-                color: SAMPLE_COLOR,
-            },
-        ],
-    )?;
-    written.push(samples);
-    Ok(written)
 }

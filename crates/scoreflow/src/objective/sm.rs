@@ -23,15 +23,21 @@
 //! are ordinary tensor operations, so the loss is differentiable in the weights by one ordinary
 //! backward pass (no double backward).
 //!
+//! When ∇log p is known (analytic targets, lessons), the Fisher divergence itself is a plain
+//! regression, **explicit score matching** ([`ExplicitScoreMatching`], Hyvärinen 2005 eq. 2):
+//! the same minimiser and the same p-weighting as J, without a divergence and without its
+//! variance, so the fused engine trains it and what is learned reflects the network alone.
+//!
 //! Noise-free score matching learns a time-independent score. The network still has a time
 //! input; it is fed the constant `time` (default 0, the data end of diffusion time), and a
 //! sampler must evaluate the trained field at the same time.
 
 use serde::{Deserialize, Serialize};
 
-use super::Objective;
+use super::{Objective, RegressionBatch};
 use crate::field::divergence::{hutchinson_probes, Divergence, ProbeNoise};
 use crate::field::network::{Condition, Network};
+use crate::field::VectorField;
 use crate::tensor::{times_like, Rng, Tensor};
 
 /// Hyvärinen score matching J = mean_b [½‖s(x_b)‖² + ∇·s(x_b)] (name "sm").
@@ -213,6 +219,35 @@ impl Objective for ScoreMatching {
             ScoreMatching::Hyvarinen(o) => o.loss(model, data, rng),
             ScoreMatching::Sliced(o) => o.loss(model, data, rng),
         }
+    }
+}
+
+/// Explicit score matching E_p‖s_θ(x) − ψ(x)‖² onto a known score ψ = ∇log p (name "esm"),
+/// averaged over coordinates like every regression; the network is fed the constant `time`.
+/// Hyvärinen's J equals ½ of this minus the constant ½E‖ψ‖², so both have the same minimiser.
+#[derive(Debug, Clone)]
+pub struct ExplicitScoreMatching<F> {
+    /// The known score ψ, evaluated at `time`.
+    pub score: F,
+    /// Constant time input of the network (and of ψ).
+    pub time: f64,
+}
+
+impl<F: VectorField> Objective for ExplicitScoreMatching<F> {
+    fn name(&self) -> &'static str {
+        "esm"
+    }
+
+    /// Inputs: the data points at t = `time`; targets ψ(x, `time`); no weights. Draws nothing.
+    fn regression(&self, data: &Tensor<2>, _rng: &mut Rng) -> Option<RegressionBatch> {
+        let t = times_like(data, self.time);
+        Some(RegressionBatch {
+            target: self.score.eval(data, &t),
+            x: data.clone(),
+            t,
+            weight: None,
+            condition: Condition::None,
+        })
     }
 }
 
@@ -543,6 +578,33 @@ mod tests {
             mean(&paired).abs() < 4.0 * sd / (n as f64).sqrt(),
             "the constant differs between models"
         );
+    }
+
+    /// Explicit SM is the regression onto ψ at the data points and the constant time: for the
+    /// Gaussian N(0, Σ), ψ(x) = −Σ⁻¹x row by row, every t equals `time`, and it draws no noise.
+    #[test]
+    fn explicit_score_matching_regresses_onto_the_known_score() {
+        use crate::field::analytic::{Gaussian, GaussianMixture, MixtureScore};
+        let sigma = vec![1.44, 0.72, 0.72, 1.0];
+        let mix: GaussianMixture = Gaussian::new(vec![0.0, 0.0], sigma.clone()).unwrap().into();
+        let esm = ExplicitScoreMatching {
+            score: MixtureScore::fixed(mix),
+            time: 0.25,
+        };
+        let x = randn(50, 2, &cpu(), DType::F64, &mut rng(4));
+        let mut r = rng(5);
+        let b = esm.regression(&x, &mut r).unwrap();
+        assert_eq!(r, rng(5), "explicit SM draws no noise");
+        let k = inv2(sigma.try_into().unwrap());
+        let (xs, ys) = (to_vec(&x), to_vec(&b.target));
+        for (xr, yr) in xs.chunks(2).zip(ys.chunks(2)) {
+            for i in 0..2 {
+                let want = -(k[2 * i] * xr[0] + k[2 * i + 1] * xr[1]);
+                assert!((yr[i] - want).abs() < 1e-12);
+            }
+        }
+        assert!(to_vec(&b.t).iter().all(|t| *t == 0.25));
+        assert_eq!(esm.name(), "esm");
     }
 
     #[test]
