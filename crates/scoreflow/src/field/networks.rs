@@ -1,10 +1,11 @@
 //! The [`Network`] implementations of the crate's architectures: the burn [`Mlp`] (the
-//! reference, and the one that trains on any device) and the fused CPU [`FusedMlp`] (the fast
-//! path for sampling MLPs on the CPU). Kept apart from the networks themselves so that `mlp`
+//! reference, and the one that trains on any device), the fused CPU [`FusedMlp`] (the fast
+//! path for sampling MLPs on the CPU) and the image [`Unet`]. Kept apart from the networks themselves so that `mlp`
 //! and `fused` do not depend on the trait or on the list of architectures.
 
 use super::mlp::Mlp;
 use super::network::{Architecture, Condition, Network};
+use super::unet::Unet;
 use super::VectorField;
 use crate::fused::FusedMlp;
 use crate::state::{StateDict, StoredDType};
@@ -96,6 +97,58 @@ impl Network for FusedMlp {
             "",
             Some(StoredDType::F32),
         );
+        sd
+    }
+}
+
+/// Rows of stacked tangents per U-Net pass in [`Network::divergence`]: the d basis directions go
+/// through in chunks of ⌊ROWS/n⌋ (at least one), bounding the memory of one pass.
+const UNET_TANGENT_ROWS: usize = 2048;
+
+/// The U-Net as a [`Network`]: exact forward-mode JVPs and divergence (stacked tangents,
+/// differentiable in the weights, so Hyvärinen and sliced score matching train it), and the
+/// VJP by one autodiff backward pass. Conditioned on a class when built with `classes > 0`.
+impl Network for Unet {
+    fn architecture(&self) -> Architecture {
+        Architecture::Unet(self.config.clone())
+    }
+    fn dim(&self) -> usize {
+        self.config.dim()
+    }
+    fn classes(&self) -> usize {
+        self.config.classes
+    }
+    fn forward(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> Tensor<2> {
+        Unet::forward(self, x, t, c)
+    }
+    fn jvp(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        c: &Condition,
+        u: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.forward_jvp(x, t, c, u)
+    }
+    fn exact_jvp(&self) -> bool {
+        true
+    }
+    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> (Tensor<2>, Tensor<1>) {
+        let n = x.dims()[0].max(1);
+        self.forward_divergence(x, t, c, (UNET_TANGENT_ROWS / n).max(1))
+    }
+    fn vjp(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        c: &Condition,
+        w: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.forward_vjp(x, t, c, w)
+    }
+    fn state_dict(&self) -> StateDict {
+        let mut sd = StateDict::new();
+        self.write_state(&mut sd, "", Some(StoredDType::F32));
         sd
     }
 }

@@ -7,6 +7,7 @@ use super::engine::{EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepS
 use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::network::Architecture;
 use crate::fused::train::{FusedTrainer, Optimizer, TrainOptions};
 use crate::fused::FusedMlp;
 use crate::objective::Objective;
@@ -112,8 +113,10 @@ impl StepEngine for FusedEngine {
         "fused"
     }
 
-    fn config(&self) -> &MlpConfig {
-        self.trainer.model().config()
+    type Net = Mlp;
+
+    fn architecture(&self) -> Architecture {
+        Architecture::Mlp(self.trainer.model().config().clone())
     }
 
     fn dtype(&self) -> DType {
@@ -129,7 +132,7 @@ impl StepEngine for FusedEngine {
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
-        let dim = self.config().dim;
+        let dim = self.trainer.model().config().dim;
         if batch.dim() != dim {
             return Err(Error::Shape(format!(
                 "minibatch has dimension {}, the model {dim}",
@@ -161,7 +164,7 @@ impl StepEngine for FusedEngine {
     }
 
     fn state_dict(&self) -> StateDict {
-        let config = self.config().clone();
+        let config = self.trainer.model().config().clone();
         let mut sd = StateDict::new();
         insert_flat(
             &mut sd,
@@ -186,7 +189,7 @@ impl StepEngine for FusedEngine {
     }
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        let config = self.config().clone();
+        let config = self.trainer.model().config().clone();
         let stored = state.get("model.0.weight")?.dtype;
         if stored != StoredDType::F32 {
             return Err(state.error(format!(
