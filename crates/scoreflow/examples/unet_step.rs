@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use scoreflow::field::network::Condition;
 use scoreflow::field::unet::UnetConfig;
 use scoreflow::tensor::{cpu, randn, rng, uniform, DType};
 
@@ -66,7 +65,7 @@ fn main() -> scoreflow::Result<()> {
             let t = uniform(batch, 0.0, 1.0, &dev, DType::F32, &mut r);
             let start = Instant::now();
             let c0 = cpu_seconds();
-            let v = net.forward(&x, &t, &Condition::None);
+            let v = net.forward(&x, &t, None);
             let loss = (v - y).square().mean();
             let grads = loss.backward();
             let g = net.conv_in.weight.val().grad(&grads).unwrap();

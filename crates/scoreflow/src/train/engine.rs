@@ -999,3 +999,96 @@ mod tests {
         ));
     }
 }
+
+/// The burn engine on the image U-Net: it learns, resumes exactly and trains through the
+/// tangent objectives.
+#[cfg(test)]
+mod unet_tests {
+    use super::*;
+    use crate::data::Images;
+    use crate::likelihood::Dequantization;
+    use crate::objective::cfm::FlowMatching;
+    use crate::objective::sm::SlicedScoreMatching;
+    use crate::path::{CondOt, GaussianPath};
+    use crate::tensor::{cpu, rng};
+    use crate::train::{Dequantized, Minibatches};
+
+    fn tiny_unet(dtype: DType) -> Unet {
+        UnetConfig {
+            groups: 4,
+            ..UnetConfig::new(1, 8, 8, 8, &[1, 2])
+        }
+        .init(&cpu(), dtype, &mut rng(1))
+        .unwrap()
+    }
+
+    fn digits() -> Dequantized {
+        let d = Images::digits().unwrap();
+        Dequantized::new(d.pixels, Dequantization::symmetric(d.levels)).unwrap()
+    }
+
+    /// 60 Adam steps (batch 32, lr 3e-3) of conditional flow matching on the dequantised digits:
+    /// the loss on one fixed evaluation batch (same points, same noise) falls by over a third.
+    /// At initialisation the loss is E‖x₁ − x₀ − v‖² per coordinate ≈ 1 + Var x₁ + |v|² ≈ 1.3–2;
+    /// the best straight-path regressor halves it for these data, so a tiny net at 60 steps
+    /// clears the 2/3 bar with room, while a step that does not train fails it.
+    #[test]
+    fn a_tiny_unet_learns_the_digits() {
+        let net = tiny_unet(DType::F32);
+        let fm = FlowMatching::new(GaussianPath::new(CondOt));
+        let mut data = digits();
+        let eval = data.batch(128, &mut rng(7)).to_tensor(&cpu(), DType::F32);
+        let loss_of = |m: &Unet| to_vec(&fm.loss(m, &eval, &mut rng(8)))[0];
+        let before = loss_of(&net);
+        let mut e = BurnEngine::new(&net, &OptimizerConfig::adam(3e-3), None).unwrap();
+        let (mut drng, mut nrng) = (rng(2), rng(3));
+        for _ in 0..60 {
+            let b = data.batch(32, &mut drng);
+            let s = e.step(&fm, &b, &mut nrng, 3e-3).unwrap();
+            assert!(s.loss.is_finite() && s.grad_norm.is_finite());
+        }
+        let after = loss_of(&e.model());
+        eprintln!("tiny U-Net CFM loss {before:.4} → {after:.4}");
+        assert!(after < before * 2.0 / 3.0, "loss {before} → {after}");
+    }
+
+    /// state_dict → from_state_dict continues bit for bit (f64, with EMA), and the moments are
+    /// stored under the U-Net's parameter names.
+    #[test]
+    fn unet_engine_resumes_exactly() {
+        let net = tiny_unet(DType::F64);
+        let cfg = net.config.clone();
+        let fm = FlowMatching::new(GaussianPath::new(CondOt));
+        let opt = OptimizerConfig::adamw(1e-3, 0.01);
+        let ema = Some(EmaConfig::new(0.9));
+        let mut data = digits();
+        let mut a = BurnEngine::new(&net, &opt, ema).unwrap();
+        let batches: Vec<Points> = (0..4).map(|i| data.batch(8, &mut rng(i))).collect();
+        for b in &batches[..2] {
+            a.step(&fm, b, &mut rng(5), 1e-3).unwrap();
+        }
+        let sd = a.state_dict();
+        assert!(sd.tensors.contains_key("adam.conv_in.weight.exp_avg_sq"));
+        assert!(sd.tensors.contains_key("ema.attention.proj.bias"));
+        let mut b = BurnEngine::<Unet>::from_state_dict(&cfg, &sd, &cpu(), &opt, ema).unwrap();
+        for batch in &batches[2..] {
+            let la = a.step(&fm, batch, &mut rng(6), 1e-3).unwrap();
+            let lb = b.step(&fm, batch, &mut rng(6), 1e-3).unwrap();
+            assert_eq!(la.loss.to_bits(), lb.loss.to_bits());
+        }
+        assert_eq!(a.state_dict(), b.state_dict());
+    }
+
+    /// Sliced score matching needs vᵀ(∇s)v through the whole network, differentiated in the
+    /// weights: the U-Net's forward-mode tangents give it, so a step reaches every parameter.
+    #[test]
+    fn sliced_score_matching_trains_the_unet() {
+        let net = tiny_unet(DType::F32);
+        let mut e = BurnEngine::new(&net, &OptimizerConfig::adam(1e-3), None).unwrap();
+        let b = digits().batch(8, &mut rng(0));
+        let s = e
+            .step(&SlicedScoreMatching::default(), &b, &mut rng(1), 1e-3)
+            .unwrap();
+        assert!(s.loss.is_finite() && s.grad_norm > 0.0, "{s:?}");
+    }
+}

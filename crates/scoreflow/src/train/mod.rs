@@ -31,6 +31,7 @@ use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
 use crate::field::network::Network;
+use crate::likelihood::Dequantization;
 use crate::objective::Objective;
 use crate::state::{RngState, StoredDType};
 use crate::tensor::{rng, Device, Rng};
@@ -55,6 +56,37 @@ impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
 impl Minibatches for DataSource {
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
         DataSource::batch(self, n, rng)
+    }
+}
+
+/// Minibatches of dequantised discrete data (images): rows drawn uniformly with replacement
+/// from the integer-valued training set (as [`DataSource::batch`]), then
+/// z = a·(x + u)/L + b with fresh u ~ U\[0, 1)^d ([`Dequantization`]), so the model sees a
+/// continuous density whose likelihood bounds the discrete one.
+#[derive(Debug, Clone)]
+pub struct Dequantized {
+    source: DataSource,
+    dequantization: Dequantization,
+}
+
+impl Dequantized {
+    /// Batches of `train` (integer levels 0 … L−1) under `dequantization`; errors when a value
+    /// is not such a level.
+    pub fn new(train: Points, dequantization: Dequantization) -> Result<Self> {
+        dequantization.dequantize_points(&train, &mut rng(0))?;
+        Ok(Self {
+            source: DataSource::finite("images", train, None)?,
+            dequantization,
+        })
+    }
+}
+
+impl Minibatches for Dequantized {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
+        let x = self.source.batch(n, rng);
+        self.dequantization
+            .dequantize_points(&x, rng)
+            .expect("the rows were checked to be integer levels in Dequantized::new")
     }
 }
 
