@@ -111,9 +111,14 @@ impl UnetConfig {
         }
     }
 
-    /// The default network for `channels × height × width` images (see the crate's notes for the
-    /// sizing): base 32, multipliers (1, 2) for images up to 16 pixels a side, (1, 2, 2)
-    /// beyond, one residual block per level, middle attention.
+    /// The default network for `channels × height × width` images: base 32, multipliers (1, 2)
+    /// for images up to 16 pixels a side, (1, 2, 2) beyond, one residual block per level,
+    /// middle attention (651,041 parameters on 1 × 8 × 8).
+    ///
+    /// Sized to the 15-minute budget of the 8 × 8 digits on 2 CPU cores: one training step at
+    /// batch 128 (forward + backward on burn's Flex backend) measured 0.51–0.59 CPU-seconds, so
+    /// 2,000 steps take about 10 minutes of wall time on two idle cores and leave room for
+    /// sampling and bits/dim; base 64 costs 4× (2.6 M parameters), two blocks per level 1.4×.
     pub fn default_for(channels: usize, height: usize, width: usize) -> Self {
         let mults: &[usize] = if height.max(width) <= 16 {
             &[1, 2]
@@ -146,7 +151,7 @@ impl UnetConfig {
                 self.channels, self.height, self.width
             ));
         }
-        if self.base == 0 || self.base % 2 != 0 {
+        if self.base == 0 || !self.base.is_multiple_of(2) {
             return bad(format!(
                 "base channels {} must be even and positive",
                 self.base
@@ -159,7 +164,7 @@ impl UnetConfig {
             ));
         }
         let f = 1usize << (self.mults.len() - 1);
-        if self.height % f != 0 || self.width % f != 0 {
+        if !self.height.is_multiple_of(f) || !self.width.is_multiple_of(f) {
             return bad(format!(
                 "{} levels halve the image {} times: {}×{} is not divisible by {f}",
                 self.mults.len(),
@@ -173,7 +178,7 @@ impl UnetConfig {
         }
         for m in &self.mults {
             let c = self.base * m;
-            if c % self.groups != 0 {
+            if !c.is_multiple_of(self.groups) {
                 return bad(format!(
                     "{} GroupNorm groups do not divide {c} channels (base {} × multiplier {m})",
                     self.groups, self.base

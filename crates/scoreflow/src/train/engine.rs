@@ -1028,10 +1028,10 @@ mod unet_tests {
     }
 
     /// 60 Adam steps (batch 32, lr 3e-3) of conditional flow matching on the dequantised digits:
-    /// the loss on one fixed evaluation batch (same points, same noise) falls by over a third.
-    /// At initialisation the loss is E‖x₁ − x₀ − v‖² per coordinate ≈ 1 + Var x₁ + |v|² ≈ 1.3–2;
-    /// the best straight-path regressor halves it for these data, so a tiny net at 60 steps
-    /// clears the 2/3 bar with room, while a step that does not train fails it.
+    /// the loss on one fixed evaluation batch (same points, same noise draws) falls below 2/3 of
+    /// its initial value. At initialisation it is about E‖x₁ − x₀‖²/d + E‖v‖²/d ≈ 1.3 + 0.4;
+    /// the seeded run measures 1.76 → 0.68, so the bar has a wide margin, while an engine whose
+    /// updates do not reach the weights stays at 1.76 and fails.
     #[test]
     fn a_tiny_unet_learns_the_digits() {
         let net = tiny_unet(DType::F32);
@@ -1048,7 +1048,6 @@ mod unet_tests {
             assert!(s.loss.is_finite() && s.grad_norm.is_finite());
         }
         let after = loss_of(&e.model());
-        eprintln!("tiny U-Net CFM loss {before:.4} → {after:.4}");
         assert!(after < before * 2.0 / 3.0, "loss {before} → {after}");
     }
 
