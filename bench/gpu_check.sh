@@ -87,7 +87,7 @@ run | selftest)
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1 || true
   else
     device=cpu
-    STEPS=${STEPS_SELFTEST:-20}
+    STEPS=${STEPS_SELFTEST:-60}
     NLL=20
     cargo build --release -p scoreflow --example unet_digits
     bin=${CARGO_TARGET_DIR:-target}/release/examples/unet_digits
