@@ -7,8 +7,8 @@
 #   bench/gpu_check.sh run        # there: unpack the loaders, train + sample + likelihood on the
 #                                 # GPU, compare the same weights and noise on the CPU, then the
 #                                 # same U-Net in PyTorch CUDA; results in $OUT (else .gpu/out)
-#   bench/gpu_check.sh selftest   # here: `run` on the CPU (a CPU build, short), to test all but
-#                                 # the GPU step
+#   bench/gpu_check.sh selftest   # here: `run` on the CPU (a CPU build; STEPS_SELFTEST = 60
+#                                 # steps, NLL_SELFTEST = 4 digits), to test all but the GPU step
 #
 # The device call (one command, carrying the prepared folders):
 #   run(command="bash bench/gpu_check.sh run", carry=[".gpu", ".gl"], timeout_s=540)
@@ -88,7 +88,7 @@ run | selftest)
   else
     device=cpu
     STEPS=${STEPS_SELFTEST:-60}
-    NLL=20
+    NLL=${NLL_SELFTEST:-4}
     cargo build --release -p scoreflow --example unet_digits
     bin=${CARGO_TARGET_DIR:-target}/release/examples/unet_digits
   fi
