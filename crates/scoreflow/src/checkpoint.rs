@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
-use crate::field::network::Architecture;
+use crate::field::network::{Architecture, Network};
 pub use crate::fsutil::write_atomic;
 pub use crate::state::{HostTensor, RngState, StateDict, StoredDType};
 use crate::tensor::{DType, Device};
@@ -151,11 +151,11 @@ pub fn read_meta(path: &Path) -> Result<RunMeta> {
 pub fn save_run(
     dir: &Path,
     meta: &RunMeta,
-    sampling: &Mlp,
+    sampling: &dyn Network,
     state: Option<&StateDict>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    if Architecture::Mlp(sampling.config.clone()) != meta.model {
+    if sampling.architecture() != meta.model {
         return Err(Error::InvalidInput(
             "save_run: the model's architecture differs from meta.model".into(),
         ));
@@ -167,8 +167,25 @@ pub fn save_run(
         state.metadata.insert(META_KEY.into(), json.clone());
         state.write(&dir.join(STATE_FILE))?;
     }
-    sampling.save_safetensors(&dir.join(MODEL_FILE))?;
+    save_network(sampling, &dir.join(MODEL_FILE))?;
     write_atomic(&dir.join(META_FILE), json.as_bytes())
+}
+
+/// Writes `net`'s [`Network::state_dict`] (f32, PyTorch names) to `path`, atomically, with the
+/// header metadata `format = pt` and the architecture's configuration as JSON under
+/// `scoreflow.config` (an MLP's bare [`MlpConfig`](crate::field::mlp::MlpConfig), as
+/// [`Mlp::save_safetensors`] writes it; the tagged [`Architecture`] otherwise).
+pub fn save_network(net: &dyn Network, path: &Path) -> Result<()> {
+    let mut sd = net.state_dict();
+    let arch = net.architecture();
+    let config = match &arch {
+        Architecture::Mlp(c) => serde_json::to_string(c),
+        other => serde_json::to_string(other),
+    }
+    .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    sd.metadata.insert("format".into(), "pt".into());
+    sd.metadata.insert("scoreflow.config".into(), config);
+    sd.write(path)
 }
 
 /// Loads the sampling network of a run directory: its [`RunMeta`] and `model.safetensors` as an

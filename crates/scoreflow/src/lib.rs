@@ -21,6 +21,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod coupling;
 pub mod data;
+pub mod device;
 pub mod diagnostics;
 pub mod error;
 pub mod field;

@@ -39,6 +39,7 @@ use std::time::Instant;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
+use crate::data::Points;
 use crate::error::{Error, Result};
 pub use crate::field::divergence::{
     hutchinson_divergence, hutchinson_probes, Divergence, ProbeNoise,
@@ -170,7 +171,8 @@ pub struct Likelihood {
     pub nll: f64,
     /// Standard error of the mean caused by the Hutchinson estimator, √(Σ seᵢ²)/n (k ≥ 2 only).
     pub estimator_se: Option<f64>,
-    /// Bits per dimension (discrete data, see [`Dequantization`]).
+    /// Bits per dimension (discrete data, see [`Dequantization`]); JSON key `bits_per_dim`.
+    #[serde(rename = "bits_per_dim", alias = "bpd")]
     pub bpd: Option<f64>,
     /// Data dimension d.
     pub dim: usize,
@@ -421,10 +423,16 @@ impl Dequantization {
         }
     }
 
-    /// z = a·(x + u)/L + b with u ~ U\[0, 1) per coordinate from `rng`.
-    ///
-    /// Errors when an entry of `x` is not an integer in {0, …, L−1}, or a = 0.
-    pub fn dequantize(&self, x: &Tensor<2>, rng: &mut Rng) -> Result<Tensor<2>> {
+    /// Images in \[−1, 1): L levels, a = 2, b = −1, so z = 2(x + u)/L − 1 (DDPM's scaling).
+    pub fn symmetric(levels: u32) -> Self {
+        Self {
+            levels,
+            scale: 2.0,
+            offset: -1.0,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
         if self.levels == 0
             || self.scale == 0.0
             || !self.scale.is_finite()
@@ -434,11 +442,25 @@ impl Dequantization {
                 "invalid dequantisation {self:?}"
             )));
         }
+        Ok(())
+    }
+
+    /// z = a·(x + u)/L + b with u ~ U\[0, 1) per coordinate from `rng`.
+    ///
+    /// Errors when an entry of `x` is not an integer in {0, …, L−1}, or a = 0.
+    pub fn dequantize(&self, x: &Tensor<2>, rng: &mut Rng) -> Result<Tensor<2>> {
         let [n, d] = x.dims();
-        let host = to_vec(x);
+        let z = self.dequantize_points(&Points::new(to_vec(x), d)?, rng)?;
+        Ok(matrix_like(z.into_vec(), n, d, x))
+    }
+
+    /// [`Dequantization::dequantize`] on host points (u drawn row-major, in the same order).
+    pub fn dequantize_points(&self, x: &Points, rng: &mut Rng) -> Result<Points> {
+        self.check()?;
+        let d = x.dim();
         let l = self.levels as f64;
-        let mut z = Vec::with_capacity(host.len());
-        for (i, v) in host.iter().enumerate() {
+        let mut z = Vec::with_capacity(x.as_slice().len());
+        for (i, v) in x.as_slice().iter().enumerate() {
             if !(v.fract() == 0.0 && *v >= 0.0 && *v < l) {
                 return Err(Error::InvalidInput(format!(
                     "row {}, column {}: {v} is not an integer level in 0..{}",
@@ -450,7 +472,20 @@ impl Dequantization {
             let u: f64 = rng.random();
             z.push(self.scale * (v + u) / l + self.offset);
         }
-        Ok(matrix_like(z, n, d, x))
+        Points::new(z, d)
+    }
+
+    /// Model space back to data units: x = clamp(L·(z − b)/a − ½, 0, L − 1), the centre of the
+    /// cell z falls in (E u = ½), so rounding x gives the level. Samples come back this way.
+    pub fn to_data_units(&self, z: &Points) -> Result<Points> {
+        self.check()?;
+        let l = self.levels as f64;
+        let x = z
+            .as_slice()
+            .iter()
+            .map(|v| (l * (v - self.offset) / self.scale - 0.5).clamp(0.0, l - 1.0))
+            .collect();
+        Points::new(x, z.dim())
     }
 
     /// bpd = (−log p_z(z) − D·log|a| + D·log L) / (D·ln 2) for one point of dimension D.
@@ -938,6 +973,29 @@ mod tests {
         assert!(dq.dequantize(&bad, &mut rng(0)).is_err());
         let bad = matrix(vec![256.0, 3.0], 1, 2, &cpu(), DType::F64);
         assert!(dq.dequantize(&bad, &mut rng(0)).is_err());
+    }
+
+    /// Images in \[−1, 1): z = 2(x + u)/L − 1 stays in \[−1, 1), and mapping back to data units
+    /// lands within ½ of x (the cell centre x + ½ maps to x exactly), so rounding recovers every
+    /// level; out-of-range model values clamp to 0 and L − 1.
+    #[test]
+    fn symmetric_dequantisation_round_trips_to_levels() {
+        let dq = Dequantization::symmetric(17);
+        let x = Points::new((0..17).map(f64::from).collect(), 17).unwrap();
+        for seed in 0..20 {
+            let z = dq.dequantize_points(&x, &mut rng(seed)).unwrap();
+            assert!(z.as_slice().iter().all(|v| (-1.0..1.0).contains(v)));
+            let back = dq.to_data_units(&z).unwrap();
+            for (a, b) in back.as_slice().iter().zip(x.as_slice()) {
+                assert!((a - b).abs() <= 0.5 + 1e-12, "{a} vs {b}");
+                assert_eq!(a.round().clamp(0.0, 16.0), *b);
+            }
+        }
+        let centre = Points::new(vec![2.0 * 3.5 / 17.0 - 1.0, -5.0, 5.0], 3).unwrap();
+        let got = dq.to_data_units(&centre).unwrap();
+        for (a, b) in got.as_slice().iter().zip([3.0, 0.0, 16.0]) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Data: host-side point sets ([`Points`]), built-in 2-D densities ([`Dataset`], with exact
-//! [`MixtureSpec`]s where they are mixtures), CSV / NPY files ([`io`]), per-dimension
-//! standardisation ([`Normalizer`]) and training data sources ([`DataSource`]).
+//! [`MixtureSpec`]s where they are mixtures), CSV / NPY files ([`io`]), images (the built-in
+//! 8 × 8 digits, IDX files, PNG folders: [`images`]), per-dimension standardisation
+//! ([`Normalizer`]) and training data sources ([`DataSource`]).
 
+pub mod images;
 pub mod io;
 pub mod mixture;
 pub mod normalize;
@@ -9,6 +11,7 @@ pub mod shapes;
 pub mod source;
 pub mod toy;
 
+pub use images::Images;
 pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points, PointWriter};
 pub use mixture::{MixtureParams, MixtureSpec};
 pub use normalize::{NormalizeMode, Normalizer};

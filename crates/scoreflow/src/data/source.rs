@@ -182,23 +182,10 @@ impl From<Dataset> for DataSource {
 /// test has round(test_frac·n) rows; `test_frac` ∈ [0, 1) and train must keep ≥ 1 row, else
 /// `Error::InvalidInput`. Each part keeps the rows' original order.
 pub fn split(points: &Points, test_frac: f64, seed: u64) -> Result<(Points, Points)> {
-    if !(0.0..1.0).contains(&test_frac) {
-        return Err(Error::InvalidInput(format!(
-            "held-out fraction {test_frac} must be in [0, 1)"
-        )));
-    }
     let n = points.len();
-    let n_test = (test_frac * n as f64).round() as usize;
-    if n_test >= n {
-        return Err(Error::InvalidInput(format!(
-            "holding out {n_test} of {n} points leaves none for training"
-        )));
-    }
-    let mut is_test = vec![false; n];
-    for i in index::sample(&mut rng(seed), n, n_test) {
-        is_test[i] = true;
-    }
+    let is_test = test_mask(n, test_frac, seed)?;
     let d = points.dim();
+    let n_test = is_test.iter().filter(|&&t| t).count();
     let (mut train, mut test) = (
         Vec::with_capacity((n - n_test) * d),
         Vec::with_capacity(n_test * d),
@@ -213,6 +200,27 @@ pub fn split(points: &Points, test_frac: f64, seed: u64) -> Result<(Points, Poin
         },
         Points { data: test, dim: d },
     ))
+}
+
+/// The held-out rows of [`split`]: a seeded uniformly random subset of round(test_frac·n) of
+/// the n rows (`true` = held out); `test_frac` ∈ [0, 1) and at least one row must stay.
+pub fn test_mask(n: usize, test_frac: f64, seed: u64) -> Result<Vec<bool>> {
+    if !(0.0..1.0).contains(&test_frac) {
+        return Err(Error::InvalidInput(format!(
+            "held-out fraction {test_frac} must be in [0, 1)"
+        )));
+    }
+    let n_test = (test_frac * n as f64).round() as usize;
+    if n_test >= n {
+        return Err(Error::InvalidInput(format!(
+            "holding out {n_test} of {n} points leaves none for training"
+        )));
+    }
+    let mut is_test = vec![false; n];
+    for i in index::sample(&mut rng(seed), n, n_test) {
+        is_test[i] = true;
+    }
+    Ok(is_test)
 }
 
 #[cfg(test)]

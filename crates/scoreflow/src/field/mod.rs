@@ -11,6 +11,7 @@ pub mod divergence;
 pub mod mlp;
 pub mod network;
 pub mod networks;
+pub mod unet;
 
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::mlp::MlpConfig;
+use super::unet::UnetConfig;
 use super::VectorField;
 use crate::error::{Error, Result};
 use crate::state::StateDict;
@@ -92,6 +93,8 @@ impl Condition {
 pub enum Architecture {
     /// The multilayer perceptron [x, φ(t)] → width^depth → d ([`super::mlp::Mlp`]).
     Mlp(MlpConfig),
+    /// The image U-Net on R^(C·H·W) ([`super::unet::Unet`]).
+    Unet(UnetConfig),
 }
 
 /// `meta.json`'s `model`: tagged, or a legacy bare MLP configuration.
@@ -106,6 +109,7 @@ enum ArchitectureRepr {
 #[serde(tag = "arch", rename_all = "lowercase")]
 enum TaggedArchitecture {
     Mlp(MlpConfig),
+    Unet(UnetConfig),
 }
 
 impl<'de> Deserialize<'de> for Architecture {
@@ -114,6 +118,7 @@ impl<'de> Deserialize<'de> for Architecture {
             ArchitectureRepr::Tagged(TaggedArchitecture::Mlp(c)) | ArchitectureRepr::Legacy(c) => {
                 Architecture::Mlp(c)
             }
+            ArchitectureRepr::Tagged(TaggedArchitecture::Unet(c)) => Architecture::Unet(c),
         })
     }
 }
@@ -123,6 +128,7 @@ impl Architecture {
     pub fn dim(&self) -> usize {
         match self {
             Architecture::Mlp(c) => c.dim,
+            Architecture::Unet(c) => c.dim(),
         }
     }
 
@@ -130,6 +136,7 @@ impl Architecture {
     pub fn num_params(&self) -> usize {
         match self {
             Architecture::Mlp(c) => c.num_params(),
+            Architecture::Unet(c) => c.num_params(),
         }
     }
 
@@ -144,6 +151,7 @@ impl Architecture {
                 c.dim,
                 c.activation.name()
             ),
+            Architecture::Unet(c) => c.describe(),
         }
     }
 
@@ -151,6 +159,15 @@ impl Architecture {
     pub fn as_mlp(&self) -> Option<&MlpConfig> {
         match self {
             Architecture::Mlp(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The U-Net configuration, when the network is a U-Net.
+    pub fn as_unet(&self) -> Option<&UnetConfig> {
+        match self {
+            Architecture::Unet(c) => Some(c),
+            _ => None,
         }
     }
 }

@@ -226,6 +226,16 @@ impl Model {
                 &tensor::cpu(),
                 DType::F32,
             )?),
+            Architecture::Unet(config) => {
+                let sd = crate::state::StateDict::read(&dir.join(checkpoint::MODEL_FILE))?;
+                Arc::new(crate::field::unet::Unet::from_state(
+                    &sd,
+                    "",
+                    config,
+                    &tensor::cpu(),
+                    DType::F32,
+                )?)
+            }
         };
         Ok(Model {
             dir: Some(dir.to_path_buf()),

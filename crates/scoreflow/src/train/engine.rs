@@ -1,13 +1,15 @@
 //! The seam between the training loop and whatever computes a step: a [`StepEngine`] takes a
 //! minibatch, does one optimiser step and reports (loss, gradient norm); it exposes its raw and
-//! EMA weights as [`Mlp`]s and its full state as a [`StateDict`].
+//! EMA weights as networks and its full state as a [`StateDict`].
 //!
 //! [`BurnEngine`] is the reference: burn autodiff for the gradient and burn's own `Adam`/`AdamW`
 //! (`burn::optim`) for the update, applied per parameter so that the moments stay in our hands
-//! (checkpointed by layer name, in the training dtype, for an exact resume). Another engine (a
+//! (checkpointed by parameter name, in the training dtype, on the host, for an exact resume on
+//! any device). It trains any [`BurnNetwork`]: the [`Mlp`] and the image [`Unet`]. Another engine (a
 //! fused CPU kernel for [`RegressionBatch`](crate::objective::RegressionBatch) objectives) plugs
 //! in by implementing the same trait and must reproduce this one.
 
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{
     Adam, AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, Optimizer,
@@ -16,11 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Points;
 use crate::error::{Error, Result};
-use crate::field::mlp::{linear_from, Mlp, MlpConfig};
-use crate::field::network::Condition;
+use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::network::{Architecture, Condition, Network};
+use crate::field::unet::{Unet, UnetConfig};
 use crate::objective::{Minibatch, Objective};
-use crate::state::{HostTensor, StateDict, StoredDType};
-use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
+use crate::state::{StateDict, StoredDType};
+use crate::tensor::{to_vec, DType, Device, Rng, Tensor};
 
 /// Which Adam variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -238,10 +241,12 @@ impl Batch {
 /// all randomness comes from the `rng` it is given. Engines are `Send`, so a `Trainer`
 /// can run on a worker thread.
 pub trait StepEngine: Send {
+    /// The network it trains.
+    type Net: Network;
     /// Short name recorded in checkpoints ("burn", …).
     fn name(&self) -> &'static str;
     /// The architecture.
-    fn config(&self) -> &MlpConfig;
+    fn architecture(&self) -> Architecture;
     /// The training dtype.
     fn dtype(&self) -> DType;
     /// One step on the minibatch `batch` at learning rate `lr`: loss (via
@@ -253,10 +258,10 @@ pub trait StepEngine: Send {
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats>;
-    /// The current (raw) weights as an [`Mlp`] without autodiff.
-    fn model(&self) -> Mlp;
+    /// The current (raw) weights, without autodiff.
+    fn model(&self) -> Self::Net;
     /// The EMA weights, when EMA is on.
-    fn ema_model(&self) -> Option<Mlp>;
+    fn ema_model(&self) -> Option<Self::Net>;
     /// Everything needed to continue exactly: `model.*` (raw weights), `ema.*`, optimiser
     /// moments `adam.{name}.exp_avg` / `.exp_avg_sq` (PyTorch's names and layout) and
     /// metadata `adam.step`, `ema.updates`.
@@ -319,88 +324,188 @@ impl AdamVariant {
     }
 }
 
-/// Adam moments of one layer.
-#[derive(Clone, Default)]
-struct LayerMoments {
-    weight: Option<AdaptiveMomentumState<2>>,
-    bias: Option<AdaptiveMomentumState<1>>,
+/// A burn network the [`BurnEngine`] can train: a [`Network`] and a burn [`Module`] whose
+/// parameters have stable names in a [`StateDict`] (PyTorch's names and layouts).
+///
+/// The engine handles the parameters as a list in the module's visiting order; the state dict
+/// names them. Adam moments have the parameters' shapes, so they are written and read through
+/// the same naming: a copy of the network whose parameters are the moments is written under
+/// `""` and each name `n` is stored as `adam.{n}.exp_avg` (and `.exp_avg_sq`).
+pub trait BurnNetwork: Network + Module + Clone + 'static {
+    /// The architecture's configuration.
+    type Config: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
+    /// This network's configuration.
+    fn config(&self) -> &Self::Config;
+    /// The configuration inside an [`Architecture`], when it is this network's kind.
+    fn config_of(arch: &Architecture) -> Option<&Self::Config>;
+    /// Adds the weights under `prefix`, stored as `dtype` (default: the model's).
+    fn write_state(&self, sd: &mut StateDict, prefix: &str, dtype: Option<StoredDType>);
+    /// Rebuilds a network of architecture `config` from the tensors of `sd` under `prefix`.
+    fn from_state(
+        sd: &StateDict,
+        prefix: &str,
+        config: &Self::Config,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self>;
+}
+
+impl BurnNetwork for Mlp {
+    type Config = MlpConfig;
+    fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+    fn config_of(arch: &Architecture) -> Option<&MlpConfig> {
+        arch.as_mlp()
+    }
+    fn write_state(&self, sd: &mut StateDict, prefix: &str, dtype: Option<StoredDType>) {
+        Mlp::write_state(self, sd, prefix, dtype)
+    }
+    fn from_state(
+        sd: &StateDict,
+        prefix: &str,
+        config: &MlpConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        Mlp::from_state(sd, prefix, config, device, dtype)
+    }
+}
+
+impl BurnNetwork for Unet {
+    type Config = UnetConfig;
+    fn config(&self) -> &UnetConfig {
+        &self.config
+    }
+    fn config_of(arch: &Architecture) -> Option<&UnetConfig> {
+        arch.as_unet()
+    }
+    fn write_state(&self, sd: &mut StateDict, prefix: &str, dtype: Option<StoredDType>) {
+        Unet::write_state(self, sd, prefix, dtype)
+    }
+    fn from_state(
+        sd: &StateDict,
+        prefix: &str,
+        config: &UnetConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        Unet::from_state(sd, prefix, config, device, dtype)
+    }
+}
+
+/// Every float parameter of a module, flattened, without autodiff, in visiting order.
+struct Flatten(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Flatten {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let v = param.val().inner();
+        let n = v.shape().num_elements();
+        self.0.push(v.reshape([n]));
+    }
+}
+
+fn flat_params<M: Module>(m: &M) -> Vec<Tensor<1>> {
+    let mut f = Flatten(Vec::new());
+    m.visit(&mut f);
+    f.0
+}
+
+/// Replaces the parameters, in visiting order, by flat tensors reshaped to each parameter's
+/// shape, on the autodiff device when `autodiff` (fresh leaves that require gradients).
+struct Replace {
+    values: std::vec::IntoIter<Tensor<1>>,
+    autodiff: bool,
+}
+
+impl ModuleMapper for Replace {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dims = param.val().dims();
+        drop(param);
+        let v = self
+            .values
+            .next()
+            .expect("one value per parameter")
+            .reshape(dims);
+        Param::from_tensor(if self.autodiff { v.autodiff() } else { v })
+    }
+}
+
+fn with_params<M: Module>(m: M, values: Vec<Tensor<1>>, autodiff: bool) -> M {
+    m.map(&mut Replace {
+        values: values.into_iter(),
+        autodiff,
+    })
+}
+
+/// Removes every parameter's gradient from `grads`, flattened, in visiting order.
+struct TakeGrads<'a> {
+    grads: &'a mut burn::tensor::Gradients,
+    out: Vec<Option<Tensor<1>>>,
+}
+
+impl ModuleVisitor for TakeGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let g = param.val().grad_remove(self.grads).map(|g| {
+            let n = g.shape().num_elements();
+            g.reshape([n])
+        });
+        self.out.push(g);
+    }
 }
 
 /// EMA weights and the number of updates folded in.
 #[derive(Clone)]
-struct EmaState {
+struct EmaState<M> {
     config: EmaConfig,
-    model: Mlp,
+    model: M,
     updates: usize,
 }
 
-/// The reference engine: burn autodiff + burn `Adam`/`AdamW`.
+/// The reference engine: burn autodiff + burn `Adam`/`AdamW`, for any [`BurnNetwork`] (the
+/// [`Mlp`] by default, the [`Unet`] for images) on any burn device.
 #[derive(Clone)]
-pub struct BurnEngine {
+pub struct BurnEngine<M: BurnNetwork = Mlp> {
     /// Weights on the autodiff device.
-    model: Mlp,
+    model: M,
     device: Device,
     dtype: DType,
     optim: AdamVariant,
     clip: Option<f64>,
-    moments: Vec<LayerMoments>,
-    ema: Option<EmaState>,
+    /// Adam moments per parameter (visiting order, flattened); `None` before the first step.
+    moments: Vec<Option<AdaptiveMomentumState<1>>>,
+    ema: Option<EmaState<M>>,
 }
 
-/// Layer k's (weight, bias) as plain tensors.
-fn layer_params(m: &Mlp, k: usize) -> (Tensor<2>, Tensor<1>) {
-    let l = &m.layers[k];
-    (
-        l.weight.val().inner(),
-        l.bias
-            .as_ref()
-            .expect("Mlp layers have a bias")
-            .val()
-            .inner(),
-    )
+/// Device and dtype of a module's first parameter.
+fn placement<M: Module>(m: &M) -> (Device, DType) {
+    let p = flat_params(m);
+    let first = p.first().expect("a network has parameters");
+    (first.device(), first.dtype())
 }
 
-/// A copy of `m` whose parameters live on `device` (autodiff or plain) and require gradients.
-fn rebuild(m: &Mlp, device: &Device) -> Mlp {
-    let layers = (0..m.layers.len())
-        .map(|k| {
-            let (w, b) = layer_params(m, k);
-            let (w, b) = if device.is_autodiff() {
-                (w.autodiff(), b.autodiff())
-            } else {
-                (w, b)
-            };
-            linear_from(w, b)
-        })
-        .collect();
-    Mlp {
-        layers,
-        config: m.config.clone(),
-    }
-}
-
-impl BurnEngine {
+impl<M: BurnNetwork> BurnEngine<M> {
     /// An engine training `model` (any device; its dtype is the training dtype) with the given
     /// optimiser and optional EMA. Gradients are taken on `model`'s device with autodiff.
-    pub fn new(model: &Mlp, optimizer: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<Self> {
+    pub fn new(model: &M, optimizer: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<Self> {
         optimizer.validate()?;
         if let Some(e) = &ema {
             e.validate()?;
         }
-        let (w0, _) = layer_params(model, 0);
-        let base = w0.device().inner();
-        let device = base.clone().autodiff();
-        let dtype = w0.dtype();
+        let (device, dtype) = placement(model);
+        let base = device.inner();
+        let params = flat_params(model);
+        let n = params.len();
         Ok(Self {
-            model: rebuild(model, &device),
-            device,
+            model: with_params(model.clone(), params.clone(), true),
+            device: base.clone().autodiff(),
             dtype,
             optim: AdamVariant::new(optimizer),
             clip: optimizer.clip_grad_norm,
-            moments: vec![LayerMoments::default(); model.layers.len()],
+            moments: vec![None; n],
             ema: ema.map(|config| EmaState {
                 config,
-                model: rebuild(model, &base),
+                model: with_params(model.clone(), params, false),
                 updates: 0,
             }),
         })
@@ -409,14 +514,19 @@ impl BurnEngine {
     /// An engine restored from a [`StepEngine::state_dict`] image on `device`, in the dtype the
     /// raw weights were stored in.
     pub fn from_state_dict(
-        config: &MlpConfig,
+        config: &M::Config,
         state: &StateDict,
         device: &Device,
         optimizer: &OptimizerConfig,
         ema: Option<EmaConfig>,
     ) -> Result<Self> {
-        let dtype = state.get("model.0.weight")?.dtype.dtype();
-        let model = Mlp::from_state(state, "model.", config, device, dtype)?;
+        let first = state
+            .tensors
+            .keys()
+            .find(|k| k.starts_with("model."))
+            .ok_or_else(|| state.error("no raw weights ('model.*') in the training state"))?;
+        let dtype = state.get(first)?.dtype.dtype();
+        let model = M::from_state(state, "model.", config, &device.clone().inner(), dtype)?;
         let mut engine = Self::new(&model, optimizer, ema)?;
         engine.load_state_dict(state)?;
         Ok(engine)
@@ -426,23 +536,72 @@ impl BurnEngine {
     pub fn adam_step(&self) -> usize {
         self.moments
             .first()
-            .and_then(|m| m.weight.as_ref())
+            .and_then(|m| m.as_ref())
             .map_or(0, |m| m.time)
+    }
+
+    /// The current (raw) weights, without autodiff.
+    pub fn model(&self) -> M {
+        with_params(self.model.clone(), flat_params(&self.model), false)
+    }
+
+    /// The EMA weights, when EMA is on.
+    pub fn ema_model(&self) -> Option<M> {
+        self.ema.as_ref().map(|e| e.model.clone())
+    }
+
+    /// The state-dict names of the network's tensors (no prefix), in the order they are written.
+    fn names(&self) -> Vec<String> {
+        let mut sd = StateDict::new();
+        self.model.write_state(&mut sd, "", None);
+        sd.tensors.keys().cloned().collect()
+    }
+
+    /// Writes flat per-parameter tensors (moments) as `{prefix}{name}{suffix}`, through a copy of
+    /// the network that holds them as its parameters.
+    fn write_like_params(
+        &self,
+        sd: &mut StateDict,
+        values: Vec<Tensor<1>>,
+        prefix: &str,
+        suffix: &str,
+    ) {
+        let holder = with_params(self.model.clone(), values, false);
+        let mut tmp = StateDict::new();
+        holder.write_state(&mut tmp, "", None);
+        for (name, t) in tmp.tensors {
+            sd.insert(format!("{prefix}{name}{suffix}"), t);
+        }
+    }
+
+    /// Reads flat per-parameter tensors written by [`Self::write_like_params`].
+    fn read_like_params(
+        &self,
+        state: &StateDict,
+        prefix: &str,
+        suffix: &str,
+        device: &Device,
+    ) -> Result<Vec<Tensor<1>>> {
+        let mut tmp = StateDict::new();
+        for name in self.names() {
+            let key = format!("{prefix}{name}{suffix}");
+            tmp.insert(name, state.get(&key)?.clone());
+        }
+        tmp.source = state.source.clone();
+        let holder = M::from_state(&tmp, "", self.model.config(), device, self.dtype)?;
+        Ok(flat_params(&holder))
     }
 }
 
-/// Σ g² of a tensor as a one-element tensor.
-fn sum_sq<const D: usize>(g: &Tensor<D>) -> Tensor<1> {
-    g.clone().square().sum()
-}
+impl<M: BurnNetwork> StepEngine for BurnEngine<M> {
+    type Net = M;
 
-impl StepEngine for BurnEngine {
     fn name(&self) -> &'static str {
         "burn"
     }
 
-    fn config(&self) -> &MlpConfig {
-        &self.model.config
+    fn architecture(&self) -> Architecture {
+        self.model.architecture()
     }
 
     fn dtype(&self) -> DType {
@@ -456,7 +615,7 @@ impl StepEngine for BurnEngine {
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
-        batch.check(self.model.config.dim)?;
+        batch.check(self.model.dim())?;
         let mb = batch.to_minibatch(&self.device, self.dtype);
         let loss_t = objective.loss_batch(&self.model, &mb, rng)?;
         let loss = to_vec(&loss_t).first().copied().unwrap_or(f64::NAN);
@@ -467,94 +626,63 @@ impl StepEngine for BurnEngine {
             });
         }
         let mut grads = loss_t.backward();
-        let n_layers = self.model.layers.len();
-        let mut gw = Vec::with_capacity(n_layers);
-        let mut gb = Vec::with_capacity(n_layers);
+        let mut take = TakeGrads {
+            grads: &mut grads,
+            out: Vec::new(),
+        };
+        self.model.visit(&mut take);
+        let grads_flat = take.out;
+        drop(grads);
+        let mut gs = Vec::with_capacity(grads_flat.len());
         let mut total: Option<Tensor<1>> = None;
-        for (k, layer) in self.model.layers.iter().enumerate() {
-            let missing = || {
+        for (k, g) in grads_flat.into_iter().enumerate() {
+            let g = g.ok_or_else(|| {
                 Error::InvalidInput(format!(
-                    "the {} loss does not depend on layer {k}",
+                    "the {} loss does not depend on parameter {k} of the network",
                     objective.name()
                 ))
-            };
-            // `grad_remove` hands over the only reference, so updates can run in place.
-            let w = layer
-                .weight
-                .val()
-                .grad_remove(&mut grads)
-                .ok_or_else(missing)?;
-            let b = layer
-                .bias
-                .as_ref()
-                .and_then(|b| b.val().grad_remove(&mut grads))
-                .ok_or_else(missing)?;
-            let s = sum_sq(&w) + sum_sq(&b);
+            })?;
+            let s = g.clone().square().sum();
             total = Some(match total {
                 None => s,
                 Some(t) => t + s,
             });
-            gw.push(w);
-            gb.push(b);
+            gs.push(g);
         }
-        drop(grads);
         let grad_norm = total.map_or(0.0, |t| to_vec(&t)[0].sqrt());
         if !grad_norm.is_finite() {
             return Ok(StepStats { loss, grad_norm });
         }
         // PyTorch clip_grad_norm_: g ← g·min(1, c/(‖g‖ + 1e-6)).
         let scale = self.clip.map_or(1.0, |c| (c / (grad_norm + 1e-6)).min(1.0));
-        // Consume the parameters (and EMA copies) so each tensor has a single owner.
-        let old = std::mem::take(&mut self.model.layers);
-        let mut ema_old = self
-            .ema
-            .as_mut()
-            .map(|e| std::mem::take(&mut e.model.layers).into_iter());
-        let mut layers = Vec::with_capacity(n_layers);
-        let mut ema_layers = Vec::new();
-        let beta = self
-            .ema
-            .as_ref()
-            .map_or(0.0, |e| e.config.decay_at(e.updates));
-        for (k, ((g_w, g_b), layer)) in gw.into_iter().zip(gb).zip(old).enumerate() {
-            let (g_w, g_b) = if scale < 1.0 {
-                (g_w.mul_scalar(scale), g_b.mul_scalar(scale))
-            } else {
-                (g_w, g_b)
-            };
-            let w = layer.weight.into_value().inner();
-            let b = layer
-                .bias
-                .expect("Mlp layers have a bias")
-                .into_value()
-                .inner();
-            let m = &mut self.moments[k];
-            let (w, mw) = self.optim.step(lr, w, g_w, m.weight.take());
-            let (b, mb) = self.optim.step(lr, b, g_b, m.bias.take());
-            m.weight = Some(mw);
-            m.bias = Some(mb);
-            if let Some(e) = ema_old.as_mut().and_then(|it| it.next()) {
-                let ew = e.weight.into_value().mul_scalar(beta) + w.clone().mul_scalar(1.0 - beta);
-                let eb = e.bias.expect("bias").into_value().mul_scalar(beta)
-                    + b.clone().mul_scalar(1.0 - beta);
-                ema_layers.push(linear_from(ew, eb));
-            }
-            layers.push(linear_from(w.autodiff(), b.autodiff()));
+        let params = flat_params(&self.model);
+        let mut updated = Vec::with_capacity(params.len());
+        for ((p, g), m) in params.into_iter().zip(gs).zip(self.moments.iter_mut()) {
+            let g = if scale < 1.0 { g.mul_scalar(scale) } else { g };
+            let (p, state) = self.optim.step(lr, p, g, m.take());
+            *m = Some(state);
+            updated.push(p);
         }
-        self.model.layers = layers;
         if let Some(e) = &mut self.ema {
-            e.model.layers = ema_layers;
+            let beta = e.config.decay_at(e.updates);
+            let averaged = flat_params(&e.model)
+                .into_iter()
+                .zip(&updated)
+                .map(|(a, p)| a.mul_scalar(beta) + p.clone().mul_scalar(1.0 - beta))
+                .collect();
+            e.model = with_params(e.model.clone(), averaged, false);
             e.updates += 1;
         }
+        self.model = with_params(self.model.clone(), updated, true);
         Ok(StepStats { loss, grad_norm })
     }
 
-    fn model(&self) -> Mlp {
-        rebuild(&self.model, &self.device.clone().inner())
+    fn model(&self) -> M {
+        BurnEngine::model(self)
     }
 
-    fn ema_model(&self) -> Option<Mlp> {
-        self.ema.as_ref().map(|e| e.model.clone())
+    fn ema_model(&self) -> Option<M> {
+        BurnEngine::ema_model(self)
     }
 
     fn state_dict(&self) -> StateDict {
@@ -568,41 +696,33 @@ impl StepEngine for BurnEngine {
         sd.metadata.insert("engine".into(), self.name().into());
         sd.metadata
             .insert("adam.step".into(), self.adam_step().to_string());
-        for (k, m) in self.moments.iter().enumerate() {
-            if let (Some(w), Some(b)) = (&m.weight, &m.bias) {
-                let p = format!("adam.{}", 2 * k);
-                sd.insert(
-                    format!("{p}.weight.exp_avg"),
-                    HostTensor::from_tensor(&w.moment_1).transposed(),
-                );
-                sd.insert(
-                    format!("{p}.weight.exp_avg_sq"),
-                    HostTensor::from_tensor(&w.moment_2).transposed(),
-                );
-                sd.insert(
-                    format!("{p}.bias.exp_avg"),
-                    HostTensor::from_tensor(&b.moment_1),
-                );
-                sd.insert(
-                    format!("{p}.bias.exp_avg_sq"),
-                    HostTensor::from_tensor(&b.moment_2),
-                );
-            }
+        let moments: Option<Vec<&AdaptiveMomentumState<1>>> =
+            self.moments.iter().map(|m| m.as_ref()).collect();
+        if let Some(ms) = moments {
+            let m1 = ms.iter().map(|m| m.moment_1.clone()).collect();
+            let m2 = ms.iter().map(|m| m.moment_2.clone()).collect();
+            self.write_like_params(&mut sd, m1, "adam.", ".exp_avg");
+            self.write_like_params(&mut sd, m2, "adam.", ".exp_avg_sq");
         }
         sd
     }
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        let config = self.model.config.clone();
+        let config = self.model.config().clone();
         let base = self.device.clone().inner();
-        let stored = state.get("model.0.weight")?.dtype;
+        let first = self
+            .names()
+            .into_iter()
+            .next()
+            .expect("a network has parameters");
+        let stored = state.get(&format!("model.{first}"))?.dtype;
         if stored != StoredDType::of(self.dtype) {
             return Err(state.error(format!(
                 "raw weights are stored as {stored:?} but this engine trains in {:?}",
                 self.dtype
             )));
         }
-        let model = Mlp::from_state(state, "model.", &config, &self.device, self.dtype)?;
+        let model = M::from_state(state, "model.", &config, &base, self.dtype)?;
         let parse = |key: &str| -> Result<usize> {
             match state.metadata.get(key) {
                 None => Ok(0),
@@ -612,51 +732,32 @@ impl StepEngine for BurnEngine {
             }
         };
         let time = parse("adam.step")?;
-        let mut moments = vec![LayerMoments::default(); config.layer_dims().len()];
-        if time > 0 {
-            for (k, (d_in, d_out)) in config.layer_dims().into_iter().enumerate() {
-                let p = format!("adam.{}", 2 * k);
-                let host2 = |name: String| -> Result<Tensor<2>> {
-                    let t = state.get_shaped(&name, &[d_out, d_in])?.transposed();
-                    Ok(matrix(t.data, d_in, d_out, &base, self.dtype))
-                };
-                let host1 = |name: String| -> Result<Tensor<1>> {
-                    Ok(vector(
-                        state.get_shaped(&name, &[d_out])?.data.clone(),
-                        &base,
-                        self.dtype,
-                    ))
-                };
-                moments[k] = LayerMoments {
-                    weight: Some(AdaptiveMomentumState::new(
-                        time,
-                        host2(format!("{p}.weight.exp_avg"))?,
-                        host2(format!("{p}.weight.exp_avg_sq"))?,
-                    )),
-                    bias: Some(AdaptiveMomentumState::new(
-                        time,
-                        host1(format!("{p}.bias.exp_avg"))?,
-                        host1(format!("{p}.bias.exp_avg_sq"))?,
-                    )),
-                };
-            }
-        }
+        let moments = if time > 0 {
+            let m1 = self.read_like_params(state, "adam.", ".exp_avg", &base)?;
+            let m2 = self.read_like_params(state, "adam.", ".exp_avg_sq", &base)?;
+            m1.into_iter()
+                .zip(m2)
+                .map(|(a, b)| Some(AdaptiveMomentumState::new(time, a, b)))
+                .collect()
+        } else {
+            vec![None; self.moments.len()]
+        };
         let ema = match &self.ema {
             None => None,
             Some(e) => {
-                if !state.tensors.contains_key("ema.0.weight") {
+                if !state.tensors.contains_key(&format!("ema.{first}")) {
                     return Err(
                         state.error("EMA is on but the state holds no EMA weights ('ema.*')")
                     );
                 }
                 Some(EmaState {
                     config: e.config,
-                    model: Mlp::from_state(state, "ema.", &config, &base, self.dtype)?,
+                    model: M::from_state(state, "ema.", &config, &base, self.dtype)?,
                     updates: parse("ema.updates")?,
                 })
             }
         };
-        self.model = rebuild(&model, &self.device);
+        self.model = with_params(model.clone(), flat_params(&model), true);
         self.moments = moments;
         self.ema = ema;
         Ok(())
@@ -926,7 +1027,8 @@ mod tests {
         let sd = a.state_dict();
         assert_eq!(sd.metadata["adam.step"], "3");
         let mut b =
-            BurnEngine::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9))).unwrap();
+            BurnEngine::<Mlp>::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9)))
+                .unwrap();
         for _ in 0..2 {
             let la = a
                 .step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-2)
@@ -940,12 +1042,113 @@ mod tests {
         // EMA requested but absent; wrong architecture.
         let no_ema = BurnEngine::new(&init, &opt, None).unwrap().state_dict();
         assert!(matches!(
-            BurnEngine::from_state_dict(&cfg, &no_ema, &dev, &opt, Some(EmaConfig::new(0.9))),
+            BurnEngine::<Mlp>::from_state_dict(
+                &cfg,
+                &no_ema,
+                &dev,
+                &opt,
+                Some(EmaConfig::new(0.9))
+            ),
             Err(Error::Checkpoint { .. })
         ));
         assert!(matches!(
-            BurnEngine::from_state_dict(&MlpConfig::new(2, 16, 2), &sd, &dev, &opt, None),
+            BurnEngine::<Mlp>::from_state_dict(&MlpConfig::new(2, 16, 2), &sd, &dev, &opt, None),
             Err(Error::Checkpoint { .. })
         ));
+    }
+}
+
+/// The burn engine on the image U-Net: it learns, resumes exactly and trains through the
+/// tangent objectives.
+#[cfg(test)]
+mod unet_tests {
+    use super::*;
+    use crate::data::Images;
+    use crate::likelihood::Dequantization;
+    use crate::objective::cfm::FlowMatching;
+    use crate::objective::sm::SlicedScoreMatching;
+    use crate::path::{CondOt, GaussianPath};
+    use crate::tensor::{cpu, rng};
+    use crate::train::{Dequantized, Minibatches};
+
+    fn tiny_unet(dtype: DType) -> Unet {
+        UnetConfig {
+            groups: 4,
+            ..UnetConfig::new(1, 8, 8, 8, &[1, 2])
+        }
+        .init(&cpu(), dtype, &mut rng(1))
+        .unwrap()
+    }
+
+    fn digits() -> Dequantized {
+        let d = Images::digits().unwrap();
+        Dequantized::new(d.pixels, Dequantization::symmetric(d.levels)).unwrap()
+    }
+
+    /// 60 Adam steps (batch 32, lr 3e-3) of conditional flow matching on the dequantised digits:
+    /// the loss on one fixed evaluation batch (same points, same noise draws) falls below 2/3 of
+    /// its initial value. At initialisation it is about E‖x₁ − x₀‖²/d + E‖v‖²/d ≈ 1.3 + 0.4;
+    /// the seeded run measures 1.76 → 0.68, so the bar has a wide margin, while an engine whose
+    /// updates do not reach the weights stays at 1.76 and fails.
+    #[test]
+    fn a_tiny_unet_learns_the_digits() {
+        let net = tiny_unet(DType::F32);
+        let fm = FlowMatching::new(GaussianPath::new(CondOt));
+        let mut data = digits();
+        let eval = data
+            .batch(128, &mut rng(7))
+            .target
+            .to_tensor(&cpu(), DType::F32);
+        let loss_of = |m: &Unet| to_vec(&fm.loss(m, &eval, &mut rng(8)))[0];
+        let before = loss_of(&net);
+        let mut e = BurnEngine::new(&net, &OptimizerConfig::adam(3e-3), None).unwrap();
+        let (mut drng, mut nrng) = (rng(2), rng(3));
+        for _ in 0..60 {
+            let b = data.batch(32, &mut drng);
+            let s = e.step(&fm, &b, &mut nrng, 3e-3).unwrap();
+            assert!(s.loss.is_finite() && s.grad_norm.is_finite());
+        }
+        let after = loss_of(&e.model());
+        assert!(after < before * 2.0 / 3.0, "loss {before} → {after}");
+    }
+
+    /// state_dict → from_state_dict continues bit for bit (f64, with EMA), and the moments are
+    /// stored under the U-Net's parameter names.
+    #[test]
+    fn unet_engine_resumes_exactly() {
+        let net = tiny_unet(DType::F64);
+        let cfg = net.config.clone();
+        let fm = FlowMatching::new(GaussianPath::new(CondOt));
+        let opt = OptimizerConfig::adamw(1e-3, 0.01);
+        let ema = Some(EmaConfig::new(0.9));
+        let mut data = digits();
+        let mut a = BurnEngine::new(&net, &opt, ema).unwrap();
+        let batches: Vec<Batch> = (0..4).map(|i| data.batch(8, &mut rng(i))).collect();
+        for b in &batches[..2] {
+            a.step(&fm, b, &mut rng(5), 1e-3).unwrap();
+        }
+        let sd = a.state_dict();
+        assert!(sd.tensors.contains_key("adam.conv_in.weight.exp_avg_sq"));
+        assert!(sd.tensors.contains_key("ema.attention.proj.bias"));
+        let mut b = BurnEngine::<Unet>::from_state_dict(&cfg, &sd, &cpu(), &opt, ema).unwrap();
+        for batch in &batches[2..] {
+            let la = a.step(&fm, batch, &mut rng(6), 1e-3).unwrap();
+            let lb = b.step(&fm, batch, &mut rng(6), 1e-3).unwrap();
+            assert_eq!(la.loss.to_bits(), lb.loss.to_bits());
+        }
+        assert_eq!(a.state_dict(), b.state_dict());
+    }
+
+    /// Sliced score matching needs vᵀ(∇s)v through the whole network, differentiated in the
+    /// weights: the U-Net's forward-mode tangents give it, so a step reaches every parameter.
+    #[test]
+    fn sliced_score_matching_trains_the_unet() {
+        let net = tiny_unet(DType::F32);
+        let mut e = BurnEngine::new(&net, &OptimizerConfig::adam(1e-3), None).unwrap();
+        let b = digits().batch(8, &mut rng(0));
+        let s = e
+            .step(&SlicedScoreMatching::default(), &b, &mut rng(1), 1e-3)
+            .unwrap();
+        assert!(s.loss.is_finite() && s.grad_norm > 0.0, "{s:?}");
     }
 }

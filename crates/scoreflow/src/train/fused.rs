@@ -6,6 +6,7 @@
 use super::engine::{Batch, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::network::Architecture;
 use crate::fused::train::{FusedTrainer, Optimizer, TrainOptions};
 use crate::fused::FusedMlp;
 use crate::objective::Objective;
@@ -111,8 +112,10 @@ impl StepEngine for FusedEngine {
         "fused"
     }
 
-    fn config(&self) -> &MlpConfig {
-        self.trainer.model().config()
+    type Net = Mlp;
+
+    fn architecture(&self) -> Architecture {
+        Architecture::Mlp(self.trainer.model().config().clone())
     }
 
     fn dtype(&self) -> DType {
@@ -128,7 +131,7 @@ impl StepEngine for FusedEngine {
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
-        batch.check(self.config().dim)?;
+        batch.check(self.trainer.model().config().dim)?;
         let mb = batch.to_minibatch(&cpu(), DType::F32);
         let rb = objective.regression_batch(&mb, rng)?.ok_or_else(|| {
             Error::InvalidInput(format!(
@@ -154,7 +157,7 @@ impl StepEngine for FusedEngine {
     }
 
     fn state_dict(&self) -> StateDict {
-        let config = self.config().clone();
+        let config = self.trainer.model().config().clone();
         let mut sd = StateDict::new();
         insert_flat(
             &mut sd,
@@ -179,7 +182,7 @@ impl StepEngine for FusedEngine {
     }
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        let config = self.config().clone();
+        let config = self.trainer.model().config().clone();
         let stored = state.get("model.0.weight")?.dtype;
         if stored != StoredDType::F32 {
             return Err(state.error(format!(

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 pub use config::TrainConfig;
 pub use engine::{
-    Batch, BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats,
+    Batch, BurnEngine, BurnNetwork, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine,
+    StepStats,
 };
 pub use fused::FusedEngine;
 pub use schedule::{LrSchedule, ScheduleKind};
@@ -31,7 +32,8 @@ use crate::coupling::reflow::PairSet;
 use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
-use crate::field::network::Architecture;
+use crate::field::network::Network;
+use crate::likelihood::Dequantization;
 use crate::objective::Objective;
 use crate::state::{RngState, StoredDType};
 use crate::tensor::{rng, Device, Rng};
@@ -93,6 +95,38 @@ impl Minibatches for PairSet {
     }
 }
 
+/// Minibatches of dequantised discrete data (images): rows drawn uniformly with replacement
+/// from the integer-valued training set (as [`DataSource::batch`]), then
+/// z = a·(x + u)/L + b with fresh u ~ U\[0, 1)^d ([`Dequantization`]), so the model sees a
+/// continuous density whose likelihood bounds the discrete one.
+#[derive(Debug, Clone)]
+pub struct Dequantized {
+    source: DataSource,
+    dequantization: Dequantization,
+}
+
+impl Dequantized {
+    /// Batches of `train` (integer levels 0 … L−1) under `dequantization`; errors when a value
+    /// is not such a level.
+    pub fn new(train: Points, dequantization: Dequantization) -> Result<Self> {
+        dequantization.dequantize_points(&train, &mut rng(0))?;
+        Ok(Self {
+            source: DataSource::finite("images", train, None)?,
+            dequantization,
+        })
+    }
+}
+
+impl Minibatches for Dequantized {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let x = self.source.batch(n, rng);
+        self.dequantization
+            .dequantize_points(&x, rng)
+            .expect("the rows were checked to be integer levels in Dequantized::new")
+            .into()
+    }
+}
+
 /// Which [`StepEngine`] computes the steps: the burn reference or the fused CPU kernels (f32,
 /// regression objectives). Both read and write the same checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -134,7 +168,11 @@ impl EngineKind {
 
     /// A new engine of this kind training `model` under `config` (`Auto` = fused; resolve it
     /// for the objective first with [`EngineKind::resolve`]).
-    pub fn build(self, model: &Mlp, config: &TrainConfig) -> Result<Box<dyn StepEngine>> {
+    pub fn build(
+        self,
+        model: &Mlp,
+        config: &TrainConfig,
+    ) -> Result<Box<dyn StepEngine<Net = Mlp>>> {
         Ok(match self {
             EngineKind::Burn => Box::new(BurnEngine::new(model, &config.optimizer, config.ema)?),
             EngineKind::Fused | EngineKind::Auto => {
@@ -149,7 +187,7 @@ impl EngineKind {
         meta: &RunMeta,
         state: &checkpoint::StateDict,
         device: &Device,
-    ) -> Result<Box<dyn StepEngine>> {
+    ) -> Result<Box<dyn StepEngine<Net = Mlp>>> {
         let config = meta
             .train
             .as_ref()
@@ -240,9 +278,10 @@ struct RunDir {
     normalization: serde_json::Value,
 }
 
-/// A training run in progress: engine, configuration, step counter and RNG streams.
-pub struct Trainer {
-    engine: Box<dyn StepEngine>,
+/// A training run in progress: engine, configuration, step counter and RNG streams, for a
+/// network of type `N` (the [`Mlp`] by default; any [`BurnNetwork`] on the [`BurnEngine`]).
+pub struct Trainer<N: Network = Mlp> {
+    engine: Box<dyn StepEngine<Net = N>>,
     config: TrainConfig,
     step: usize,
     data_rng: Rng,
@@ -271,8 +310,55 @@ impl Trainer {
         Self::with_engine(engine, config)
     }
 
+    /// Continues the run saved in `dir` on the [`BurnEngine`] on `device` (dtype as saved),
+    /// checkpointing back into `dir`.
+    pub fn resume(dir: &Path, device: &Device) -> Result<Self> {
+        Self::resume_on(EngineKind::Burn, dir, device)
+    }
+
+    /// Continues the run saved in `dir` (by either engine) on the engine `kind`.
+    pub fn resume_on(kind: EngineKind, dir: &Path, device: &Device) -> Result<Self> {
+        Self::resume_with(dir, |meta, state| kind.restore(meta, state, device))
+    }
+}
+
+impl<M: BurnNetwork> Trainer<M> {
+    /// A run starting from `model` (its device and dtype are used; autodiff is added) on the
+    /// [`BurnEngine`].
+    pub fn burn(model: &M, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        let engine = BurnEngine::new(model, &config.optimizer, config.ema)?;
+        Self::with_engine(Box::new(engine), config)
+    }
+
+    /// Continues the run saved in `dir` on the [`BurnEngine`] on `device`, whatever device it
+    /// was trained on (the training state is stored on the host).
+    pub fn resume_burn(dir: &Path, device: &Device) -> Result<Self> {
+        Self::resume_with(dir, |meta, state| {
+            let config = meta
+                .train
+                .as_ref()
+                .ok_or_else(|| state.error("no training configuration: nothing to resume"))?;
+            let arch = M::config_of(&meta.model).ok_or_else(|| {
+                state.error(format!(
+                    "this run's network is {}, not the kind asked for",
+                    meta.model.describe()
+                ))
+            })?;
+            Ok(Box::new(BurnEngine::<M>::from_state_dict(
+                arch,
+                state,
+                device,
+                &config.optimizer,
+                config.ema,
+            )?) as Box<dyn StepEngine<Net = M>>)
+        })
+    }
+}
+
+impl<N: Network + 'static> Trainer<N> {
     /// A run on any [`StepEngine`], starting at step 0.
-    pub fn with_engine(engine: Box<dyn StepEngine>, config: TrainConfig) -> Result<Self> {
+    pub fn with_engine(engine: Box<dyn StepEngine<Net = N>>, config: TrainConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self {
             engine,
@@ -300,22 +386,11 @@ impl Trainer {
         self
     }
 
-    /// Continues the run saved in `dir` on the [`BurnEngine`] on `device` (dtype as saved),
-    /// checkpointing back into `dir`.
-    pub fn resume(dir: &Path, device: &Device) -> Result<Self> {
-        Self::resume_on(EngineKind::Burn, dir, device)
-    }
-
-    /// Continues the run saved in `dir` (by either engine) on the engine `kind`.
-    pub fn resume_on(kind: EngineKind, dir: &Path, device: &Device) -> Result<Self> {
-        Self::resume_with(dir, |meta, state| kind.restore(meta, state, device))
-    }
-
     /// Continues the run saved in `dir` on the engine `make` builds from the saved metadata and
     /// training state.
     pub fn resume_with(
         dir: &Path,
-        make: impl FnOnce(&RunMeta, &checkpoint::StateDict) -> Result<Box<dyn StepEngine>>,
+        make: impl FnOnce(&RunMeta, &checkpoint::StateDict) -> Result<Box<dyn StepEngine<Net = N>>>,
     ) -> Result<Self> {
         let (meta, state) = checkpoint::load_train_state(dir)?;
         let path = dir.join(checkpoint::STATE_FILE);
@@ -336,7 +411,7 @@ impl Trainer {
         };
         let (data_rng, noise_rng) = (rng_of("data")?, rng_of("noise")?);
         let engine = make(&meta, &state)?;
-        if Architecture::Mlp(engine.config().clone()) != meta.model {
+        if engine.architecture() != meta.model {
             return Err(err(
                 "the engine's architecture differs from the checkpoint's".into(),
             ));
@@ -376,17 +451,17 @@ impl Trainer {
     }
 
     /// The engine.
-    pub fn engine(&self) -> &dyn StepEngine {
+    pub fn engine(&self) -> &dyn StepEngine<Net = N> {
         self.engine.as_ref()
     }
 
     /// The raw (current) weights.
-    pub fn model(&self) -> Mlp {
+    pub fn model(&self) -> N {
         self.engine.model()
     }
 
     /// The weights to sample with: the EMA weights when EMA is on, else the raw ones.
-    pub fn sampling_model(&self) -> Mlp {
+    pub fn sampling_model(&self) -> N {
         self.engine
             .ema_model()
             .unwrap_or_else(|| self.engine.model())
@@ -401,7 +476,7 @@ impl Trainer {
         RunMeta {
             format: FORMAT.into(),
             version: FORMAT_VERSION,
-            model: Architecture::Mlp(self.engine.config().clone()),
+            model: self.engine.architecture(),
             objective,
             normalization,
             step: self.step,
