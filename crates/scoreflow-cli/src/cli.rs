@@ -4,12 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use scoreflow::data::NormalizeMode;
-use scoreflow::field::convert::{NoiseInput, Prediction};
-use scoreflow::field::mlp::{Activation, TimeColumn};
-use scoreflow::model::TrainMethod;
-use scoreflow::path::PathKind;
-use scoreflow::sde::SdeKind;
+use scoreflow::field::mlp::TimeColumn;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
 use scoreflow::train::EngineKind;
 
@@ -357,56 +352,12 @@ pub struct ImportArgs {
     /// The PyTorch weights (safetensors; keys like net.0.weight … or 0.weight …).
     #[arg(value_name = "WEIGHTS")]
     pub weights: PathBuf,
-    /// Run directory to write.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
     /// Where t sits among the network's inputs: last ([x, t]: TorchCFM, flow_matching's 2-D flow-matching example, the reference scripts) or first ([t, x]).
     #[arg(long, value_enum, default_value_t = TimeColumn::Last)]
     pub time_column: TimeColumn,
-    /// What the network computes and on which data (the `train` keys that apply; width and depth are read from the weights).
+    /// What the network computes and on which data: `train`'s flags (--data, --method, --path, --sde, --target, --noise-input, --beta-*, --sigma-*, --activation, --normalize, --out); flags that only concern training are refused.
     #[command(flatten)]
-    pub model: ImportModel,
-}
-
-/// The `train` settings that say what an imported network computes.
-#[derive(Debug, Args)]
-pub struct ImportModel {
-    /// Data the model is evaluated on: a built-in set or a .csv/.npy file [default: 8gaussians]
-    #[arg(long, value_name = "NAME|FILE", default_value = "8gaussians")]
-    pub data: String,
-    /// What the network computes: cfm (alias velocity) a flow velocity, dsm (alias score) a score or noise prediction under --sde, sm a noise-free score
-    #[arg(long, value_enum, alias = "kind", default_value_t = TrainMethod::Cfm)]
-    pub method: TrainMethod,
-    /// The network's hidden nonlinearity (PyTorch cannot store it in the weights)
-    #[arg(long, value_enum, default_value_t = Activation::Silu)]
-    pub activation: Activation,
-    /// Probability path of a velocity [default: condot]
-    #[arg(long, value_enum)]
-    pub path: Option<PathKind>,
-    /// Forward SDE of a score model [default: vp]
-    #[arg(long, value_enum)]
-    pub sde: Option<SdeKind>,
-    /// What a score model's output is [default: eps]
-    #[arg(long, value_enum)]
-    pub target: Option<Prediction>,
-    /// A score model's time input: time (τ, as score_sde) or logsigma (¼ ln σ(τ)) [default: time]
-    #[arg(long, value_enum)]
-    pub noise_input: Option<NoiseInput>,
-    /// VP/sub-VP β_min [default: 0.1]
-    #[arg(long, value_name = "X")]
-    pub beta_min: Option<f64>,
-    /// VP/sub-VP β_max [default: 20]
-    #[arg(long, value_name = "X")]
-    pub beta_max: Option<f64>,
-    /// VE σ_min [default: 0.01]
-    #[arg(long, value_name = "X")]
-    pub sigma_min: Option<f64>,
-    /// VE σ_max [default: the largest pairwise distance in a data sample]
-    #[arg(long, value_name = "X")]
-    pub sigma_max: Option<f64>,
-    /// yes: the network was trained on standardised data (the normaliser is fitted as `train` fits it) [default: no]
-    #[arg(long, value_enum)]
-    pub normalize: Option<NormalizeMode>,
+    pub opts: TrainOpts,
 }
 
 /// `scoreflow likelihood`.

@@ -29,8 +29,8 @@ pub struct TrainOpts {
     /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll) or a .csv/.npy file [default: 8gaussians]
     #[arg(long, value_name = "NAME|FILE")]
     pub data: Option<String>,
-    /// Objective [default: cfm]
-    #[arg(long, value_enum)]
+    /// Objective: cfm (alias velocity), dsm (alias score), sm, ssm [default: cfm]
+    #[arg(long, value_enum, alias = "kind")]
     pub method: Option<TrainMethod>,
     /// Probability path of flow matching: condot (straight, α = t, σ = 1 − t) or cosine (α = sin πt/2, σ = cos πt/2) [default: condot]
     #[arg(long, value_enum)]
@@ -127,6 +127,31 @@ impl TrainOpts {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read config", path.display()))?;
         parse_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// The flags that only concern training, by name, with whether each was given: an imported
+    /// network refuses them (nothing is trained; width and depth come from the weights).
+    pub fn training_only(&self) -> Vec<&'static str> {
+        let given = [
+            ("width", self.width.is_some()),
+            ("depth", self.depth.is_some()),
+            ("time-embedding", self.time_embedding.is_some()),
+            ("steps", self.steps.is_some()),
+            ("batch", self.batch.is_some()),
+            ("optimizer", self.optimizer.is_some()),
+            ("lr", self.lr.is_some()),
+            ("weight-decay", self.weight_decay.is_some()),
+            ("schedule", self.schedule.is_some()),
+            ("warmup", self.warmup.is_some()),
+            ("ema", self.ema.is_some()),
+            ("clip", self.clip.is_some()),
+            ("checkpoint-every", self.checkpoint_every.is_some()),
+            ("holdout", self.holdout.is_some()),
+            ("engine", self.engine.is_some()),
+            ("weighting", self.weighting.is_some()),
+            ("noise-levels", self.noise_levels.is_some()),
+        ];
+        given.into_iter().filter(|g| g.1).map(|g| g.0).collect()
     }
 
     /// `self` (flags) over `file` over the defaults, validated; and the run directory, if

@@ -2,12 +2,11 @@
 //! ([`scoreflow::model::import`]).
 
 use anyhow::{bail, Result};
-use scoreflow::field::convert::NoiseInput;
 use scoreflow::model::import::import_mlp;
-use scoreflow::model::TrainSettings;
 use serde::Serialize;
 
 use crate::cli::ImportArgs;
+use crate::config::TrainOpts;
 use crate::output::Mode;
 
 /// What `scoreflow import` reports (`--json`).
@@ -26,33 +25,28 @@ struct ImportSummary {
 
 /// Runs `scoreflow import`.
 pub fn run(args: ImportArgs, mode: Mode) -> Result<()> {
-    if args.out.join("meta.json").exists() {
+    let given = args.opts.training_only();
+    if !given.is_empty() {
         bail!(
-            "{} already holds a run; choose another --out (nothing was written)",
-            args.out.display()
+            "--{} only concern{} training; an imported network is not trained (width and depth come from the weights)",
+            given.join(", --"),
+            if given.len() == 1 { "s" } else { "" }
         );
     }
-    let m = args.model;
-    let d = TrainSettings::default();
-    let settings = TrainSettings {
-        data: m.data,
-        method: m.method,
-        activation: m.activation,
-        path: m.path.unwrap_or(d.path),
-        sde: m.sde.unwrap_or(d.sde),
-        target: m.target.unwrap_or(d.target),
-        noise_input: m.noise_input.unwrap_or(NoiseInput::Time),
-        beta_min: m.beta_min.unwrap_or(d.beta_min),
-        beta_max: m.beta_max.unwrap_or(d.beta_max),
-        sigma_min: m.sigma_min.unwrap_or(d.sigma_min),
-        sigma_max: m.sigma_max.or(d.sigma_max),
-        normalize: m.normalize.unwrap_or(scoreflow::data::NormalizeMode::No),
-        ..d
+    let (settings, out) = args.opts.resolve(TrainOpts::default())?;
+    let Some(out) = out else {
+        bail!("--out DIR is required: the run directory to write");
     };
-    let imp = import_mlp(&args.weights, settings, args.time_column, &args.out)?;
+    if out.join("meta.json").exists() {
+        bail!(
+            "{} already holds a run; choose another --out (nothing was written)",
+            out.display()
+        );
+    }
+    let imp = import_mlp(&args.weights, settings, args.time_column, &out)?;
     let s = &imp.model.settings;
     let summary = ImportSummary {
-        run: args.out.display().to_string(),
+        run: out.display().to_string(),
         layers: imp.layout.dims.clone(),
         prefix: imp.layout.prefix.clone(),
         parameters: imp.parameters,
@@ -81,7 +75,7 @@ pub fn run(args: ImportArgs, mode: Mode) -> Result<()> {
     ));
     mode.say(format!(
         "wrote {}; try `scoreflow sample {0}` and `scoreflow eval {0}`",
-        args.out.display()
+        out.display()
     ));
     Ok(())
 }
