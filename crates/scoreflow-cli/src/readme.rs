@@ -26,19 +26,52 @@ fn library_example() -> scoreflow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn readme_shows_this_example() {
-    let readme = include_str!("../../../README.md");
-    let src = include_str!("readme.rs");
-    let start = src.find("// BEGIN README\n").expect("marker") + "// BEGIN README\n".len();
-    let end = src.find("    // END README").expect("marker");
-    let code: String = src[start..end]
+/// The README's "a run as a library value" example; compiled, not run (it needs a run).
+#[allow(dead_code)]
+fn model_example() -> scoreflow::Result<()> {
+    // BEGIN README
+    use scoreflow::model::{Model, Plan};
+    use scoreflow::solve::{SamplerName, SamplerSpec};
+    use scoreflow::{likelihood::LikelihoodOptions, tensor::rng};
+
+    let model = Model::load("runs/vp".as_ref())?; // any run directory: trained or imported
+    let pc = SamplerSpec {
+        steps: Some(500),
+        snr: Some(0.16),
+        ..SamplerSpec::new(SamplerName::Pc) // reverse-SDE predictor + Langevin corrector
+    };
+    let x = model.sample(&Plan::new(10_000, None), 0, &pc)?.points; // data units, seeded blocks
+    let logp = model.log_likelihood(&x, &LikelihoodOptions::default(), &mut rng(0))?;
+    println!("mean log p = {:.3} nats", logp.mean_log_prob);
+
+    // END README
+    Ok(())
+}
+
+/// The code between `// BEGIN README` and the next `// END README` after byte `from` of this
+/// file, unindented.
+fn block(src: &str, from: usize) -> (String, usize) {
+    let start =
+        src[from..].find("// BEGIN README\n").expect("marker") + from + "// BEGIN README\n".len();
+    let end = src[start..].find("    // END README").expect("marker") + start;
+    let code = src[start..end]
         .trim_end()
         .lines()
         .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
         .collect();
-    assert!(
-        readme.contains(&format!("```rust\n{code}```")),
-        "README example differs from crates/scoreflow-cli/src/readme.rs"
-    );
+    (code, end)
+}
+
+#[test]
+fn readme_shows_these_examples() {
+    let readme = include_str!("../../../README.md");
+    let src = include_str!("readme.rs");
+    let (first, end) = block(src, 0);
+    let (second, _) = block(src, end);
+    for code in [first, second] {
+        assert!(
+            readme.contains(&format!("```rust\n{code}```")),
+            "README example differs from crates/scoreflow-cli/src/readme.rs:\n{code}"
+        );
+    }
 }
