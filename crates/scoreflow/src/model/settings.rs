@@ -11,18 +11,27 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{ModelKind, TrainMethod};
+use super::source::FlowSource;
+use crate::coupling::{Coupling, CouplingKind};
 use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
 use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
+use crate::objective::cfm::{FlowMatching, TimeSampler};
 use crate::objective::sm::ScoreMatching;
-use crate::path::PathKind;
+use crate::objective::Objective;
+use crate::path::{GaussianPath, PathKind, Scheduler};
 use crate::sde::{BetaSchedule, SdeConfig, SdeKind, VeSde};
 use crate::tensor;
 use crate::train::{
     EmaConfig, EngineKind, OptimizerConfig, OptimizerKind, ScheduleKind, TrainConfig,
 };
+
+/// Runs written before `source` existed started from N(0, I).
+fn gaussian_source() -> String {
+    super::source::GAUSSIAN.into()
+}
 
 /// Runs written before `noise-input` existed fed the network τ.
 fn time_input() -> NoiseInput {
@@ -97,6 +106,24 @@ pub struct TrainSettings {
     pub normalize: NormalizeMode,
     /// Training engine.
     pub engine: EngineKind,
+    /// Source p₀ of a flow: `gaussian` (N(0, I)), a built-in set or a .csv/.npy file.
+    #[serde(default = "gaussian_source")]
+    pub source: String,
+    /// How flow matching pairs source and target minibatches.
+    #[serde(default)]
+    pub coupling: CouplingKind,
+    /// ε of the sinkhorn coupling; `None` = [`crate::coupling::DEFAULT_EPSILON`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinkhorn_epsilon: Option<f64>,
+    /// σ of the sb coupling; `None` = [`crate::coupling::DEFAULT_SB_SIGMA`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sb_sigma: Option<f64>,
+    /// Constant path noise σ of flow matching (TorchCFM's σ_min).
+    #[serde(default)]
+    pub cfm_sigma: f64,
+    /// Train flow matching on the Euler grid {k/N}: N ≥ 1 steps; 0 = t ~ U[0, 1).
+    #[serde(default)]
+    pub time_grid: usize,
 }
 
 impl Default for TrainSettings {
@@ -136,6 +163,12 @@ impl Default for TrainSettings {
             holdout: 0.1,
             normalize: NormalizeMode::Auto,
             engine: EngineKind::Auto,
+            source: gaussian_source(),
+            coupling: CouplingKind::Independent,
+            sinkhorn_epsilon: None,
+            sb_sigma: None,
+            cfm_sigma: 0.0,
+            time_grid: 0,
         }
     }
 }
@@ -167,6 +200,14 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str) -> std::result::Result<T, Str
 
 fn invalid(msg: String) -> Error {
     Error::InvalidInput(msg)
+}
+
+/// An input error with the flag that caused it in front.
+fn prefixed(flag: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(m) => invalid(format!("{flag}: {m}")),
+        e => e,
+    }
 }
 
 impl TrainSettings {
@@ -257,6 +298,24 @@ impl TrainSettings {
         if self.data.trim().is_empty() {
             return Err(invalid("--data is empty".into()));
         }
+        if self.source.trim().is_empty() {
+            return Err(invalid("--source is empty".into()));
+        }
+        if self.method != TrainMethod::Cfm {
+            let flow_only = [
+                (!self.has_gaussian_source(), "--source"),
+                (self.coupling != CouplingKind::Independent, "--coupling"),
+                (self.cfm_sigma != 0.0, "--cfm-sigma"),
+                (self.time_grid != 0, "--time-grid"),
+            ];
+            if let Some((_, flag)) = flow_only.iter().find(|(set, _)| *set) {
+                return Err(invalid(format!(
+                    "{flag} is for flow matching (--method cfm), not --method {}",
+                    self.method.name()
+                )));
+            }
+        }
+        self.flow_matching(PathKind::Condot)?;
         if self.engine == EngineKind::Fused && !self.method.is_regression() {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
@@ -298,6 +357,101 @@ impl TrainSettings {
         Self::from_toml(&text, path)
     }
 
+    /// True when the flow starts from N(0, I) (`--source gaussian`, the default).
+    pub fn has_gaussian_source(&self) -> bool {
+        self.source.trim().eq_ignore_ascii_case(super::source::GAUSSIAN)
+    }
+
+    /// The coupling of `coupling` with its ε or σ (validated; a parameter of another coupling
+    /// is an error).
+    pub fn coupling(&self) -> Result<Coupling> {
+        self.coupling.with(
+            self.sinkhorn_epsilon,
+            self.sb_sigma,
+            "--sinkhorn-epsilon",
+            "--sb-sigma",
+        )
+    }
+
+    /// The flow-matching objective on `path` with the run's coupling, path noise and times.
+    pub fn flow_matching<S: Scheduler>(&self, path: S) -> Result<FlowMatching<S>> {
+        let time = match self.time_grid {
+            0 => TimeSampler::Uniform,
+            n => TimeSampler::euler_grid(n)?,
+        };
+        FlowMatching::new(GaussianPath::new(path))
+            .with_coupling(self.coupling()?)?
+            .with_sigma(self.cfm_sigma)
+            .map_err(|e| prefixed("--cfm-sigma", e))?
+            .with_time(time)
+    }
+
+    /// The training objective of `kind` (a model of these settings): for flow matching, on the
+    /// kind's path with the run's coupling, path noise and times; otherwise the kind's own.
+    pub fn objective(&self, kind: &ModelKind) -> Result<Box<dyn Objective>> {
+        match kind {
+            ModelKind::Cfm { path, .. } => Ok(Box::new(self.flow_matching(*path)?)),
+            _ => kind.objective(),
+        }
+    }
+
+    /// The source of a flow and its normaliser (the `normalize` rule applied to the source:
+    /// `auto` standardises files, not built-in sets); `None` for N(0, I). `dim` is the data's
+    /// dimension, which the source must share.
+    pub fn source_data(&self, dim: usize) -> Result<Option<(DataSource, Normalizer)>> {
+        if self.has_gaussian_source() {
+            return Ok(None);
+        }
+        let source = match self.source.parse::<Dataset>() {
+            Ok(ds) => DataSource::generator(ds),
+            Err(_) => {
+                let pts = load_points_or_explain(&self.source, None).map_err(|e| match e {
+                    Error::InvalidInput(m) => invalid(format!("--source: {m} (or gaussian)")),
+                    e => e,
+                })?;
+                let name = Path::new(&self.source)
+                    .file_name()
+                    .map_or(self.source.clone(), |f| f.to_string_lossy().into_owned());
+                DataSource::finite(name, pts, None)?
+            }
+        };
+        if source.dim() != dim {
+            return Err(invalid(format!(
+                "--source {} is {}-D but the data are {dim}-D",
+                self.source,
+                source.dim()
+            )));
+        }
+        let norm = self.normalizer_for(&source)?;
+        Ok(Some((source, norm)))
+    }
+
+    /// The normaliser of a data source under `normalize`: fitted on 100,000 draws of a fixed
+    /// stream for built-in sets, on the training points for files; the identity when off.
+    fn normalizer_for(&self, source: &DataSource) -> Result<Normalizer> {
+        let standardise = match self.normalize {
+            NormalizeMode::Yes => true,
+            NormalizeMode::No => false,
+            NormalizeMode::Auto => source.dataset().is_none(),
+        };
+        if !standardise {
+            return Ok(Normalizer::identity(source.dim()));
+        }
+        let fit_on = match (source.dataset(), source.train()) {
+            (Some(ds), _) => {
+                let mut r = tensor::rng(0x4e4f_524d); // "NORM"
+                ds.sample(100_000, &mut r)
+            }
+            (None, Some(train)) => train.clone(),
+            (None, None) => {
+                return Err(invalid(
+                    "data source has neither a generator nor points".into(),
+                ))
+            }
+        };
+        Normalizer::fit(&fit_on)
+    }
+
     /// The built-in data set named by `data`, if it is one.
     pub fn dataset(&self) -> Option<Dataset> {
         self.data.parse::<Dataset>().ok()
@@ -323,28 +477,7 @@ impl TrainSettings {
                 DataSource::finite_split(name, &pts, self.holdout, self.seed)?
             }
         };
-        let standardise = match self.normalize {
-            NormalizeMode::Yes => true,
-            NormalizeMode::No => false,
-            NormalizeMode::Auto => source.dataset().is_none(),
-        };
-        let norm = if standardise {
-            let fit_on = match (source.dataset(), source.train()) {
-                (Some(ds), _) => {
-                    let mut r = tensor::rng(0x4e4f_524d); // "NORM"
-                    ds.sample(100_000, &mut r)
-                }
-                (None, Some(train)) => train.clone(),
-                (None, None) => {
-                    return Err(invalid(
-                        "data source has neither a generator nor points".into(),
-                    ))
-                }
-            };
-            Normalizer::fit(&fit_on)?
-        } else {
-            Normalizer::identity(source.dim())
-        };
+        let norm = self.normalizer_for(&source)?;
         Ok((source, norm))
     }
 
@@ -365,7 +498,10 @@ impl TrainSettings {
     /// The model description; `data` (normalised points) sets VE's σ_max when not given.
     pub fn model_kind(&self, data: impl FnOnce() -> Points) -> Result<ModelKind> {
         Ok(match self.method {
-            TrainMethod::Cfm => ModelKind::Cfm { path: self.path },
+            TrainMethod::Cfm => ModelKind::Cfm {
+                path: self.path,
+                source: FlowSource::Gaussian,
+            },
             TrainMethod::Dsm => {
                 let t_min = 1e-5;
                 let linear = BetaSchedule::Linear {
@@ -523,7 +659,8 @@ mod tests {
         assert_eq!(
             legacy,
             ModelKind::Cfm {
-                path: PathKind::Condot
+                path: PathKind::Condot,
+                source: FlowSource::Gaussian,
             }
         );
     }
