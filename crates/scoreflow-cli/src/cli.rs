@@ -188,7 +188,8 @@ impl SamplerOptions {
         bit-for-bit the single run. Prints the number of field evaluations (NFE).",
     after_help = "Examples:\n  scoreflow sample runs/moons -n 10000\n  scoreflow sample runs/moons --sampler dopri5 --rtol 1e-5 --atol 1e-5 --out s.npy\n  \
         scoreflow sample runs/vp --sampler pc --steps 500\n  \
-        scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices"
+        scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices\n  \
+        scoreflow sample runs/moons-to-8g --from moons_points.csv --steps 4   # carry given points"
 )]
 pub struct SampleArgs {
     /// Run directory written by `scoreflow train`.
@@ -215,6 +216,9 @@ pub struct SampleArgs {
     /// Produce only slice K of N (1-based), e.g. 2/4: deterministic, non-overlapping, and the N slices together equal the unsharded run.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Start a flow from these points (.csv/.npy, in the units of the run's source) instead of fresh source draws; one output point per input point.
+    #[arg(long, value_name = "POINTS", conflicts_with_all = ["n", "shard"])]
+    pub from: Option<PathBuf>,
 }
 
 /// `scoreflow eval`.
