@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Lesson(a) => commands::lesson::run(a, mode),
         Command::Import(a) => commands::import::run(a, mode),
         Command::Report(a) => commands::report::run(a, mode),
+        Command::Chain(a) => commands::chain::run(*a, mode),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
