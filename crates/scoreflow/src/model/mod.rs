@@ -569,7 +569,9 @@ impl Model {
         let to_data = |x: &Tensor<2>| self.normalizer.invert(&Points::from_tensor(x));
         for b in plan.blocks.clone() {
             let r = plan.block_range(b);
-            let start = z0.slice(r.start, r.end).to_tensor(&tensor::cpu(), DType::F32);
+            let start = z0
+                .slice(r.start, r.end)
+                .to_tensor(&tensor::cpu(), DType::F32);
             let sol = odeint(field.as_ref(), start, 0.0, 1.0, &opts)?;
             let points = to_data(&sol.x)?;
             if points.as_slice().iter().any(|v| !v.is_finite()) {

@@ -17,8 +17,8 @@ use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
-use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
 use crate::objective::cfm::{FlowMatching, TimeSampler};
+use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
 use crate::objective::sm::ScoreMatching;
 use crate::objective::Objective;
 use crate::path::{GaussianPath, PathKind, Scheduler};
@@ -359,7 +359,9 @@ impl TrainSettings {
 
     /// True when the flow starts from N(0, I) (`--source gaussian`, the default).
     pub fn has_gaussian_source(&self) -> bool {
-        self.source.trim().eq_ignore_ascii_case(super::source::GAUSSIAN)
+        self.source
+            .trim()
+            .eq_ignore_ascii_case(super::source::GAUSSIAN)
     }
 
     /// The coupling of `coupling` with its ε or σ (validated; a parameter of another coupling
@@ -405,10 +407,17 @@ impl TrainSettings {
         let source = match self.source.parse::<Dataset>() {
             Ok(ds) => DataSource::generator(ds),
             Err(_) => {
-                let pts = load_points_or_explain(&self.source, None).map_err(|e| match e {
-                    Error::InvalidInput(m) => invalid(format!("--source: {m} (or gaussian)")),
-                    e => e,
-                })?;
+                let p = Path::new(&self.source);
+                if p.extension().is_none() && !p.exists() {
+                    let names: Vec<&str> = Dataset::ALL.iter().map(|d| d.name()).collect();
+                    return Err(invalid(format!(
+                        "unknown --source '{}'; choose gaussian, a built-in set ({}) or a .csv/.npy file",
+                        self.source,
+                        names.join(", ")
+                    )));
+                }
+                let pts = load_points_or_explain(&self.source, None)
+                    .map_err(|e| prefixed("--source", e))?;
                 let name = Path::new(&self.source)
                     .file_name()
                     .map_or(self.source.clone(), |f| f.to_string_lossy().into_owned());
@@ -622,6 +631,92 @@ mod tests {
         assert_eq!(s.path, PathKind::Condot);
         let s = TrainSettings::from_toml(&text, Path::new("c")).unwrap();
         assert_eq!(s.noise_input, NoiseInput::LogSigma);
+    }
+
+    /// A config.toml and a meta.json objective written before sources and couplings existed
+    /// read as N(0, I) and the independent coupling, and a Gaussian-source kind is written
+    /// without a `source` key (so such runs' files do not change).
+    #[test]
+    fn runs_without_a_source_read_as_gaussian_independent() {
+        let text = TrainSettings::default().to_toml().unwrap();
+        let new_keys = ["source", "coupling", "cfm-sigma", "time-grid"];
+        let old: String = text
+            .lines()
+            .filter(|l| !new_keys.iter().any(|k| l.starts_with(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let s = TrainSettings::from_toml(&old, Path::new("c")).unwrap();
+        assert_eq!(s, TrainSettings::default());
+        assert!(s.has_gaussian_source());
+        assert_eq!(s.coupling().unwrap(), Coupling::Independent);
+        assert!(s.source_data(2).unwrap().is_none());
+        let kind = s.model_kind(|| unreachable!()).unwrap();
+        let v = serde_json::to_value(&kind).unwrap();
+        assert_eq!(v, serde_json::json!({"method": "cfm", "path": "condot"}));
+        let back: ModelKind = serde_json::from_value(v).unwrap();
+        assert_eq!(back.flow_source(), FlowSource::Gaussian);
+    }
+
+    /// Flow-only settings are refused for other methods; coupling parameters only go with
+    /// their coupling; σ > 0 does not combine with sb; the defaults of ε and σ are the
+    /// library's.
+    #[test]
+    fn flow_settings_are_validated() {
+        let with = |f: &dyn Fn(&mut TrainSettings)| {
+            let mut s = TrainSettings::default();
+            f(&mut s);
+            s.validate().map(|_| s).map_err(|e| e.to_string())
+        };
+        let flow_only: [(&str, fn(&mut TrainSettings)); 3] = [
+            ("--source", |s| s.source = "moons".into()),
+            ("--coupling", |s| s.coupling = CouplingKind::Ot),
+            ("--time-grid", |s| s.time_grid = 4),
+        ];
+        for (flag, set) in flow_only {
+            let e = with(&|s: &mut TrainSettings| {
+                s.method = TrainMethod::Dsm;
+                set(s)
+            })
+            .unwrap_err();
+            assert!(e.contains(flag) && e.contains("dsm"), "{e}");
+        }
+        let e = with(&|s| s.sinkhorn_epsilon = Some(0.1)).unwrap_err();
+        assert!(
+            e.contains("--sinkhorn-epsilon") && e.contains("sinkhorn"),
+            "{e}"
+        );
+        let e = with(&|s| {
+            s.coupling = CouplingKind::Sb;
+            s.cfm_sigma = 0.1
+        })
+        .unwrap_err();
+        assert!(e.contains("--cfm-sigma"), "{e}");
+        let e = with(&|s| {
+            s.coupling = CouplingKind::Sinkhorn;
+            s.sinkhorn_epsilon = Some(0.0)
+        })
+        .unwrap_err();
+        assert!(e.contains("ε"), "{e}");
+        let s = with(&|s| s.coupling = CouplingKind::Sinkhorn).unwrap();
+        assert_eq!(
+            s.coupling().unwrap(),
+            Coupling::Sinkhorn {
+                epsilon: crate::coupling::DEFAULT_EPSILON
+            }
+        );
+        let s = with(&|s| {
+            s.coupling = CouplingKind::Sb;
+            s.sb_sigma = Some(0.2)
+        })
+        .unwrap();
+        assert_eq!(s.coupling().unwrap(), Coupling::Sb { sigma: 0.2 });
+        let e = with(&|s| s.source = "spirals".into()).unwrap();
+        let e = e.source_data(2).unwrap_err().to_string();
+        assert!(
+            e.contains("'spirals'") && e.contains("gaussian") && e.contains("moons"),
+            "{e}"
+        );
     }
 
     #[test]

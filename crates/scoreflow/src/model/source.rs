@@ -185,3 +185,95 @@ impl SourceDraws {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{cpu, to_vec, DType};
+
+    /// log p_{z₀}(z) = log p_y(μ₀ + σ₀ z) + Σ ln σ₀ for a set with a density (the change of
+    /// variables of the source's own normaliser), the standard normal for N(0, I), and a
+    /// one-line error naming the source for a set or file without one.
+    #[test]
+    fn source_densities_follow_their_normaliser() {
+        let norm = Normalizer {
+            mean: vec![0.5, -1.0],
+            std: vec![2.0, 0.25],
+        };
+        let src = FlowSource::Dataset {
+            name: Dataset::EightGaussians,
+            normalizer: norm.clone(),
+        };
+        let z = Points::new(vec![0.1, 0.2, -1.3, 4.0, 0.9, -0.4], 2).unwrap();
+        let got = to_vec(&src.log_density().unwrap()(
+            &z.to_tensor(&cpu(), DType::F64),
+        ));
+        let want = Dataset::EightGaussians
+            .log_density(&norm.invert(&z).unwrap())
+            .unwrap()
+            .unwrap();
+        let c = 2f64.ln() + 0.25f64.ln();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - (w + c)).abs() < 1e-10, "{g} vs {}", w + c);
+        }
+        let g = to_vec(&FlowSource::Gaussian.log_density().unwrap()(
+            &z.to_tensor(&cpu(), DType::F64),
+        ));
+        let want0 = -(0.01 + 0.04) / 2.0 - (2.0 * std::f64::consts::PI).ln();
+        assert!((g[0] - want0).abs() < 1e-12);
+        for src in [
+            FlowSource::Dataset {
+                name: Dataset::Star,
+                normalizer: norm.clone(),
+            },
+            FlowSource::File {
+                name: "mine.csv".into(),
+                normalizer: norm,
+            },
+        ] {
+            let e = src.log_density().err().unwrap().to_string();
+            assert!(
+                e.contains(&src.name()) && e.contains("no known density") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+    }
+
+    /// A run's batches: N(0, I) runs carry no source points and draw exactly the targets of
+    /// `TrainingRun::batch`; a moons source brings moons draws, mean (0, 0.3) (sklearn's moons
+    /// mean (0.5, 0.25), ·2 + (−1, −0.2)), within 5 standard errors.
+    #[test]
+    fn runs_feed_source_minibatches() {
+        use crate::model::{TrainSettings, TrainingRun};
+        use crate::train::Minibatches;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = TrainSettings {
+            width: 8,
+            depth: 1,
+            ..TrainSettings::default()
+        };
+        let run = TrainingRun::start(&plain, dir.path()).unwrap();
+        let b = run.batches().batch(64, &mut crate::tensor::rng(3));
+        assert!(b.source.is_none());
+        assert_eq!(b.target, run.batch(64, &mut crate::tensor::rng(3)));
+        let dir = tempfile::tempdir().unwrap();
+        let moons = TrainSettings {
+            source: "moons".into(),
+            ..plain
+        };
+        let run = TrainingRun::start(&moons, dir.path()).unwrap();
+        let n = 4000;
+        let b = run.batches().batch(n, &mut crate::tensor::rng(4));
+        let x0 = b.source.unwrap();
+        assert_eq!(x0.len(), n);
+        for (j, want) in [0.0, 0.3].into_iter().enumerate() {
+            let col: Vec<f64> = x0.rows().map(|r| r[j]).collect();
+            let m = col.iter().sum::<f64>() / n as f64;
+            let sd = (col.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n as f64).sqrt();
+            assert!(
+                (m - want).abs() < 5.0 * sd / (n as f64).sqrt(),
+                "dim {j}: {m}"
+            );
+        }
+    }
+}
