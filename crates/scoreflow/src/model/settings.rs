@@ -668,7 +668,8 @@ mod tests {
             f(&mut s);
             s.validate().map(|_| s).map_err(|e| e.to_string())
         };
-        let flow_only: [(&str, fn(&mut TrainSettings)); 3] = [
+        type Set = fn(&mut TrainSettings);
+        let flow_only: [(&str, Set); 3] = [
             ("--source", |s| s.source = "moons".into()),
             ("--coupling", |s| s.coupling = CouplingKind::Ot),
             ("--time-grid", |s| s.time_grid = 4),

@@ -24,6 +24,9 @@ pub const SOURCE_FILE: &str = "source.npy";
 /// The name of the standard normal source (`--source gaussian`, the default).
 pub const GAUSSIAN: &str = "gaussian";
 
+/// log p_{z₀}(z) row-wise on a `(n, d)` tensor of model units (a [`crate::likelihood::Prior`]).
+pub type SourceDensity = Box<dyn Fn(&Tensor<2>) -> Tensor<1>>;
+
 /// A flow's source distribution p₀ (see the module documentation); stored in `meta.json` with
 /// the model kind.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -98,7 +101,7 @@ impl FlowSource {
 
     /// log p_{z₀}(z) row-wise in model units (see the module documentation), or an error saying
     /// that this source has no density.
-    pub fn log_density(&self) -> Result<Box<dyn Fn(&Tensor<2>) -> Tensor<1>>> {
+    pub fn log_density(&self) -> Result<SourceDensity> {
         let no_density = || {
             let with: Vec<&str> = Dataset::ALL
                 .iter()
