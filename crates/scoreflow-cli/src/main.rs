@@ -46,8 +46,9 @@ fn main() -> ExitCode {
         Command::Likelihood(a) => commands::likelihood::run(a, mode),
         Command::Diagnose(a) => commands::diagnose::run(a, mode),
         Command::Lesson(a) => commands::lesson::run(a, mode),
-        Command::Import(a) => commands::import::run(a, mode),
+        Command::Import(a) => commands::import::run(*a, mode),
         Command::Report(a) => commands::report::run(a, mode),
+        Command::Chain(a) => commands::chain::run(*a, mode),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -108,7 +108,8 @@ fn exact_models_sample_at_the_floor() {
     assert!(Model::exact(
         Dataset::Moons,
         ModelKind::Cfm {
-            path: Default::default()
+            path: Default::default(),
+            source: Default::default(),
         }
     )
     .is_err());

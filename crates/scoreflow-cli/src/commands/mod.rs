@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod chain;
 pub mod diagnose;
 pub mod eval;
 pub mod import;

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::PointWriter;
+use scoreflow::data::{load_points, PointWriter, Points};
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
-use scoreflow::model::{Model, Plan};
+use scoreflow::model::{Block, Model, Plan};
 use scoreflow::solve::SamplerSpec;
 use serde::Serialize;
 
@@ -79,6 +79,10 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let model = Model::load(&args.run)?;
     let spec = sampler_spec(&args, &model)?;
+    let from = match &args.from {
+        Some(p) => Some(load_points(p, Some(model.dim()))?),
+        None => None,
+    };
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
@@ -89,20 +93,24 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         None => dir.join("samples.csv"),
     });
     check_output_path(&out)?;
-    let plan = Plan::new(args.n, shard);
+    let plan = Plan::new(from.as_ref().map_or(args.n, Points::len), shard);
     let range = plan.points();
     let pb = mode.progress(range.len() as u64, "sample");
     let started = Instant::now();
     let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
     let mut trajectories = Vec::new();
-    let stats = model.sample_each(&plan, args.seed, &spec, |block| {
+    let sink = |block: Block| {
         writer.write(&block.points)?;
         if !block.trajectory.is_empty() {
             trajectories.push((block.start, block.trajectory));
         }
         pb.set_position((block.start + block.points.len() - range.start) as u64);
         Ok(())
-    })?;
+    };
+    let stats = match &from {
+        Some(x0) => model.transport_each(x0, &spec, sink)?,
+        None => model.sample_each(&plan, args.seed, &spec, sink)?,
+    };
     writer.finish()?;
     pb.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
@@ -124,19 +132,20 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         out: out.clone(),
         n: stats.points,
         first_index: range.start,
-        n_total: args.n,
+        n_total: plan.n_total,
         sampler: spec.sampler.name().into(),
         nfe: stats.nfe_per_path(),
         wall_s: wall,
         trajectories: traj.clone(),
     };
     mode.json(&summary)?;
-    let what = match shard {
-        Some((k, n)) => format!(
+    let what = match (shard, &args.from) {
+        (_, Some(p)) => format!(" from the {} points of {}", plan.n_total, p.display()),
+        (None, None) => String::new(),
+        (Some((k, n)), None) => format!(
             " (shard {k}/{n}: points {}..{} of {})",
             range.start, range.end, args.n
         ),
-        None => String::new(),
     };
     mode.say(format!(
         "sampled {} points{what} with {} in {}: NFE {} per sample\nwrote {}{}",

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::Points;
 use scoreflow::model::{TrainSettings, TrainingRun, CONFIG_FILE, LOG_FILE};
-use scoreflow::tensor::Rng;
 use scoreflow::train::{Control, StepInfo};
 use serde::Serialize;
 
@@ -152,10 +150,10 @@ pub fn train(
         create_run_dir(&dir)?;
         (TrainingRun::start(settings, &dir)?, TrainLog::default())
     };
+    let mut batches = run.batches();
     let TrainingRun {
         mut trainer,
         source,
-        normalizer,
         kind,
         objective,
         ..
@@ -163,10 +161,16 @@ pub fn train(
     let params = trainer.model().config.num_params();
     let start_step = trainer.step();
     let total = settings.steps;
+    let coupling = settings.coupling()?;
     mode.say(format!(
-        "{label}: {} | {} | {} ({} parameters) | {} steps, batch {} | {}",
+        "{label}: {} | {}{} | {} ({} parameters) | {} steps, batch {} | {}",
         source.describe(),
         kind,
+        if kind.is_velocity() && coupling != Default::default() {
+            format!(", {coupling} coupling")
+        } else {
+            String::new()
+        },
         trainer.meta().model.describe(),
         params,
         total,
@@ -190,11 +194,6 @@ pub fn train(
     let log_path = dir.join(LOG_FILE);
     let mut save_error: Option<anyhow::Error> = None;
     let mut interrupted = false;
-    let mut batches = |n: usize, r: &mut Rng| -> Points {
-        normalizer
-            .apply(&source.batch(n, r))
-            .expect("data and normaliser share a dimension")
-    };
     let started = Instant::now();
     let outcome = loop {
         let result = trainer.run(objective.as_ref(), &mut batches, &mut |i: &StepInfo| {

@@ -67,6 +67,67 @@ pub enum Coupling {
     },
 }
 
+/// The couplings by name (`--coupling`), their parameters aside: [`CouplingKind::with`] gives
+/// the [`Coupling`] (as [`crate::sde::SdeKind`] names what [`crate::sde::SdeConfig`] holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum CouplingKind {
+    /// q₀ ⊗ q₁: pairs as drawn (I-CFM).
+    #[default]
+    Independent,
+    /// Exact minibatch OT for ‖x₀ − x₁‖² (OT-CFM).
+    Ot,
+    /// Pairs drawn from the entropic OT plan π_ε (--sinkhorn-epsilon).
+    Sinkhorn,
+    /// Schrödinger-bridge CFM: π_ε with ε = 2σ² and a Brownian-bridge path of width σ (--sb-sigma).
+    Sb,
+}
+
+impl CouplingKind {
+    /// The coupling of this name with ε (`sinkhorn`; default [`DEFAULT_EPSILON`]) or σ (`sb`;
+    /// default [`DEFAULT_SB_SIGMA`]); a parameter given to a coupling that has none is an
+    /// error naming it (`epsilon_flag`, `sigma_flag`: how the caller spells them), as is an
+    /// invalid value.
+    pub fn with(
+        self,
+        epsilon: Option<f64>,
+        sigma: Option<f64>,
+        epsilon_flag: &str,
+        sigma_flag: &str,
+    ) -> Result<Coupling> {
+        let refuse = |flag: &str, owner: &str| {
+            Err(Error::InvalidInput(format!(
+                "{flag} applies to the {owner} coupling only (this is {})",
+                self.name()
+            )))
+        };
+        if epsilon.is_some() && self != CouplingKind::Sinkhorn {
+            return refuse(epsilon_flag, "sinkhorn");
+        }
+        if sigma.is_some() && self != CouplingKind::Sb {
+            return refuse(sigma_flag, "sb");
+        }
+        let c = match self {
+            CouplingKind::Independent => Coupling::Independent,
+            CouplingKind::Ot => Coupling::Ot,
+            CouplingKind::Sinkhorn => Coupling::Sinkhorn {
+                epsilon: epsilon.unwrap_or(DEFAULT_EPSILON),
+            },
+            CouplingKind::Sb => Coupling::Sb {
+                sigma: sigma.unwrap_or(DEFAULT_SB_SIGMA),
+            },
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// `independent`, `ot`, `sinkhorn` or `sb`.
+    pub fn name(self) -> &'static str {
+        Coupling::NAMES[self as usize]
+    }
+}
+
 impl Coupling {
     /// Every name, in the order they are listed to users.
     pub const NAMES: [&'static str; 4] = ["independent", "ot", "sinkhorn", "sb"];

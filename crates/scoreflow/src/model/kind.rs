@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::source::FlowSource;
 use crate::error::{Error, Result};
 use crate::field::VectorField;
 use crate::objective::cfm::FlowMatching;
@@ -55,11 +56,15 @@ impl TrainMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
 pub enum ModelKind {
-    /// A flow-matching velocity v(x, t) on `path`, t = 0 noise N(0, I), t = 1 data.
+    /// A flow-matching velocity v(x, t) on `path`, t = 0 the source (N(0, I) unless `source`
+    /// says otherwise), t = 1 data.
     Cfm {
         /// The probability path x_t = α(t)·x₁ + σ(t)·x₀.
         #[serde(default)]
         path: PathKind,
+        /// The source p₀ (absent = N(0, I): every run written before sources existed).
+        #[serde(default, skip_serializing_if = "FlowSource::is_gaussian")]
+        source: FlowSource,
     },
     /// A score network under an SDE, taking diffusion time τ (τ = 0 data) through its noise
     /// input.
@@ -97,10 +102,18 @@ impl ModelKind {
     /// The training objective.
     pub fn objective(&self) -> Result<Box<dyn Objective>> {
         Ok(match self {
-            ModelKind::Cfm { path } => Box::new(FlowMatching::new(GaussianPath::new(*path))),
+            ModelKind::Cfm { path, .. } => Box::new(FlowMatching::new(GaussianPath::new(*path))),
             ModelKind::Dsm { sde, dsm } => Box::new(Dsm::new(sde.build()?, dsm.clone())?),
             ModelKind::NoiseFree { objective } => Box::new(*objective),
         })
+    }
+
+    /// The source of a flow (N(0, I) for every other kind, whose samplers start from noise).
+    pub fn flow_source(&self) -> FlowSource {
+        match self {
+            ModelKind::Cfm { source, .. } => source.clone(),
+            _ => FlowSource::Gaussian,
+        }
     }
 
     /// The forward SDE of a score model.
@@ -166,7 +179,13 @@ impl ModelKind {
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ModelKind::Cfm { path } => write!(f, "flow matching ({} path)", path.name()),
+            ModelKind::Cfm { path, source } if !source.is_gaussian() => write!(
+                f,
+                "flow matching ({} → data, {} path)",
+                source.name(),
+                path.name()
+            ),
+            ModelKind::Cfm { path, .. } => write!(f, "flow matching ({} path)", path.name()),
             ModelKind::Dsm { sde, .. } => write!(f, "score model ({} SDE)", sde_name(sde)),
             ModelKind::NoiseFree { .. } => {
                 write!(f, "noise-free score model ({})", self.method().name())

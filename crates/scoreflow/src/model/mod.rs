@@ -23,6 +23,7 @@ pub mod import;
 pub mod kind;
 pub mod sampling;
 pub mod settings;
+pub mod source;
 pub mod training;
 pub mod units;
 
@@ -32,6 +33,7 @@ use std::sync::Arc;
 pub use kind::{ModelKind, TrainMethod};
 pub use sampling::{Block, JobStats, Plan, BLOCK};
 pub use settings::{load_points_or_explain, TrainSettings};
+pub use source::{FlowSource, SourceDraws, SOURCE_FILE};
 pub use training::TrainingRun;
 pub use units::DataUnits;
 
@@ -44,7 +46,7 @@ use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
 use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
-use crate::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
+use crate::likelihood::{log_likelihood, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
 use crate::sde::ReverseDrift;
 use crate::solve::langevin::Ula;
@@ -75,6 +77,8 @@ pub struct Model {
     /// The data normalisation (model units = normalised units).
     pub normalizer: Normalizer,
     source: Source,
+    /// Where a flow's samples start (N(0, I) unless the run has another source).
+    draws: SourceDraws,
 }
 
 /// Where a model's field comes from.
@@ -132,6 +136,7 @@ impl Model {
             dir: None,
             settings,
             meta: Some(meta),
+            draws: SourceDraws::new(&kind.flow_source(), normalizer.dim(), None)?,
             kind,
             normalizer,
             source: Source::Network(network),
@@ -167,6 +172,7 @@ impl Model {
             meta: None,
             normalizer: Normalizer::identity(spec.dim()),
             source: Source::Exact(GaussianMixture::from(&spec)),
+            draws: SourceDraws::gaussian(),
             kind,
         })
     }
@@ -219,6 +225,17 @@ impl Model {
                 ),
             ));
         }
+        let flow_source = kind.flow_source();
+        if flow_source.normalizer(normalizer.dim()).dim() != normalizer.dim() {
+            return Err(run_error(
+                &meta_path,
+                format!(
+                    "the source {} and the data differ in dimension",
+                    flow_source.name()
+                ),
+            ));
+        }
+        let draws = SourceDraws::new(&flow_source, normalizer.dim(), Some(dir))?;
         let network = match &meta.model {
             Architecture::Mlp(config) => cpu_network(&Mlp::load_safetensors(
                 &dir.join(checkpoint::MODEL_FILE),
@@ -244,6 +261,7 @@ impl Model {
             kind,
             normalizer,
             source: Source::Network(network),
+            draws,
         })
     }
 
@@ -262,6 +280,9 @@ impl Model {
         sd.metadata.insert("format".into(), "pt".into());
         sd.write(&dir.join(checkpoint::MODEL_FILE))?;
         checkpoint::write_meta(&dir.join(checkpoint::META_FILE), meta)?;
+        if let Some(points) = self.draws.points() {
+            data::write_npy(dir.join(SOURCE_FILE), points)?;
+        }
         self.dir = Some(dir.to_path_buf());
         Ok(())
     }
@@ -381,12 +402,16 @@ impl Model {
         let Some(spec) = self.dataset().and_then(|d| d.mixture()) else {
             return Ok(None);
         };
+        if !self.kind.flow_source().is_gaussian() {
+            // The closed form is the velocity from N(0, I); this flow starts elsewhere.
+            return Ok(None);
+        }
         let z = GaussianMixture::from(&self.normalizer.apply_mixture(&spec)?);
         let data = &self.settings.data;
         let what = match &self.kind {
             ModelKind::Dsm { .. } => format!("exact score of {data} perturbed by the SDE"),
             ModelKind::NoiseFree { .. } => format!("exact score of {data}"),
-            ModelKind::Cfm { path } => {
+            ModelKind::Cfm { path, .. } => {
                 format!("exact velocity of {data} on the {} path", path.name())
             }
         };
@@ -403,7 +428,9 @@ impl Model {
 
     /// Samples `plan` with `spec`, handing each finished block (data units) to `sink` in order;
     /// memory does not grow with the number of points. Every sampler starts from the block's
-    /// N(0, I) noise (scaled to the prior's standard deviation for SDE samplers).
+    /// N(0, I) noise (scaled to the prior's standard deviation for SDE samplers), except a flow
+    /// with another source, which starts from fresh source draws (in model units, drawn from
+    /// the block's generator after that noise).
     pub fn sample_each(
         &self,
         plan: &Plan,
@@ -440,7 +467,7 @@ impl Model {
                 seed,
                 d,
                 &dev,
-                |x0, _| ode(field.as_ref(), x0, 0.0, 1.0),
+                |x0, rng| ode(field.as_ref(), self.draws.replace(x0, rng), 0.0, 1.0),
                 to_data,
                 sink,
             ),
@@ -519,8 +546,89 @@ impl Model {
         })
     }
 
+    /// Carries given source points `x0` (the source's data units; model units for N(0, I)) along
+    /// a flow's ODE from t = 0 to 1 with `spec` (an ODE solver), in blocks of [`BLOCK`] points
+    /// handed to `sink` in order (data units of the target, trajectories when asked). Only
+    /// flow-matching models transport given points; others are a one-line error.
+    pub fn transport_each(
+        &self,
+        x0: &Points,
+        spec: &SamplerSpec,
+        mut sink: impl FnMut(Block) -> Result<()>,
+    ) -> Result<JobStats> {
+        spec.validate()?;
+        self.check_sampler(spec.sampler)?;
+        let ModelKind::Cfm { source, .. } = &self.kind else {
+            return Err(Error::InvalidInput(format!(
+                "only a flow carries given points to the data; this run is a {}",
+                self.kind
+            )));
+        };
+        if x0.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "the start points are {}-D, the model is {}-D",
+                x0.dim(),
+                self.dim()
+            )));
+        }
+        let z0 = source.normalizer(self.dim()).apply(x0)?;
+        let field = self.field()?;
+        let opts = spec.ode_options().expect("an ODE spec");
+        let plan = Plan::new(x0.len(), None);
+        let mut stats = JobStats::default();
+        let to_data = |x: &Tensor<2>| self.normalizer.invert(&Points::from_tensor(x));
+        for b in plan.blocks.clone() {
+            let r = plan.block_range(b);
+            let start = z0
+                .slice(r.start, r.end)
+                .to_tensor(&tensor::cpu(), DType::F32);
+            let sol = odeint(field.as_ref(), start, 0.0, 1.0, &opts)?;
+            let points = to_data(&sol.x)?;
+            if points.as_slice().iter().any(|v| !v.is_finite()) {
+                return Err(Error::Solver(format!(
+                    "the flow produced non-finite values (NaN or inf) in block {b}; try more --steps"
+                )));
+            }
+            let trajectory = sol
+                .trajectory
+                .iter()
+                .map(|(t, x)| Ok((*t, to_data(x)?)))
+                .collect::<Result<Vec<_>>>()?;
+            stats.points += r.len();
+            stats.blocks += 1;
+            stats.nfe_total += sol.nfe;
+            sink(Block {
+                index: b,
+                start: r.start,
+                points,
+                nfe: sol.nfe,
+                trajectory,
+            })?;
+        }
+        Ok(stats)
+    }
+
+    /// [`Model::transport_each`] collected, as [`Model::sample`].
+    pub fn transport(&self, x0: &Points, spec: &SamplerSpec) -> Result<Samples> {
+        let mut data = Vec::with_capacity(x0.len() * self.dim());
+        let mut trajectories = Vec::new();
+        let stats = self.transport_each(x0, spec, |b| {
+            data.extend_from_slice(b.points.as_slice());
+            if !b.trajectory.is_empty() {
+                trajectories.push((b.start, b.trajectory));
+            }
+            Ok(())
+        })?;
+        Ok(Samples {
+            points: Points::new(data, self.dim())?,
+            stats,
+            trajectories,
+        })
+    }
+
     /// log p(x) of points `x` in data units by the instantaneous change of variables along the
-    /// flow ODE (flow matching: t = 1 → 0 to N(0, I)) or the probability-flow ODE (DSM: τ = ε →
+    /// flow ODE (flow matching: t = 1 → 0 to the source, N(0, I) or one with a density — an
+    /// error otherwise, [`FlowSource::log_density`]) or the probability-flow ODE (DSM: τ = ε →
     /// T to the SDE's prior). The model works in normalised units z = (x − μ)/σ, so
     /// log p_x(x) = log p_z(z) − Σᵢ log σᵢ.
     pub fn log_likelihood(
@@ -535,9 +643,9 @@ impl Model {
             .to_tensor(&tensor::cpu(), DType::F32);
         let field = self.field()?;
         let mut lik = match &self.kind {
-            ModelKind::Cfm { .. } => log_likelihood(
+            ModelKind::Cfm { source, .. } => log_likelihood(
                 field.as_ref(),
-                &IsotropicGaussian::standard(),
+                &source.log_density()?,
                 &z,
                 1.0,
                 0.0,
@@ -573,7 +681,7 @@ fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn Vec
     Ok(match kind {
         ModelKind::Dsm { sde, .. } => Box::new(MixtureScore::new(mixture, sde.build()?)),
         ModelKind::NoiseFree { .. } => Box::new(MixtureScore::fixed(mixture)),
-        ModelKind::Cfm { path } => {
+        ModelKind::Cfm { path, .. } => {
             Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
         }
     })

@@ -11,18 +11,27 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{ModelKind, TrainMethod};
+use super::source::FlowSource;
+use crate::coupling::{Coupling, CouplingKind};
 use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
+use crate::objective::cfm::{FlowMatching, TimeSampler};
 use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
 use crate::objective::sm::ScoreMatching;
-use crate::path::PathKind;
+use crate::objective::Objective;
+use crate::path::{GaussianPath, PathKind, Scheduler};
 use crate::sde::{BetaSchedule, SdeConfig, SdeKind, VeSde};
 use crate::tensor;
 use crate::train::{
     EmaConfig, EngineKind, OptimizerConfig, OptimizerKind, ScheduleKind, TrainConfig,
 };
+
+/// Runs written before `source` existed started from N(0, I).
+fn gaussian_source() -> String {
+    super::source::GAUSSIAN.into()
+}
 
 /// Runs written before `noise-input` existed fed the network τ.
 fn time_input() -> NoiseInput {
@@ -97,6 +106,24 @@ pub struct TrainSettings {
     pub normalize: NormalizeMode,
     /// Training engine.
     pub engine: EngineKind,
+    /// Source p₀ of a flow: `gaussian` (N(0, I)), a built-in set or a .csv/.npy file.
+    #[serde(default = "gaussian_source")]
+    pub source: String,
+    /// How flow matching pairs source and target minibatches.
+    #[serde(default)]
+    pub coupling: CouplingKind,
+    /// ε of the sinkhorn coupling; `None` = [`crate::coupling::DEFAULT_EPSILON`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinkhorn_epsilon: Option<f64>,
+    /// σ of the sb coupling; `None` = [`crate::coupling::DEFAULT_SB_SIGMA`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sb_sigma: Option<f64>,
+    /// Constant path noise σ of flow matching (TorchCFM's σ_min).
+    #[serde(default)]
+    pub cfm_sigma: f64,
+    /// Train flow matching on the Euler grid {k/N}: N ≥ 1 steps; 0 = t ~ U[0, 1).
+    #[serde(default)]
+    pub time_grid: usize,
 }
 
 impl Default for TrainSettings {
@@ -136,6 +163,12 @@ impl Default for TrainSettings {
             holdout: 0.1,
             normalize: NormalizeMode::Auto,
             engine: EngineKind::Auto,
+            source: gaussian_source(),
+            coupling: CouplingKind::Independent,
+            sinkhorn_epsilon: None,
+            sb_sigma: None,
+            cfm_sigma: 0.0,
+            time_grid: 0,
         }
     }
 }
@@ -167,6 +200,14 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str) -> std::result::Result<T, Str
 
 fn invalid(msg: String) -> Error {
     Error::InvalidInput(msg)
+}
+
+/// An input error with the flag that caused it in front.
+fn prefixed(flag: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(m) => invalid(format!("{flag}: {m}")),
+        e => e,
+    }
 }
 
 impl TrainSettings {
@@ -257,6 +298,24 @@ impl TrainSettings {
         if self.data.trim().is_empty() {
             return Err(invalid("--data is empty".into()));
         }
+        if self.source.trim().is_empty() {
+            return Err(invalid("--source is empty".into()));
+        }
+        if self.method != TrainMethod::Cfm {
+            let flow_only = [
+                (!self.has_gaussian_source(), "--source"),
+                (self.coupling != CouplingKind::Independent, "--coupling"),
+                (self.cfm_sigma != 0.0, "--cfm-sigma"),
+                (self.time_grid != 0, "--time-grid"),
+            ];
+            if let Some((_, flag)) = flow_only.iter().find(|(set, _)| *set) {
+                return Err(invalid(format!(
+                    "{flag} is for flow matching (--method cfm), not --method {}",
+                    self.method.name()
+                )));
+            }
+        }
+        self.flow_matching(PathKind::Condot)?;
         if self.engine == EngineKind::Fused && !self.method.is_regression() {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
@@ -298,6 +357,110 @@ impl TrainSettings {
         Self::from_toml(&text, path)
     }
 
+    /// True when the flow starts from N(0, I) (`--source gaussian`, the default).
+    pub fn has_gaussian_source(&self) -> bool {
+        self.source
+            .trim()
+            .eq_ignore_ascii_case(super::source::GAUSSIAN)
+    }
+
+    /// The coupling of `coupling` with its ε or σ (validated; a parameter of another coupling
+    /// is an error).
+    pub fn coupling(&self) -> Result<Coupling> {
+        self.coupling.with(
+            self.sinkhorn_epsilon,
+            self.sb_sigma,
+            "--sinkhorn-epsilon",
+            "--sb-sigma",
+        )
+    }
+
+    /// The flow-matching objective on `path` with the run's coupling, path noise and times.
+    pub fn flow_matching<S: Scheduler>(&self, path: S) -> Result<FlowMatching<S>> {
+        let time = match self.time_grid {
+            0 => TimeSampler::Uniform,
+            n => TimeSampler::euler_grid(n)?,
+        };
+        FlowMatching::new(GaussianPath::new(path))
+            .with_coupling(self.coupling()?)?
+            .with_sigma(self.cfm_sigma)
+            .map_err(|e| prefixed("--cfm-sigma", e))?
+            .with_time(time)
+    }
+
+    /// The training objective of `kind` (a model of these settings): for flow matching, on the
+    /// kind's path with the run's coupling, path noise and times; otherwise the kind's own.
+    pub fn objective(&self, kind: &ModelKind) -> Result<Box<dyn Objective>> {
+        match kind {
+            ModelKind::Cfm { path, .. } => Ok(Box::new(self.flow_matching(*path)?)),
+            _ => kind.objective(),
+        }
+    }
+
+    /// The source of a flow and its normaliser (the `normalize` rule applied to the source:
+    /// `auto` standardises files, not built-in sets); `None` for N(0, I). `dim` is the data's
+    /// dimension, which the source must share.
+    pub fn source_data(&self, dim: usize) -> Result<Option<(DataSource, Normalizer)>> {
+        if self.has_gaussian_source() {
+            return Ok(None);
+        }
+        let source = match self.source.parse::<Dataset>() {
+            Ok(ds) => DataSource::generator(ds),
+            Err(_) => {
+                let p = Path::new(&self.source);
+                if p.extension().is_none() && !p.exists() {
+                    let names: Vec<&str> = Dataset::ALL.iter().map(|d| d.name()).collect();
+                    return Err(invalid(format!(
+                        "unknown --source '{}'; choose gaussian, a built-in set ({}) or a .csv/.npy file",
+                        self.source,
+                        names.join(", ")
+                    )));
+                }
+                let pts = load_points_or_explain(&self.source, None)
+                    .map_err(|e| prefixed("--source", e))?;
+                let name = Path::new(&self.source)
+                    .file_name()
+                    .map_or(self.source.clone(), |f| f.to_string_lossy().into_owned());
+                DataSource::finite(name, pts, None)?
+            }
+        };
+        if source.dim() != dim {
+            return Err(invalid(format!(
+                "--source {} is {}-D but the data are {dim}-D",
+                self.source,
+                source.dim()
+            )));
+        }
+        let norm = self.normalizer_for(&source)?;
+        Ok(Some((source, norm)))
+    }
+
+    /// The normaliser of a data source under `normalize`: fitted on 100,000 draws of a fixed
+    /// stream for built-in sets, on the training points for files; the identity when off.
+    fn normalizer_for(&self, source: &DataSource) -> Result<Normalizer> {
+        let standardise = match self.normalize {
+            NormalizeMode::Yes => true,
+            NormalizeMode::No => false,
+            NormalizeMode::Auto => source.dataset().is_none(),
+        };
+        if !standardise {
+            return Ok(Normalizer::identity(source.dim()));
+        }
+        let fit_on = match (source.dataset(), source.train()) {
+            (Some(ds), _) => {
+                let mut r = tensor::rng(0x4e4f_524d); // "NORM"
+                ds.sample(100_000, &mut r)
+            }
+            (None, Some(train)) => train.clone(),
+            (None, None) => {
+                return Err(invalid(
+                    "data source has neither a generator nor points".into(),
+                ))
+            }
+        };
+        Normalizer::fit(&fit_on)
+    }
+
     /// The built-in data set named by `data`, if it is one.
     pub fn dataset(&self) -> Option<Dataset> {
         self.data.parse::<Dataset>().ok()
@@ -323,28 +486,7 @@ impl TrainSettings {
                 DataSource::finite_split(name, &pts, self.holdout, self.seed)?
             }
         };
-        let standardise = match self.normalize {
-            NormalizeMode::Yes => true,
-            NormalizeMode::No => false,
-            NormalizeMode::Auto => source.dataset().is_none(),
-        };
-        let norm = if standardise {
-            let fit_on = match (source.dataset(), source.train()) {
-                (Some(ds), _) => {
-                    let mut r = tensor::rng(0x4e4f_524d); // "NORM"
-                    ds.sample(100_000, &mut r)
-                }
-                (None, Some(train)) => train.clone(),
-                (None, None) => {
-                    return Err(invalid(
-                        "data source has neither a generator nor points".into(),
-                    ))
-                }
-            };
-            Normalizer::fit(&fit_on)?
-        } else {
-            Normalizer::identity(source.dim())
-        };
+        let norm = self.normalizer_for(&source)?;
         Ok((source, norm))
     }
 
@@ -365,7 +507,10 @@ impl TrainSettings {
     /// The model description; `data` (normalised points) sets VE's σ_max when not given.
     pub fn model_kind(&self, data: impl FnOnce() -> Points) -> Result<ModelKind> {
         Ok(match self.method {
-            TrainMethod::Cfm => ModelKind::Cfm { path: self.path },
+            TrainMethod::Cfm => ModelKind::Cfm {
+                path: self.path,
+                source: FlowSource::Gaussian,
+            },
             TrainMethod::Dsm => {
                 let t_min = 1e-5;
                 let linear = BetaSchedule::Linear {
@@ -488,6 +633,93 @@ mod tests {
         assert_eq!(s.noise_input, NoiseInput::LogSigma);
     }
 
+    /// A config.toml and a meta.json objective written before sources and couplings existed
+    /// read as N(0, I) and the independent coupling, and a Gaussian-source kind is written
+    /// without a `source` key (so such runs' files do not change).
+    #[test]
+    fn runs_without_a_source_read_as_gaussian_independent() {
+        let text = TrainSettings::default().to_toml().unwrap();
+        let new_keys = ["source", "coupling", "cfm-sigma", "time-grid"];
+        let old: String = text
+            .lines()
+            .filter(|l| !new_keys.iter().any(|k| l.starts_with(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let s = TrainSettings::from_toml(&old, Path::new("c")).unwrap();
+        assert_eq!(s, TrainSettings::default());
+        assert!(s.has_gaussian_source());
+        assert_eq!(s.coupling().unwrap(), Coupling::Independent);
+        assert!(s.source_data(2).unwrap().is_none());
+        let kind = s.model_kind(|| unreachable!()).unwrap();
+        let v = serde_json::to_value(&kind).unwrap();
+        assert_eq!(v, serde_json::json!({"method": "cfm", "path": "condot"}));
+        let back: ModelKind = serde_json::from_value(v).unwrap();
+        assert_eq!(back.flow_source(), FlowSource::Gaussian);
+    }
+
+    /// Flow-only settings are refused for other methods; coupling parameters only go with
+    /// their coupling; σ > 0 does not combine with sb; the defaults of ε and σ are the
+    /// library's.
+    #[test]
+    fn flow_settings_are_validated() {
+        let with = |f: &dyn Fn(&mut TrainSettings)| {
+            let mut s = TrainSettings::default();
+            f(&mut s);
+            s.validate().map(|_| s).map_err(|e| e.to_string())
+        };
+        type Set = fn(&mut TrainSettings);
+        let flow_only: [(&str, Set); 3] = [
+            ("--source", |s| s.source = "moons".into()),
+            ("--coupling", |s| s.coupling = CouplingKind::Ot),
+            ("--time-grid", |s| s.time_grid = 4),
+        ];
+        for (flag, set) in flow_only {
+            let e = with(&|s: &mut TrainSettings| {
+                s.method = TrainMethod::Dsm;
+                set(s)
+            })
+            .unwrap_err();
+            assert!(e.contains(flag) && e.contains("dsm"), "{e}");
+        }
+        let e = with(&|s| s.sinkhorn_epsilon = Some(0.1)).unwrap_err();
+        assert!(
+            e.contains("--sinkhorn-epsilon") && e.contains("sinkhorn"),
+            "{e}"
+        );
+        let e = with(&|s| {
+            s.coupling = CouplingKind::Sb;
+            s.cfm_sigma = 0.1
+        })
+        .unwrap_err();
+        assert!(e.contains("--cfm-sigma"), "{e}");
+        let e = with(&|s| {
+            s.coupling = CouplingKind::Sinkhorn;
+            s.sinkhorn_epsilon = Some(0.0)
+        })
+        .unwrap_err();
+        assert!(e.contains("ε"), "{e}");
+        let s = with(&|s| s.coupling = CouplingKind::Sinkhorn).unwrap();
+        assert_eq!(
+            s.coupling().unwrap(),
+            Coupling::Sinkhorn {
+                epsilon: crate::coupling::DEFAULT_EPSILON
+            }
+        );
+        let s = with(&|s| {
+            s.coupling = CouplingKind::Sb;
+            s.sb_sigma = Some(0.2)
+        })
+        .unwrap();
+        assert_eq!(s.coupling().unwrap(), Coupling::Sb { sigma: 0.2 });
+        let e = with(&|s| s.source = "spirals".into()).unwrap();
+        let e = e.source_data(2).unwrap_err().to_string();
+        assert!(
+            e.contains("'spirals'") && e.contains("gaussian") && e.contains("moons"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn unknown_and_malformed_keys_are_named_with_their_line() {
         let e = parse_toml::<TrainSettings>("width = 64\nwidht = 3\n").unwrap_err();
@@ -523,7 +755,8 @@ mod tests {
         assert_eq!(
             legacy,
             ModelKind::Cfm {
-                path: PathKind::Condot
+                path: PathKind::Condot,
+                source: FlowSource::Gaussian,
             }
         );
     }

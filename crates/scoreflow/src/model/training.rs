@@ -8,13 +8,14 @@ use std::path::Path;
 
 use super::kind::ModelKind;
 use super::settings::TrainSettings;
+use super::source::{FlowSource, SourceDraws, SOURCE_FILE};
 use super::{CONFIG_FILE, HELDOUT_FILE};
 use crate::checkpoint;
 use crate::data::{self, DataSource, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::objective::Objective;
 use crate::tensor::{self, DType};
-use crate::train::{EngineKind, Trainer};
+use crate::train::{Batch, EngineKind, Minibatches, Trainer};
 
 /// A run ready to train: the trainer (positioned at its step) and what its batches need.
 pub struct TrainingRun {
@@ -30,6 +31,31 @@ pub struct TrainingRun {
     pub objective: Box<dyn Objective>,
     /// The engine the settings resolve to for the objective.
     pub engine: EngineKind,
+    /// Where a flow's source points come from (N(0, I): the objective draws its own).
+    pub source_draws: SourceDraws,
+}
+
+/// The minibatches of a run ([`TrainingRun::batches`]): n normalised targets, then, for a flow
+/// with a source other than N(0, I), n normalised source points from the same stream (each side
+/// with its own normaliser). With the Gaussian source the draws are those of a plain run.
+#[derive(Debug, Clone)]
+pub struct RunBatches {
+    target: DataSource,
+    normalizer: Normalizer,
+    source: SourceDraws,
+}
+
+impl Minibatches for RunBatches {
+    fn batch(&mut self, n: usize, rng: &mut tensor::Rng) -> Batch {
+        let target = self
+            .normalizer
+            .apply(&self.target.batch(n, rng))
+            .expect("data and normaliser share a dimension");
+        Batch {
+            target,
+            source: self.source.batch(n, rng),
+        }
+    }
 }
 
 impl TrainingRun {
@@ -40,20 +66,52 @@ impl TrainingRun {
             .expect("data and normaliser share a dimension")
     }
 
+    /// The run's minibatches (targets and, for a flow from another source, source points).
+    pub fn batches(&self) -> RunBatches {
+        RunBatches {
+            target: self.source.clone(),
+            normalizer: self.normalizer.clone(),
+            source: self.source_draws.clone(),
+        }
+    }
+
     /// Starts a new run of `settings` in `dir` (which must exist): initialises the network from
-    /// the seed and writes `config.toml` and, for file data, the held-out split. The first
-    /// checkpoint is written by the trainer.
+    /// the seed and writes `config.toml`, for file data the held-out split, and for a file
+    /// source its points ([`SOURCE_FILE`]). The first checkpoint is written by the trainer.
     pub fn start(settings: &TrainSettings, dir: &Path) -> Result<TrainingRun> {
         settings.validate()?;
         let (source, normalizer) = settings.training_data()?;
         let dim = source.dim();
-        let kind = settings.model_kind(|| {
+        let mut kind = settings.model_kind(|| {
             let mut r = tensor::rng(settings.seed);
             normalizer
                 .apply(&source.batch(2000, &mut r))
                 .expect("same dimension")
         })?;
-        let objective = kind.objective()?;
+        let flow_source = match settings.source_data(dim)? {
+            None => FlowSource::Gaussian,
+            Some((data, normalizer)) => match data.dataset() {
+                Some(name) => FlowSource::Dataset { name, normalizer },
+                None => {
+                    if let Some(points) = data.train() {
+                        data::write_npy(dir.join(SOURCE_FILE), points)?;
+                    }
+                    FlowSource::File {
+                        name: Path::new(&settings.source)
+                            .file_name()
+                            .map_or(settings.source.clone(), |f| {
+                                f.to_string_lossy().into_owned()
+                            }),
+                        normalizer,
+                    }
+                }
+            },
+        };
+        if let ModelKind::Cfm { source, .. } = &mut kind {
+            *source = flow_source;
+        }
+        let source_draws = SourceDraws::new(&kind.flow_source(), dim, Some(dir))?;
+        let objective = settings.objective(&kind)?;
         let engine = settings.engine.resolve(objective.as_ref())?;
         let cfg = settings.train_config();
         let model = cfg.init_model(&settings.mlp_config(dim), &tensor::cpu(), DType::F32);
@@ -73,6 +131,7 @@ impl TrainingRun {
             kind,
             objective,
             engine,
+            source_draws,
         })
     }
 
@@ -88,7 +147,8 @@ impl TrainingRun {
             .map_err(|e| bad(format!("unknown objective in meta.json: {e}")))?;
         let normalizer: Normalizer = serde_json::from_value(meta.normalization.clone())
             .map_err(|e| bad(format!("malformed normalization in meta.json: {e}")))?;
-        let objective = kind.objective()?;
+        let objective = settings.objective(&kind)?;
+        let source_draws = SourceDraws::new(&kind.flow_source(), source.dim(), Some(dir))?;
         let engine = settings.engine.resolve(objective.as_ref())?;
         let mut trainer = Trainer::resume_on(engine, dir, &tensor::cpu())?;
         if meta.model.dim() != source.dim() {
@@ -116,6 +176,7 @@ impl TrainingRun {
             kind,
             objective,
             engine,
+            source_draws,
         })
     }
 }
@@ -180,7 +241,8 @@ mod tests {
         assert_eq!(
             resumed.kind,
             ModelKind::Cfm {
-                path: PathKind::Cosine
+                path: PathKind::Cosine,
+                source: FlowSource::Gaussian,
             }
         );
         split.extend(losses(&mut resumed, 40));
@@ -190,7 +252,8 @@ mod tests {
         assert_eq!(
             model.kind,
             ModelKind::Cfm {
-                path: PathKind::Cosine
+                path: PathKind::Cosine,
+                source: FlowSource::Gaussian,
             }
         );
         // The straight path would have trained a different objective.
