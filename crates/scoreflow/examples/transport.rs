@@ -22,7 +22,7 @@
 //! points; the floor is SW₂ between two independent 10,000-point data sets. Path statistics
 //! (normalised path energy, straightness) from 2,000 points with dopri5.
 //!
-//! `compare`: MLP 2→64×3→2 (SiLU: the MLP has no SELU yet), batch 512, AdamW(1e-3, weight decay
+//! `compare`: MLP 2→64×3→2 with SELU (TorchCFM's), batch 512, AdamW(1e-3, weight decay
 //! 1e-5), constant rate, σ = 0.1, fused engine; targets (and moons sources) drawn with
 //! replacement from the CSVs, N(0, I) sources drawn fresh; evaluation as the Python side: 100
 //! Euler steps from `source_test.csv` with the path energy integrated alongside, exact W₂ to
@@ -194,7 +194,11 @@ fn compare(args: &[String]) -> Res<()> {
         optimizer: OptimizerConfig::adamw(1e-3, 1e-5),
         ..TrainConfig::new(steps, 512, 1e-3, seed)
     };
-    let init = config.init_model(&MlpConfig::new(2, 64, 3), &cpu(), DType::F32);
+    let arch = MlpConfig {
+        activation: scoreflow::field::mlp::Activation::Selu,
+        ..MlpConfig::new(2, 64, 3)
+    };
+    let init = config.init_model(&arch, &cpu(), DType::F32);
     let objective = cfm().with_sigma(0.1)?.with_coupling(coupling)?;
     let target = DataSource::finite("target", target_train, None)?;
     let mut trainer = Trainer::new_on(EngineKind::Fused, &init, config)?;
