@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::PointWriter;
+use scoreflow::data::{Dataset, PointWriter};
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
 use scoreflow::model::{Model, Plan};
 use scoreflow::solve::SamplerSpec;
@@ -77,16 +77,26 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let model = Model::load(&args.run)?;
+    let (model, exact_out) = match (&args.run, &args.exact) {
+        (Some(run), None) => (Model::load(run)?, None),
+        (None, Some(name)) => {
+            let dataset: Dataset = name.parse()?;
+            let sde = args.sde.unwrap_or_default();
+            let model = Model::exact_score(dataset, sde)?;
+            (model, Some(format!("exact-{}-{}", dataset.name(), sde.name())))
+        }
+        _ => bail!("give a run directory or --exact NAME (not both)"),
+    };
     let spec = sampler_spec(&args, &model)?;
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let dir = model.dir.clone().unwrap_or_default();
+    let stem = exact_out.unwrap_or_else(|| "samples".into());
     let out = args.out.clone().unwrap_or_else(|| match shard {
-        Some((k, n)) => dir.join(format!("samples-{k}-of-{n}.csv")),
-        None => dir.join("samples.csv"),
+        Some((k, n)) => dir.join(format!("{stem}-{k}-of-{n}.csv")),
+        None => dir.join(format!("{stem}.csv")),
     });
     check_output_path(&out)?;
     let plan = Plan::new(args.n, shard);
