@@ -18,6 +18,8 @@
 //! `meta.json`'s `objective` is the [`ModelKind`], its `normalization` the [`Normalizer`]),
 //! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
 
+#[cfg(test)]
+mod dispatch_tests;
 pub mod evaluate;
 pub mod import;
 pub mod kind;

@@ -640,6 +640,138 @@ mod tests {
         assert_eq!(rd.build(sde).unwrap().name(), "ancestral");
     }
 
+    /// Every few-step name parses (also with k-diffusion's underscores), round-trips through
+    /// serde, builds on VP and EDM's SDE into the sampler of its name, and takes its defaults
+    /// from one place ([`FEW_STEPS`], [`DiffusionSamplerConfig::new`]); the spec's options reach
+    /// the configuration; options of other samplers are refused with the flag named.
+    #[test]
+    fn few_step_specs_build_and_refuse_foreign_options() {
+        let sdes: [Arc<dyn Sde>; 2] = [
+            Arc::new(VpSde::default()),
+            Arc::new(crate::sde::EdmSde::default()),
+        ];
+        for name in SamplerName::ALL.into_iter().filter(|s| s.is_few_step()) {
+            assert_eq!(name.name().parse::<SamplerName>().unwrap(), name);
+            let under = name.name().replace('-', "_");
+            assert_eq!(under.parse::<SamplerName>().unwrap(), name);
+            let spec = SamplerSpec::new(name);
+            let json = serde_json::to_string(&spec).unwrap();
+            assert!(json.contains(&format!("\"{}\"", name.name())), "{json}");
+            assert_eq!(serde_json::from_str::<SamplerSpec>(&json).unwrap(), spec);
+            for sde in &sdes {
+                assert_eq!(spec.build(sde.clone()).unwrap().name(), name.name());
+            }
+            let c = spec.diffusion_config().unwrap();
+            assert_eq!(c.steps, FEW_STEPS);
+            let kind = name.diffusion_kind().unwrap();
+            assert_eq!(c, DiffusionSamplerConfig::new(kind, FEW_STEPS));
+            assert_eq!(kind.name(), name.name());
+        }
+        let c = SamplerSpec {
+            steps: Some(7),
+            eta: Some(0.5),
+            spacing: Some(Spacing::Karras),
+            final_step: Some(FinalStep::Tweedie),
+            ..SamplerSpec::new(SamplerName::Ddim)
+        }
+        .diffusion_config()
+        .unwrap();
+        assert_eq!(
+            (c.steps, c.eta, c.spacing, c.final_step),
+            (7, 0.5, Some(Spacing::Karras), FinalStep::Tweedie)
+        );
+        let c = SamplerSpec {
+            churn: Some(10.0),
+            ..SamplerSpec::new(SamplerName::EdmHeun)
+        };
+        assert_eq!(c.diffusion_config().unwrap().churn.s_churn, 10.0);
+        assert!(c.build(sdes[1].clone()).is_ok());
+        assert!(SamplerSpec::new(SamplerName::Em).diffusion_config().is_none());
+        let cases: Vec<(SamplerSpec, &str)> = vec![
+            (
+                SamplerSpec {
+                    order: Some(3),
+                    ..SamplerSpec::new(SamplerName::Dpmpp2m)
+                },
+                "--order is an option of dpm-solver and unipc",
+            ),
+            (
+                SamplerSpec {
+                    order: Some(0),
+                    ..SamplerSpec::new(SamplerName::DpmSolver)
+                },
+                "--order must be 1, 2 or 3",
+            ),
+            (
+                SamplerSpec {
+                    eta: Some(1.0),
+                    ..SamplerSpec::new(SamplerName::Unipc)
+                },
+                "--eta is the stochasticity of ddim and dpmpp-2s",
+            ),
+            (
+                SamplerSpec {
+                    churn: Some(1.0),
+                    ..SamplerSpec::new(SamplerName::Ddim)
+                },
+                "--churn is the stochasticity of edm-euler and edm-heun",
+            ),
+            (
+                SamplerSpec {
+                    churn: Some(-1.0),
+                    ..SamplerSpec::new(SamplerName::EdmEuler)
+                },
+                "--churn must be >= 0",
+            ),
+            (
+                SamplerSpec {
+                    spacing: Some(Spacing::Karras),
+                    ..SamplerSpec::new(SamplerName::Ode)
+                },
+                "--spacing and --final-step are options of the few-step samplers",
+            ),
+            (
+                SamplerSpec {
+                    snr: Some(0.1),
+                    ..SamplerSpec::new(SamplerName::Unipc)
+                },
+                "options of --sampler pc",
+            ),
+            (
+                SamplerSpec {
+                    rtol: Some(1e-3),
+                    ..SamplerSpec::new(SamplerName::Dpmpp2m)
+                },
+                "takes fixed --steps",
+            ),
+            (
+                SamplerSpec {
+                    denoise: Some(Denoise::Tweedie),
+                    ..SamplerSpec::new(SamplerName::Dpmpp3m)
+                },
+                "--denoise",
+            ),
+            (
+                SamplerSpec {
+                    trajectories: true,
+                    ..SamplerSpec::new(SamplerName::Ddim)
+                },
+                "keeps no intermediate states",
+            ),
+        ];
+        for (spec, needle) in cases {
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{spec:?}: {e}");
+            assert!(spec.build(sdes[0].clone()).is_err());
+        }
+        // A discrete spacing on a continuous SDE is refused when the sampler is built.
+        let leading = SamplerSpec {
+            spacing: Some(Spacing::Leading),
+            ..SamplerSpec::new(SamplerName::Ddim)
+        };
+        assert!(leading.build(sdes[0].clone()).is_err());
+    }
+
     /// Options that do not apply are refused with the flag named, never silently ignored (the
     /// review found `--steps` ignored by dopri5 and `--rtol/--atol` by fixed-step methods).
     #[test]
