@@ -9,8 +9,8 @@ use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, TimeColumn};
 use scoreflow::model::TrainMethod;
 use scoreflow::path::PathKind;
-use scoreflow::sde::SdeKind;
 use scoreflow::schedule::{FinalStep, Spacing};
+use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
 use scoreflow::train::EngineKind;
 

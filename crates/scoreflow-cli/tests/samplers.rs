@@ -63,8 +63,20 @@ fn dpmpp_2m_on_the_exact_field_reaches_the_noise_floor() {
     let n = 4096;
     let out = scoreflow(
         &[
-            "sample", "--exact", "8gaussians", "--sde", "vp", "--sampler", "dpmpp-2m",
-            "--steps", "10", "-n", "4096", "--out", "s.npy", "--json",
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--sde",
+            "vp",
+            "--sampler",
+            "dpmpp-2m",
+            "--steps",
+            "10",
+            "-n",
+            "4096",
+            "--out",
+            "s.npy",
+            "--json",
         ],
         dir.path(),
     );
@@ -85,7 +97,10 @@ fn dpmpp_2m_on_the_exact_field_reaches_the_noise_floor() {
     let bound = mean + 4.0 * var.sqrt();
     let got = sw2_to_fresh(&x, Dataset::EightGaussians, 10_000);
     eprintln!("dpmpp-2m 10 steps: SW2 {got:.4}, floors {floors:?}, bound {bound:.4}");
-    assert!(got < bound, "SW2 {got} vs bound {bound} (floors {floors:?})");
+    assert!(
+        got < bound,
+        "SW2 {got} vs bound {bound} (floors {floors:?})"
+    );
 }
 
 /// Options that do not apply to a sampler, or samplers that do not apply to a model, are
@@ -94,10 +109,22 @@ fn dpmpp_2m_on_the_exact_field_reaches_the_noise_floor() {
 fn inapplicable_sampler_options_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &[&str]); 6] = [
-        (&["--sampler", "dpmpp-2m", "--churn", "1"], &["--churn", "edm-heun"]),
-        (&["--sampler", "em", "--spacing", "karras"], &["--spacing", "em"]),
-        (&["--sampler", "dpmpp-2m", "--order", "3"], &["--order", "dpmpp-3m"]),
-        (&["--sampler", "unipc", "--order", "4"], &["--order must be 1, 2 or 3"]),
+        (
+            &["--sampler", "dpmpp-2m", "--churn", "1"],
+            &["--churn", "edm-heun"],
+        ),
+        (
+            &["--sampler", "em", "--spacing", "karras"],
+            &["--spacing", "em"],
+        ),
+        (
+            &["--sampler", "dpmpp-2m", "--order", "3"],
+            &["--order", "dpmpp-3m"],
+        ),
+        (
+            &["--sampler", "unipc", "--order", "4"],
+            &["--order must be 1, 2 or 3"],
+        ),
         (&["--sampler", "ddim", "--eta=-1"], &["--eta must be >= 0"]),
         (&["--sampler", "heun"], &["edm-heun"]),
     ];
@@ -121,12 +148,16 @@ fn edm_runs_train_and_sample_with_few_step_samplers() {
     let run_s = run.to_str().unwrap();
     let out = scoreflow(
         &[
-            "train", "--method", "edm", "--steps", "50", "--width", "16", "--depth", "2",
-            "--out", run_s, "--quiet",
+            "train", "--method", "edm", "--steps", "50", "--width", "16", "--depth", "2", "--out",
+            run_s, "--quiet",
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["objective"]["method"], "edm");
@@ -143,7 +174,15 @@ fn edm_runs_train_and_sample_with_few_step_samplers() {
     }
     assert_one_line_error(
         &scoreflow(
-            &["train", "--method", "dsm", "--sigma-data", "1", "--steps", "5"],
+            &[
+                "train",
+                "--method",
+                "dsm",
+                "--sigma-data",
+                "1",
+                "--steps",
+                "5",
+            ],
             dir.path(),
         ),
         &["--sigma-data", "--method edm"],

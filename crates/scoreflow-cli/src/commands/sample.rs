@@ -83,7 +83,10 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
             let dataset: Dataset = name.parse()?;
             let sde = args.sde.unwrap_or_default();
             let model = Model::exact_score(dataset, sde)?;
-            (model, Some(format!("exact-{}-{}", dataset.name(), sde.name())))
+            (
+                model,
+                Some(format!("exact-{}-{}", dataset.name(), sde.name())),
+            )
         }
         _ => bail!("give a run directory or --exact NAME (not both)"),
     };

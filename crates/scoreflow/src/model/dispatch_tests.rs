@@ -82,7 +82,10 @@ fn few_step_samplers_apply_to_score_models_only() {
     let e = flow.check_sampler(SamplerName::Dpmpp2m).unwrap_err();
     assert!(e.to_string().contains("flow-matching"), "{e}");
     let score = Model::exact_score(Dataset::EightGaussians, SdeKind::Vp).unwrap();
-    let e = score.check_sampler(SamplerName::Heun).unwrap_err().to_string();
+    let e = score
+        .check_sampler(SamplerName::Heun)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("edm-heun") && e.contains("dpmpp-2m"), "{e}");
     let edm = TrainSettings {
         method: TrainMethod::Edm,
@@ -135,7 +138,10 @@ fn edm_kind_field_is_the_score_of_its_denoiser() {
             to_vec(&exact.eval_at(&x, sigma)),
         );
         for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "σ {sigma}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-9 * (1.0 + b.abs()),
+                "σ {sigma}: {a} vs {b}"
+            );
         }
     }
     let v = serde_json::to_value(&kind).unwrap();
@@ -150,7 +156,8 @@ fn edm_kind_field_is_the_score_of_its_denoiser() {
 #[test]
 fn edm_settings_estimate_sigma_data_and_are_refused_elsewhere() {
     let n = 20_000;
-    let g = GaussianMixture::from(Gaussian::new(vec![1.0, -3.0], vec![4.0, 0.0, 0.0, 1.0]).unwrap());
+    let g =
+        GaussianMixture::from(Gaussian::new(vec![1.0, -3.0], vec![4.0, 0.0, 0.0, 1.0]).unwrap());
     let x = g.sample(n, &mut tensor::rng(3));
     let s = TrainSettings {
         method: TrainMethod::Edm,
@@ -159,14 +166,21 @@ fn edm_settings_estimate_sigma_data_and_are_refused_elsewhere() {
     let cfg = s.edm_config(|| x);
     let want = 2.5f64.sqrt();
     let se = want * (2.0 / n as f64).sqrt() / 2.0;
-    assert!((cfg.sigma_data - want).abs() < 4.0 * se, "{}", cfg.sigma_data);
+    assert!(
+        (cfg.sigma_data - want).abs() < 4.0 * se,
+        "{}",
+        cfg.sigma_data
+    );
     assert!((cfg.p_mean - (-1.2 + (cfg.sigma_data / 0.5).ln())).abs() < 1e-12);
     let bad = TrainSettings {
         sigma_data: Some(1.0),
         ..TrainSettings::default()
     };
     let e = bad.validate().unwrap_err().to_string();
-    assert!(e.contains("--sigma-data") && e.contains("--method edm"), "{e}");
+    assert!(
+        e.contains("--sigma-data") && e.contains("--method edm"),
+        "{e}"
+    );
     let bad = TrainSettings {
         p_std: Some(0.0),
         ..s

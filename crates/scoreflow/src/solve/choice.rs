@@ -686,7 +686,9 @@ mod tests {
         };
         assert_eq!(c.diffusion_config().unwrap().churn.s_churn, 10.0);
         assert!(c.build(sdes[1].clone()).is_ok());
-        assert!(SamplerSpec::new(SamplerName::Em).diffusion_config().is_none());
+        assert!(SamplerSpec::new(SamplerName::Em)
+            .diffusion_config()
+            .is_none());
         let cases: Vec<(SamplerSpec, &str)> = vec![
             (
                 SamplerSpec {
