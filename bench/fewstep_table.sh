@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14 table: quality per NFE (SW2 ratio to the noise floor, median over 5 sampling seeds,
+# Issue 14 table: quality per NFE (SW2 ratio to the noise floor, median over 3 sampling seeds,
 # n = 10,000) of DDIM / DPM-Solver++ 2M / UniPC / EDM Heun at 5, 10, 20 NFE next to reverse
 # Euler–Maruyama (1,000 steps) and the probability-flow ODE (Dopri5 1e-5), on the exact field
 # (`quality exact`: VP and EDM's SDE) and on trained models (`quality dsm` / `quality edm`,
@@ -9,7 +9,7 @@
 set -euo pipefail
 DIR=${DIR:-/tmp/accept}
 DATA=${DATA:-8gaussians}
-SEEDS=${SEEDS:-5}
+SEEDS=${SEEDS:-3}
 FEW="ddim:5,ddim:10,ddim:20,dpmpp-2m:5,dpmpp-2m:10,dpmpp-2m:20,unipc:5,unipc:10,unipc:20"
 FEW="$FEW,edm-heun:3,edm-heun:5,edm-heun:10"
 SAMPLERS=${SAMPLERS:-"em,ode,$FEW"}
