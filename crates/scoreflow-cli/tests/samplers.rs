@@ -83,7 +83,7 @@ fn dpmpp_2m_on_the_exact_field_reaches_the_noise_floor() {
     let summary = json(&out);
     assert_eq!(summary["nfe"], 10, "{summary}");
     assert_eq!(summary["sampler"], "dpmpp-2m");
-    let x = load_points(&dir.path().join("s.npy"), Some(2)).unwrap();
+    let x = load_points(dir.path().join("s.npy"), Some(2)).unwrap();
     assert_eq!(x.len(), n);
     let pairs = 8;
     let floors: Vec<f64> = (0..pairs)
