@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use scoreflow::field::mlp::TimeColumn;
+use scoreflow::schedule::{FinalStep, Spacing};
+use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
 use scoreflow::train::EngineKind;
 
@@ -129,7 +131,7 @@ pub struct SamplerOptions {
     /// ODE method of `--sampler ode` (the probability-flow ODE) [default: dopri5].
     #[arg(long, value_enum, value_name = "METHOD")]
     pub solver: Option<Method>,
-    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald]; not for dopri5, which chooses its own.
+    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald, 20 for the few-step samplers ddim … edm-heun]; not for dopri5, which chooses its own.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Relative tolerance of dopri5 [default: 1e-5].
@@ -153,6 +155,21 @@ pub struct SamplerOptions {
     /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
     #[arg(long, value_name = "X")]
     pub step: Option<f64>,
+    /// Time-step spacing of the few-step samplers: time (uniform in τ), logsnr (uniform in λ = ln α/σ), karras (ρ = 7 in σ/α) [default: logsnr for ddim, dpm-solver, dpmpp-2m/3m, unipc; karras for edm-euler, edm-heun, dpmpp-2s].
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub spacing: Option<Spacing>,
+    /// Where the last step of a few-step sampler lands: zero (σ = 0, the clean data), eps (the SDE's ε) or tweedie (ε, then x̂₀, +1 NFE) [default: zero].
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub final_step: Option<FinalStep>,
+    /// Order of dpm-solver (1–3) or of unipc's predictor (1–3; the corrector adds one) [default: 2].
+    #[arg(long, value_name = "K")]
+    pub order: Option<usize>,
+    /// Stochasticity η of ddim (0 = deterministic DDIM, 1 = DDPM-like ancestral) and dpmpp-2s (ancestral) [default: 0].
+    #[arg(long, value_name = "X")]
+    pub eta: Option<f64>,
+    /// Karras et al.'s S_churn of edm-euler / edm-heun (0 = deterministic; γ = min(S_churn/N, √2 − 1)) [default: 0].
+    #[arg(long, value_name = "X")]
+    pub churn: Option<f64>,
 }
 
 impl SamplerOptions {
@@ -169,6 +186,11 @@ impl SamplerOptions {
             denoise: self.denoise,
             step: self.step,
             trajectories,
+            spacing: self.spacing,
+            final_step: self.final_step,
+            order: self.order,
+            eta: self.eta,
+            churn: self.churn,
             ..SamplerSpec::new(sampler)
         }
     }
@@ -179,32 +201,43 @@ impl SamplerOptions {
 #[command(
     long_about = "Generate samples from a trained run. Flow-matching runs integrate the learned \
         velocity from noise (t = 0) to data (t = 1) with an ODE solver; score runs use the \
-        reverse SDE (em, pc), annealed Langevin (ald) or the probability-flow ODE (ode). \
+        reverse SDE (em, pc), annealed Langevin (ald), the probability-flow ODE (ode) or a \
+        few-step sampler (ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, \
+        edm-heun; --steps counts sampler steps, the printed NFE network evaluations). --exact \
+        NAME samples a built-in Gaussian mixture's exact score instead of a run. \
         Points are produced in fixed blocks of 4096 whose noise is seeded by (seed, block), so \
         `--shard K/N` jobs are independent of how a job is split: the union of the N shards is \
         bit-for-bit the single run. Prints the number of field evaluations (NFE).",
     after_help = "Examples:\n  scoreflow sample runs/moons -n 10000\n  scoreflow sample runs/moons --sampler dopri5 --rtol 1e-5 --atol 1e-5 --out s.npy\n  \
         scoreflow sample runs/vp --sampler pc --steps 500\n  \
+        scoreflow sample runs/vp --sampler dpmpp-2m --steps 10        # few-step: 10 NFE\n  \
+        scoreflow sample --exact 8gaussians --sde vp --sampler unipc --steps 5   # no learning error\n  \
         scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices\n  \
         scoreflow sample runs/moons-to-8g --from moons_points.csv --steps 4   # carry given points"
 )]
 pub struct SampleArgs {
-    /// Run directory written by `scoreflow train`.
-    #[arg(value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    /// Run directory written by `scoreflow train` (or --exact NAME instead).
+    #[arg(value_name = "RUN_DIR", required_unless_present = "exact")]
+    pub run: Option<PathBuf>,
+    /// Sample the exact field of a built-in Gaussian mixture (8gaussians, 25gaussians, gmm_aniso) instead of a run: its exact perturbed score under --sde, so the samplers are measured without learning error.
+    #[arg(long, value_name = "NAME", conflicts_with = "run")]
+    pub exact: Option<String>,
+    /// Forward SDE of --exact [default: vp].
+    #[arg(long, value_enum, requires = "exact")]
+    pub sde: Option<SdeKind>,
     /// Number of samples (of the whole job when --shard is given).
     #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
     pub n: usize,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Sampler [default: euler for flow matching, em for DSM, ula for sm/ssm runs].
+    /// Sampler [default: euler for flow matching, em for DSM, edm-heun for EDM, ula for sm/ssm runs].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerName>,
     /// Options of the sampler (options that do not apply to it are refused).
     #[command(flatten)]
     pub options: SamplerOptions,
-    /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard].
+    /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard; with --exact NAME: exact-NAME-SDE.csv in the current directory].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also write every intermediate state to <out>.trajectories.csv (columns t, index, x1..xd).

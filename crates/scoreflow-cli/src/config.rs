@@ -51,7 +51,7 @@ pub struct TrainOpts {
     /// Probability path of flow matching: condot (straight, α = t, σ = 1 − t) or cosine (α = sin πt/2, σ = cos πt/2) [default: condot]
     #[arg(long, value_enum)]
     pub path: Option<PathKind>,
-    /// Forward SDE for --method dsm [default: vp]
+    /// Forward SDE for --method dsm (--method edm always runs on edm: σ 0.002 → 80) [default: vp]
     #[arg(long, value_enum)]
     pub sde: Option<SdeKind>,
     /// Network target for --method dsm [default: eps]
@@ -150,6 +150,15 @@ pub struct TrainOpts {
     /// Train flow matching only at the times {k/N : k = 0..N} (sample with --sampler euler --steps N); 0 = t uniform on [0, 1) [default: 0]
     #[arg(long, value_name = "N")]
     pub time_grid: Option<usize>,
+    /// EDM (--method edm) σ_data of the preconditioning [default: the per-coordinate standard deviation of the (normalised) data, √(tr Σ / d)]
+    #[arg(long, value_name = "X")]
+    pub sigma_data: Option<f64>,
+    /// EDM (--method edm) mean of ln σ in training [default: −1.2 + ln(σ_data/0.5), EDM's recipe carried to the data's scale]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub p_mean: Option<f64>,
+    /// EDM (--method edm) standard deviation of ln σ in training [default: 1.2]
+    #[arg(long, value_name = "X")]
+    pub p_std: Option<f64>,
     /// Run directory [default: runs/<data>-<method>-<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -198,6 +207,9 @@ impl TrainOpts {
                 sigma_max: self.sigma_max.or(file.sigma_max).or(d.sigma_max),
                 sinkhorn_epsilon: self.sinkhorn_epsilon.or(file.sinkhorn_epsilon).or(d.sinkhorn_epsilon),
                 sb_sigma: self.sb_sigma.or(file.sb_sigma).or(d.sb_sigma),
+                sigma_data: self.sigma_data.or(file.sigma_data).or(d.sigma_data),
+                p_mean: self.p_mean.or(file.p_mean).or(d.p_mean),
+                p_std: self.p_std.or(file.p_std).or(d.p_std),
             } };
         }
         let s = pick!(

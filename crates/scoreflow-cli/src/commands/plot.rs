@@ -61,7 +61,7 @@ pub struct PlotJob<'a> {
 fn trajectory_spec(run: &Model, steps: usize) -> Option<SamplerSpec> {
     let mut spec = match run.kind {
         ModelKind::Cfm { .. } => SamplerSpec::new(SamplerName::Euler),
-        ModelKind::Dsm { .. } => SamplerSpec {
+        ModelKind::Dsm { .. } | ModelKind::Edm { .. } => SamplerSpec {
             solver: Some(Method::Rk4),
             ..SamplerSpec::new(SamplerName::Ode)
         },
@@ -105,6 +105,7 @@ fn field_title(run: &Model, t: f64, model_t: f64) -> String {
     match &run.kind {
         ModelKind::Cfm { .. } => format!("velocity at t = {t}"),
         ModelKind::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
+        ModelKind::Edm { .. } => format!("score at σ = {model_t:.3} (t = {t})"),
         ModelKind::NoiseFree { .. } => "score (time-independent)".to_string(),
     }
 }

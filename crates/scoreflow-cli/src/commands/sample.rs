@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::{load_points, PointWriter, Points};
+use scoreflow::data::{load_points, Dataset, PointWriter, Points};
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
 use scoreflow::model::{Block, Model, Plan};
 use scoreflow::solve::SamplerSpec;
@@ -77,7 +77,19 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let model = Model::load(&args.run)?;
+    let (model, exact_out) = match (&args.run, &args.exact) {
+        (Some(run), None) => (Model::load(run)?, None),
+        (None, Some(name)) => {
+            let dataset: Dataset = name.parse()?;
+            let sde = args.sde.unwrap_or_default();
+            let model = Model::exact_score(dataset, sde)?;
+            (
+                model,
+                Some(format!("exact-{}-{}", dataset.name(), sde.name())),
+            )
+        }
+        _ => bail!("give a run directory or --exact NAME (not both)"),
+    };
     let spec = sampler_spec(&args, &model)?;
     let from = match &args.from {
         Some(p) => Some(load_points(p, Some(model.dim()))?),
@@ -88,9 +100,10 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let dir = model.dir.clone().unwrap_or_default();
+    let stem = exact_out.unwrap_or_else(|| "samples".into());
     let out = args.out.clone().unwrap_or_else(|| match shard {
-        Some((k, n)) => dir.join(format!("samples-{k}-of-{n}.csv")),
-        None => dir.join("samples.csv"),
+        Some((k, n)) => dir.join(format!("{stem}-{k}-of-{n}.csv")),
+        None => dir.join(format!("{stem}.csv")),
     });
     check_output_path(&out)?;
     let plan = Plan::new(from.as_ref().map_or(args.n, Points::len), shard);

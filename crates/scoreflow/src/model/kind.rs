@@ -12,10 +12,14 @@ use crate::error::{Error, Result};
 use crate::field::VectorField;
 use crate::objective::cfm::FlowMatching;
 use crate::objective::dsm::{Dsm, DsmConfig};
+use crate::objective::edm::{Edm, EdmConfig};
 use crate::objective::sm::ScoreMatching;
 use crate::objective::Objective;
 use crate::path::{GaussianPath, PathKind};
-use crate::sde::{Sde, SdeConfig};
+use crate::sde::{EdmSde, Sde, SdeConfig};
+
+#[cfg(doc)]
+use crate::objective::edm::Preconditioned;
 
 /// The training methods by name (`--method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -33,6 +37,9 @@ pub enum TrainMethod {
     Sm,
     /// Sliced score matching on the clean data.
     Ssm,
+    /// EDM (Karras et al. 2022): the preconditioned denoiser, log-normal σ, EDM's loss weight;
+    /// samples with edm-heun and every score sampler under EDM's SDE (σ 0.002 → 80).
+    Edm,
 }
 
 impl TrainMethod {
@@ -43,12 +50,13 @@ impl TrainMethod {
             TrainMethod::Dsm => "dsm",
             TrainMethod::Sm => "sm",
             TrainMethod::Ssm => "ssm",
+            TrainMethod::Edm => "edm",
         }
     }
 
     /// True for objectives that are weighted regressions (the fused engine trains them).
     pub fn is_regression(self) -> bool {
-        matches!(self, TrainMethod::Cfm | TrainMethod::Dsm)
+        matches!(self, TrainMethod::Cfm | TrainMethod::Dsm | TrainMethod::Edm)
     }
 }
 
@@ -82,6 +90,15 @@ pub enum ModelKind {
         /// The objective (its `method` tag says sm or ssm).
         objective: ScoreMatching,
     },
+    /// An EDM network F (Karras et al. 2022): the denoiser D(x; σ) = c_skip x + c_out F(c_in x,
+    /// ¼ ln σ) ([`Preconditioned`]), under EDM's SDE x_σ = y + σn (time τ = σ), whose score is
+    /// s = (D − x)/σ².
+    Edm {
+        /// The forward SDE: always [`SdeConfig::Edm`].
+        sde: SdeConfig,
+        /// σ_d, P_mean, P_std.
+        edm: EdmConfig,
+    },
 }
 
 impl ModelKind {
@@ -90,6 +107,7 @@ impl ModelKind {
         match self {
             ModelKind::Cfm { .. } => TrainMethod::Cfm,
             ModelKind::Dsm { .. } => TrainMethod::Dsm,
+            ModelKind::Edm { .. } => TrainMethod::Edm,
             ModelKind::NoiseFree {
                 objective: ScoreMatching::Hyvarinen(_),
             } => TrainMethod::Sm,
@@ -105,6 +123,7 @@ impl ModelKind {
             ModelKind::Cfm { path, .. } => Box::new(FlowMatching::new(GaussianPath::new(*path))),
             ModelKind::Dsm { sde, dsm } => Box::new(Dsm::new(sde.build()?, dsm.clone())?),
             ModelKind::NoiseFree { objective } => Box::new(*objective),
+            ModelKind::Edm { edm, .. } => Box::new(Edm::new(*edm)?),
         })
     }
 
@@ -116,10 +135,10 @@ impl ModelKind {
         }
     }
 
-    /// The forward SDE of a score model.
+    /// The forward SDE of a score model (DSM, EDM).
     pub fn sde(&self) -> Result<Option<Arc<dyn Sde>>> {
         match self {
-            ModelKind::Dsm { sde, .. } => Ok(Some(sde.build()?)),
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => Ok(Some(sde.build()?)),
             _ => Ok(None),
         }
     }
@@ -148,7 +167,7 @@ impl ModelKind {
     pub fn model_time(&self, t: f64) -> Result<f64> {
         Ok(match self {
             ModelKind::Cfm { .. } => t,
-            ModelKind::Dsm { sde, .. } => {
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
                 let sde = sde.build()?;
                 (sde.t_max() * (1.0 - t)).clamp(sde.sampling_eps(), sde.t_max())
             }
@@ -157,11 +176,15 @@ impl ModelKind {
     }
 
     /// The field a sampler follows, from the network's field `net` (model units, model time):
-    /// the velocity itself (flow matching, noise-free score models) or the score of a DSM
-    /// network s = a(τ)·x + c(τ)·net(x, c_noise(τ)) (its target and noise input).
+    /// the velocity itself (flow matching, noise-free score models), the score of a DSM
+    /// network s = a(τ)·x + c(τ)·net(x, c_noise(τ)) (its target and noise input), or the score
+    /// s = (D − x)/σ² of an EDM network's preconditioned denoiser D.
     pub fn field<'a>(&self, net: Box<dyn VectorField + 'a>) -> Result<Box<dyn VectorField + 'a>> {
         Ok(match self {
             ModelKind::Dsm { sde, dsm } => Box::new(dsm.score_field(net, sde.build()?)),
+            ModelKind::Edm { sde, edm } => {
+                Box::new(Edm::new(*edm)?.score_field(net, edm_sde(sde)?))
+            }
             _ => net,
         })
     }
@@ -171,6 +194,10 @@ impl ModelKind {
     pub fn validate(&self) -> Result<()> {
         match self {
             ModelKind::Dsm { sde, dsm } => Dsm::new(sde.build()?, dsm.clone()).map(|_| ()),
+            ModelKind::Edm { sde, edm } => {
+                edm_sde(sde)?;
+                edm.validate()
+            }
             _ => Ok(()),
         }
     }
@@ -190,6 +217,11 @@ impl std::fmt::Display for ModelKind {
             ModelKind::NoiseFree { .. } => {
                 write!(f, "noise-free score model ({})", self.method().name())
             }
+            ModelKind::Edm { edm, .. } => write!(
+                f,
+                "EDM score model (preconditioned, σ_data = {:.4})",
+                edm.sigma_data
+            ),
         }
     }
 }
@@ -199,4 +231,18 @@ fn sde_name(sde: &SdeConfig) -> String {
     sde.build()
         .map(|s| s.name().to_string())
         .unwrap_or_else(|e: Error| format!("invalid: {e}"))
+}
+
+/// The EDM SDE of an EDM model's configuration; any other SDE is an error.
+fn edm_sde(sde: &SdeConfig) -> Result<EdmSde> {
+    match sde {
+        SdeConfig::Edm {
+            sigma_min,
+            sigma_max,
+        } => EdmSde::new(*sigma_min, *sigma_max),
+        other => Err(Error::InvalidInput(format!(
+            "an EDM model lives on EDM's SDE (x_σ = y + σn), not on {}",
+            sde_name(other)
+        ))),
+    }
 }

@@ -18,6 +18,8 @@
 //! `meta.json`'s `objective` is the [`ModelKind`], its `normalization` the [`Normalizer`]),
 //! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
 
+#[cfg(test)]
+mod dispatch_tests;
 pub mod evaluate;
 pub mod import;
 pub mod kind;
@@ -177,6 +179,21 @@ impl Model {
         })
     }
 
+    /// The exact score model of a built-in Gaussian mixture under the forward SDE `sde` with
+    /// the training defaults' parameters ([`TrainSettings::model_kind`] of a DSM run on
+    /// `dataset`; VE's σ_max from 2,000 draws of a fixed stream): [`Model::exact`] of that kind,
+    /// for sampler studies without learning error.
+    pub fn exact_score(dataset: Dataset, sde: crate::sde::SdeKind) -> Result<Model> {
+        let settings = TrainSettings {
+            data: dataset.name().into(),
+            method: TrainMethod::Dsm,
+            sde,
+            ..TrainSettings::default()
+        };
+        let kind = settings.model_kind(|| dataset.sample(2000, &mut tensor::rng(0x4558_4354)))?; // "EXCT"
+        Model::exact(dataset, kind)
+    }
+
     /// True for an exact (closed-form) model.
     pub fn is_exact(&self) -> bool {
         matches!(self.source, Source::Exact(_))
@@ -329,11 +346,13 @@ impl Model {
     }
 
     /// The default sampler of the model's kind: Euler for flows, reverse-SDE Euler–Maruyama for
-    /// score models, Langevin for noise-free score models.
+    /// score models, Heun on the Karras σ grid for EDM models (Karras et al.'s own sampler),
+    /// Langevin for noise-free score models.
     pub fn default_sampler(&self) -> SamplerName {
         match self.kind {
             ModelKind::Cfm { .. } => SamplerName::Euler,
             ModelKind::Dsm { .. } => SamplerName::Em,
+            ModelKind::Edm { .. } => SamplerName::EdmHeun,
             ModelKind::NoiseFree { .. } => SamplerName::Ula,
         }
     }
@@ -345,9 +364,14 @@ impl Model {
             ModelKind::Cfm { .. } if !sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
                 "--sampler {name} is for score models; this run is a flow-matching model: use euler, midpoint, heun, rk4 or dopri5"
             ))),
-            ModelKind::Dsm { sde, .. } if sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
-                "this run is a score model ({} SDE); sample it with --sampler em, pc, ald or ode (--sampler ode --solver {name} integrates the probability-flow ODE)",
-                sde.build()?.name()
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } if sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
+                "this run is a score model ({} SDE); sample it with --sampler em, pc, ald, ode or a few-step sampler (ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, edm-heun){}",
+                sde.build()?.name(),
+                if sampler == SamplerName::Heun {
+                    "; Karras et al.'s Heun is edm-heun, and --sampler ode --solver heun integrates the probability-flow ODE".to_string()
+                } else {
+                    format!(" (--sampler ode --solver {name} integrates the probability-flow ODE)")
+                }
             ))),
             ModelKind::NoiseFree { .. } if sampler != SamplerName::Ula => Err(Error::InvalidInput(format!(
                 "this run is a noise-free score model ({}); sample it with --sampler ula (Langevin dynamics)",
@@ -409,7 +433,9 @@ impl Model {
         let z = GaussianMixture::from(&self.normalizer.apply_mixture(&spec)?);
         let data = &self.settings.data;
         let what = match &self.kind {
-            ModelKind::Dsm { .. } => format!("exact score of {data} perturbed by the SDE"),
+            ModelKind::Dsm { .. } | ModelKind::Edm { .. } => {
+                format!("exact score of {data} perturbed by the SDE")
+            }
             ModelKind::NoiseFree { .. } => format!("exact score of {data}"),
             ModelKind::Cfm { path, .. } => {
                 format!("exact velocity of {data} on the {} path", path.name())
@@ -471,7 +497,7 @@ impl Model {
                 to_data,
                 sink,
             ),
-            ModelKind::Dsm { sde, .. } => {
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
                 let sde = sde.build()?;
                 let prior = sde.prior_std();
                 if spec.sampler == SamplerName::Ode && spec.trajectories {
@@ -652,7 +678,7 @@ impl Model {
                 opts,
                 rng,
             )?,
-            ModelKind::Dsm { sde, .. } => {
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
                 let sde = sde.build()?;
                 let pf = ReverseDrift::probability_flow(sde.clone(), field.as_ref());
                 let prior = |x: &Tensor<2>| sde.prior_log_density(x);
@@ -679,7 +705,9 @@ impl Model {
 /// the perturbed score under the SDE, the path's marginal velocity, or the score itself.
 fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn VectorField>> {
     Ok(match kind {
-        ModelKind::Dsm { sde, .. } => Box::new(MixtureScore::new(mixture, sde.build()?)),
+        ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
+            Box::new(MixtureScore::new(mixture, sde.build()?))
+        }
         ModelKind::NoiseFree { .. } => Box::new(MixtureScore::fixed(mixture)),
         ModelKind::Cfm { path, .. } => {
             Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))

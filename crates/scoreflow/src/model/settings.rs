@@ -19,10 +19,11 @@ use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
 use crate::objective::cfm::{FlowMatching, TimeSampler};
 use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
+use crate::objective::edm::EdmConfig;
 use crate::objective::sm::ScoreMatching;
 use crate::objective::Objective;
 use crate::path::{GaussianPath, PathKind, Scheduler};
-use crate::sde::{BetaSchedule, SdeConfig, SdeKind, VeSde};
+use crate::sde::{BetaSchedule, EdmSde, SdeConfig, SdeKind, VeSde};
 use crate::tensor;
 use crate::train::{
     EmaConfig, EngineKind, OptimizerConfig, OptimizerKind, ScheduleKind, TrainConfig,
@@ -124,6 +125,15 @@ pub struct TrainSettings {
     /// Train flow matching on the Euler grid {k/N}: N ≥ 1 steps; 0 = t ~ U[0, 1).
     #[serde(default)]
     pub time_grid: usize,
+    /// EDM σ_data; `None` = the data's per-coordinate standard deviation √(tr Σ / d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_data: Option<f64>,
+    /// EDM P_mean (mean of ln σ in training); `None` = −1.2 + ln(σ_data/0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_mean: Option<f64>,
+    /// EDM P_std (standard deviation of ln σ in training); `None` = 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_std: Option<f64>,
 }
 
 impl Default for TrainSettings {
@@ -169,6 +179,9 @@ impl Default for TrainSettings {
             sb_sigma: None,
             cfm_sigma: 0.0,
             time_grid: 0,
+            sigma_data: None,
+            p_mean: None,
+            p_std: None,
         }
     }
 }
@@ -316,6 +329,28 @@ impl TrainSettings {
             }
         }
         self.flow_matching(PathKind::Condot)?;
+        let edm_keys = [
+            ("--sigma-data", self.sigma_data),
+            ("--p-mean", self.p_mean),
+            ("--p-std", self.p_std),
+        ];
+        for (flag, v) in edm_keys {
+            match v {
+                Some(_) if self.method != TrainMethod::Edm => {
+                    return Err(invalid(format!(
+                        "{flag} is a setting of --method edm, not of --method {}",
+                        self.method.name()
+                    )))
+                }
+                Some(x) if flag != "--p-mean" && !pos(x) => {
+                    return Err(invalid(format!("{flag} must be positive (got {x})")))
+                }
+                Some(x) if !x.is_finite() => {
+                    return Err(invalid(format!("{flag} must be finite (got {x})")))
+                }
+                _ => {}
+            }
+        }
         if self.engine == EngineKind::Fused && !self.method.is_regression() {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
@@ -504,7 +539,8 @@ impl TrainSettings {
         }
     }
 
-    /// The model description; `data` (normalised points) sets VE's σ_max when not given.
+    /// The model description; `data` (normalised points) sets VE's σ_max and EDM's σ_data when
+    /// not given ([`TrainSettings::edm_config`]).
     pub fn model_kind(&self, data: impl FnOnce() -> Points) -> Result<ModelKind> {
         Ok(match self.method {
             TrainMethod::Cfm => ModelKind::Cfm {
@@ -537,6 +573,7 @@ impl TrainSettings {
                             .unwrap_or_else(|| VeSde::sigma_max_for(&data())),
                         t_min,
                     },
+                    SdeKind::Edm => edm_sde(),
                 };
                 ModelKind::Dsm {
                     sde,
@@ -554,7 +591,25 @@ impl TrainSettings {
             TrainMethod::Sm | TrainMethod::Ssm => ModelKind::NoiseFree {
                 objective: ScoreMatching::from_name(self.method.name())?,
             },
+            TrainMethod::Edm => ModelKind::Edm {
+                sde: edm_sde(),
+                edm: self.edm_config(data),
+            },
         })
+    }
+
+    /// EDM's σ_data, P_mean, P_std: the settings where given, else σ_data = √(tr Σ / d) of
+    /// `data` (normalised points: the per-coordinate standard deviation, as Karras et al. set
+    /// σ_data = 0.5 for images in [−1, 1]) and EDM's recipe carried to it
+    /// ([`EdmConfig::for_data_std`]: P_mean = −1.2 + ln(σ_data/0.5), P_std = 1.2).
+    pub fn edm_config(&self, data: impl FnOnce() -> Points) -> EdmConfig {
+        let sigma_data = self.sigma_data.unwrap_or_else(|| data_std(&data()));
+        let base = EdmConfig::for_data_std(sigma_data);
+        EdmConfig {
+            p_mean: self.p_mean.unwrap_or(base.p_mean),
+            p_std: self.p_std.unwrap_or(base.p_std),
+            ..base
+        }
     }
 
     /// The library's training configuration: Adam/AdamW at the peak rate with the schedule,
@@ -579,6 +634,21 @@ impl TrainSettings {
             checkpoint_every: None,
         }
     }
+}
+
+/// EDM's SDE with its default range σ 0.002 → 80.
+fn edm_sde() -> SdeConfig {
+    SdeConfig::Edm {
+        sigma_min: EdmSde::DEFAULT_SIGMA_MIN,
+        sigma_max: EdmSde::DEFAULT_SIGMA_MAX,
+    }
+}
+
+/// √(tr Σ / d): the root-mean-square per-coordinate standard deviation of `x`.
+fn data_std(x: &Points) -> f64 {
+    let d = x.dim();
+    let trace: f64 = crate::metrics::covariance(x).iter().step_by(d + 1).sum();
+    (trace / d as f64).sqrt()
 }
 
 /// Loads points from a .csv/.npy file, or explains what `name` could have been (the built-in

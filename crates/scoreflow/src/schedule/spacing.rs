@@ -36,11 +36,14 @@ use crate::error::{Error, Result};
 /// How the evaluated noise levels are spaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Spacing {
     /// Uniform in the schedule's time t.
+    #[cfg_attr(feature = "clap", value(alias = "uniform"))]
     Time,
     /// Uniform in λ = ln(α/σ).
     #[serde(rename = "logsnr")]
+    #[cfg_attr(feature = "clap", value(name = "logsnr"))]
     LogSnr,
     /// Karras et al.'s ρ-spacing of σ̃ = σ/α (ρ from [`Grid::rho`]).
     Karras,
@@ -108,6 +111,7 @@ impl FromStr for Spacing {
 /// Where the last step lands (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum FinalStep {
     /// The last step lands on the clean data σ = 0 (no extra NFE).
     #[default]

@@ -293,6 +293,8 @@ pub enum SdeKind {
     Subvp,
     /// Variance exploding, geometric σ from σ_min to σ_max (NCSN's continuous limit).
     Ve,
+    /// Karras et al.'s x_σ = y + σn with time τ = σ from 0.002 to 80 ([`EdmSde`]).
+    Edm,
 }
 
 impl SdeKind {
@@ -303,6 +305,7 @@ impl SdeKind {
             SdeKind::VpCosine => "vp-cosine",
             SdeKind::Subvp => "subvp",
             SdeKind::Ve => "ve",
+            SdeKind::Edm => "edm",
         }
     }
 }

@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::diffusion::{Churn, DiffusionSamplerConfig, DiffusionSamplerKind};
 use super::langevin::{AnnealedLangevin, LangevinCorrector, Ula};
 use super::ode::{Method, OdeOptions};
 use super::sampler::{check_t_end, Denoise, Sampler};
 use super::sde::{Predictor, PredictorCorrector, ProbabilityFlowSampler};
 use crate::error::{Error, Result};
+use crate::schedule::{FinalStep, Spacing};
 use crate::sde::Sde;
 
 /// Every sampler, by the name `--sampler` takes.
@@ -44,11 +46,39 @@ pub enum SamplerName {
     Ode,
     /// Score models: unadjusted Langevin dynamics at one noise level.
     Ula,
+    /// Score models: DDIM (Song et al. 2021), η = --eta (0: deterministic, order 1).
+    Ddim,
+    /// Score models: multistep DPM-Solver, noise prediction, order --order 1–3 (Lu et al. 2022a).
+    #[serde(rename = "dpm-solver")]
+    #[cfg_attr(feature = "clap", value(name = "dpm-solver", alias = "dpm_solver"))]
+    DpmSolver,
+    /// Score models: multistep DPM-Solver++(2M), data prediction (Lu et al. 2022b; k-diffusion's dpmpp_2m).
+    #[serde(rename = "dpmpp-2m")]
+    #[cfg_attr(feature = "clap", value(name = "dpmpp-2m", alias = "dpmpp_2m"))]
+    Dpmpp2m,
+    /// Score models: multistep DPM-Solver++(3M).
+    #[serde(rename = "dpmpp-3m")]
+    #[cfg_attr(feature = "clap", value(name = "dpmpp-3m", alias = "dpmpp_3m"))]
+    Dpmpp3m,
+    /// Score models: singlestep DPM-Solver++(2S), ancestral with --eta > 0.
+    #[serde(rename = "dpmpp-2s")]
+    #[cfg_attr(feature = "clap", value(name = "dpmpp-2s", alias = "dpmpp_2s"))]
+    Dpmpp2s,
+    /// Score models: UniPC predictor–corrector (Zhao et al. 2023), bh2, order --order + 1.
+    Unipc,
+    /// Score models: Euler on the Karras σ grid (Karras et al. 2022), --churn.
+    #[serde(rename = "edm-euler")]
+    #[cfg_attr(feature = "clap", value(name = "edm-euler", alias = "edm_euler"))]
+    EdmEuler,
+    /// Score models: Heun on the Karras σ grid (Karras et al. 2022, Alg. 2), --churn.
+    #[serde(rename = "edm-heun")]
+    #[cfg_attr(feature = "clap", value(name = "edm-heun", alias = "edm_heun"))]
+    EdmHeun,
 }
 
 impl SamplerName {
     /// Every sampler.
-    pub const ALL: [SamplerName; 10] = [
+    pub const ALL: [SamplerName; 18] = [
         SamplerName::Euler,
         SamplerName::Midpoint,
         SamplerName::Heun,
@@ -59,6 +89,14 @@ impl SamplerName {
         SamplerName::Ald,
         SamplerName::Ode,
         SamplerName::Ula,
+        SamplerName::Ddim,
+        SamplerName::DpmSolver,
+        SamplerName::Dpmpp2m,
+        SamplerName::Dpmpp3m,
+        SamplerName::Dpmpp2s,
+        SamplerName::Unipc,
+        SamplerName::EdmEuler,
+        SamplerName::EdmHeun,
     ];
 
     /// The lower-case name.
@@ -74,7 +112,36 @@ impl SamplerName {
             SamplerName::Ald => "ald",
             SamplerName::Ode => "ode",
             SamplerName::Ula => "ula",
+            SamplerName::Ddim => "ddim",
+            SamplerName::DpmSolver => "dpm-solver",
+            SamplerName::Dpmpp2m => "dpmpp-2m",
+            SamplerName::Dpmpp3m => "dpmpp-3m",
+            SamplerName::Dpmpp2s => "dpmpp-2s",
+            SamplerName::Unipc => "unipc",
+            SamplerName::EdmEuler => "edm-euler",
+            SamplerName::EdmHeun => "edm-heun",
         }
+    }
+
+    /// The few-step diffusion sampler of this name ([`crate::solve::diffusion`]), if it is one.
+    pub fn diffusion_kind(self) -> Option<DiffusionSamplerKind> {
+        use DiffusionSamplerKind as K;
+        Some(match self {
+            SamplerName::Ddim => K::Ddim,
+            SamplerName::DpmSolver => K::DpmSolver,
+            SamplerName::Dpmpp2m => K::Dpmpp2m,
+            SamplerName::Dpmpp3m => K::Dpmpp3m,
+            SamplerName::Dpmpp2s => K::Dpmpp2s,
+            SamplerName::Unipc => K::UniPc,
+            SamplerName::EdmEuler => K::EdmEuler,
+            SamplerName::EdmHeun => K::EdmHeun,
+            _ => return None,
+        })
+    }
+
+    /// True for the few-step diffusion samplers (ddim … edm-heun).
+    pub fn is_few_step(self) -> bool {
+        self.diffusion_kind().is_some()
     }
 
     /// The ODE method of the solvers that follow a field directly (euler … dopri5).
@@ -94,7 +161,8 @@ impl SamplerName {
         self.ode_method().is_some()
     }
 
-    /// True for samplers that draw fresh noise (the rest are deterministic maps of the start).
+    /// True for samplers that always draw fresh noise (the rest are deterministic maps of the
+    /// start; ddim / dpmpp-2s with η > 0 and edm-euler / edm-heun with churn draw noise too).
     pub fn is_stochastic(self) -> bool {
         matches!(
             self,
@@ -102,7 +170,8 @@ impl SamplerName {
         )
     }
 
-    /// True for the samplers of a score under a forward SDE (em, pc, ald, ode, ula).
+    /// True for the samplers of a score under a forward SDE (em, pc, ald, ode, ula and the
+    /// few-step samplers).
     pub fn is_sde_sampler(self) -> bool {
         !self.is_ode_solver()
     }
@@ -117,7 +186,7 @@ impl std::fmt::Display for SamplerName {
 impl FromStr for SamplerName {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let lower = s.to_ascii_lowercase();
+        let lower = s.to_ascii_lowercase().replace('_', "-");
         SamplerName::ALL
             .into_iter()
             .find(|k| k.name() == lower)
@@ -145,6 +214,9 @@ pub const ALD_STEP_RATIO: f64 = 0.05;
 /// diffusion over the default 1000 steps, enough to mix on standardised data, with a
 /// stationary-variance bias of ≈ ε/(2σ²) ≈ 0.5 % for unit-variance modes.
 pub const ULA_STEP: f64 = 0.01;
+/// Default steps of the few-step samplers (ddim … edm-heun): 20, the middle of the 10–25 NFE
+/// diffusers and k-diffusion users run (edm-heun spends 2N − 1 = 39 evaluations).
+pub const FEW_STEPS: usize = 20;
 /// Default dopri5 tolerances (rtol = atol), as `reference_fm.py` / `reference_dsm.py`.
 pub const TOLERANCE: f64 = 1e-5;
 
@@ -229,6 +301,21 @@ pub struct SamplerSpec {
     /// Keep intermediate states (deterministic samplers only).
     #[serde(default)]
     pub trajectories: bool,
+    /// Few-step samplers: time-step spacing (default [`DiffusionSamplerKind::default_spacing`]).
+    #[serde(default)]
+    pub spacing: Option<Spacing>,
+    /// Few-step samplers: where the last step lands (default [`FinalStep::Zero`]: σ = 0).
+    #[serde(default)]
+    pub final_step: Option<FinalStep>,
+    /// dpm-solver, unipc: the order 1–3 (default 2).
+    #[serde(default)]
+    pub order: Option<usize>,
+    /// ddim, dpmpp-2s: the stochasticity η ≥ 0 (default 0).
+    #[serde(default)]
+    pub eta: Option<f64>,
+    /// edm-euler, edm-heun: S_churn ≥ 0 (default 0, deterministic).
+    #[serde(default)]
+    pub churn: Option<f64>,
 }
 
 fn refuse(msg: String) -> Error {
@@ -252,6 +339,11 @@ impl SamplerSpec {
             levels: None,
             t_end: None,
             trajectories: false,
+            spacing: None,
+            final_step: None,
+            order: None,
+            eta: None,
+            churn: None,
         }
     }
 
@@ -330,7 +422,80 @@ impl SamplerSpec {
                 "--trajectories needs a deterministic ODE sampler (not {name})"
             )));
         }
+        self.validate_few_step()
+    }
+
+    /// The few-step samplers' options: each refused where it does not apply, values checked.
+    fn validate_few_step(&self) -> Result<()> {
+        let s = self.sampler;
+        let name = s.name();
+        let kind = s.diffusion_kind();
+        if kind.is_none() && (self.spacing.is_some() || self.final_step.is_some()) {
+            return Err(refuse(format!(
+                "--spacing and --final-step are options of the few-step samplers (ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, edm-heun), not of {name}"
+            )));
+        }
+        if self.order.is_some() && !matches!(s, SamplerName::DpmSolver | SamplerName::Unipc) {
+            return Err(refuse(format!(
+                "--order is an option of dpm-solver and unipc, not of {name}{}",
+                match s {
+                    SamplerName::Dpmpp2m | SamplerName::Dpmpp3m =>
+                        " (its order is in its name; dpmpp-2m is 2, dpmpp-3m 3)",
+                    _ => "",
+                }
+            )));
+        }
+        if let Some(k) = self.order {
+            if !(1..=3).contains(&k) {
+                return Err(refuse(format!("--order must be 1, 2 or 3 (got {k})")));
+            }
+        }
+        if self.eta.is_some() && !matches!(s, SamplerName::Ddim | SamplerName::Dpmpp2s) {
+            return Err(refuse(format!(
+                "--eta is the stochasticity of ddim and dpmpp-2s, not of {name}"
+            )));
+        }
+        if let Some(e) = self.eta {
+            if !(e >= 0.0 && e.is_finite()) {
+                return Err(refuse(format!("--eta must be >= 0 (got {e})")));
+            }
+        }
+        if self.churn.is_some() && !matches!(s, SamplerName::EdmEuler | SamplerName::EdmHeun) {
+            return Err(refuse(format!(
+                "--churn is the stochasticity of edm-euler and edm-heun, not of {name}"
+            )));
+        }
+        if let Some(c) = self.churn {
+            if !(c >= 0.0 && c.is_finite()) {
+                return Err(refuse(format!("--churn must be >= 0 (got {c})")));
+            }
+        }
+        if kind.is_some() && self.trajectories {
+            return Err(refuse(format!(
+                "--trajectories records ODE solvers and --sampler ode; {name} keeps no intermediate states"
+            )));
+        }
         Ok(())
+    }
+
+    /// The few-step sampler's configuration ([`DiffusionSamplerConfig`]) with the spec's options
+    /// over its defaults ([`FEW_STEPS`] steps, [`DiffusionSamplerConfig::new`]); `None` for the
+    /// other samplers.
+    pub fn diffusion_config(&self) -> Option<DiffusionSamplerConfig> {
+        let kind = self.sampler.diffusion_kind()?;
+        let base = DiffusionSamplerConfig::new(kind, self.steps.unwrap_or(FEW_STEPS));
+        Some(DiffusionSamplerConfig {
+            spacing: self.spacing,
+            final_step: self.final_step.unwrap_or(base.final_step),
+            t_end: self.t_end,
+            eta: self.eta.unwrap_or(base.eta),
+            order: self.order,
+            churn: Churn {
+                s_churn: self.churn.unwrap_or(base.churn.s_churn),
+                ..base.churn
+            },
+            ..base
+        })
     }
 
     /// [`OdeOptions`] of an ODE spec ([`ode_options`] with the spec's steps and tolerances, and
@@ -343,8 +508,9 @@ impl SamplerSpec {
         })
     }
 
-    /// The spec as a sampler of the score of `sde`: em, pc, ald, ode (the probability-flow ODE)
-    /// or ula (at the SDE's sampling ε, step in the units of the data the score is of).
+    /// The spec as a sampler of the score of `sde`: em, pc, ald, ode (the probability-flow ODE),
+    /// ula (at the SDE's sampling ε, step in the units of the data the score is of) or a
+    /// few-step sampler on the SDE's noise schedule ([`SamplerSpec::diffusion_config`]).
     /// Validates first; an ODE solver name is an error here (it follows a field directly).
     pub fn build(&self, sde: Arc<dyn Sde>) -> Result<Box<dyn Sampler>> {
         self.validate()?;
@@ -403,9 +569,13 @@ impl SamplerSpec {
                 steps: self.steps.unwrap_or(SDE_STEPS),
                 tau: t_end,
             }),
+            s if s.is_few_step() => self
+                .diffusion_config()
+                .expect("a few-step sampler")
+                .build_for_sde(sde)?,
             s => {
                 return Err(refuse(format!(
-                    "--sampler {s} follows a field directly; it is not a sampler of an SDE's score (use em, pc, ald, ode or ula, or --sampler ode --solver {s})"
+                    "--sampler {s} follows a field directly; it is not a sampler of an SDE's score (use em, pc, ald, ode, ula or a few-step sampler such as dpmpp-2m, or --sampler ode --solver {s})"
                 )))
             }
         })
@@ -468,6 +638,140 @@ mod tests {
             ..SamplerSpec::new(SamplerName::Pc)
         };
         assert_eq!(rd.build(sde).unwrap().name(), "ancestral");
+    }
+
+    /// Every few-step name parses (also with k-diffusion's underscores), round-trips through
+    /// serde, builds on VP and EDM's SDE into the sampler of its name, and takes its defaults
+    /// from one place ([`FEW_STEPS`], [`DiffusionSamplerConfig::new`]); the spec's options reach
+    /// the configuration; options of other samplers are refused with the flag named.
+    #[test]
+    fn few_step_specs_build_and_refuse_foreign_options() {
+        let sdes: [Arc<dyn Sde>; 2] = [
+            Arc::new(VpSde::default()),
+            Arc::new(crate::sde::EdmSde::default()),
+        ];
+        for name in SamplerName::ALL.into_iter().filter(|s| s.is_few_step()) {
+            assert_eq!(name.name().parse::<SamplerName>().unwrap(), name);
+            let under = name.name().replace('-', "_");
+            assert_eq!(under.parse::<SamplerName>().unwrap(), name);
+            let spec = SamplerSpec::new(name);
+            let json = serde_json::to_string(&spec).unwrap();
+            assert!(json.contains(&format!("\"{}\"", name.name())), "{json}");
+            assert_eq!(serde_json::from_str::<SamplerSpec>(&json).unwrap(), spec);
+            for sde in &sdes {
+                assert_eq!(spec.build(sde.clone()).unwrap().name(), name.name());
+            }
+            let c = spec.diffusion_config().unwrap();
+            assert_eq!(c.steps, FEW_STEPS);
+            let kind = name.diffusion_kind().unwrap();
+            assert_eq!(c, DiffusionSamplerConfig::new(kind, FEW_STEPS));
+            assert_eq!(kind.name(), name.name());
+        }
+        let c = SamplerSpec {
+            steps: Some(7),
+            eta: Some(0.5),
+            spacing: Some(Spacing::Karras),
+            final_step: Some(FinalStep::Tweedie),
+            ..SamplerSpec::new(SamplerName::Ddim)
+        }
+        .diffusion_config()
+        .unwrap();
+        assert_eq!(
+            (c.steps, c.eta, c.spacing, c.final_step),
+            (7, 0.5, Some(Spacing::Karras), FinalStep::Tweedie)
+        );
+        let c = SamplerSpec {
+            churn: Some(10.0),
+            ..SamplerSpec::new(SamplerName::EdmHeun)
+        };
+        assert_eq!(c.diffusion_config().unwrap().churn.s_churn, 10.0);
+        assert!(c.build(sdes[1].clone()).is_ok());
+        assert!(SamplerSpec::new(SamplerName::Em)
+            .diffusion_config()
+            .is_none());
+        let cases: Vec<(SamplerSpec, &str)> = vec![
+            (
+                SamplerSpec {
+                    order: Some(3),
+                    ..SamplerSpec::new(SamplerName::Dpmpp2m)
+                },
+                "--order is an option of dpm-solver and unipc",
+            ),
+            (
+                SamplerSpec {
+                    order: Some(0),
+                    ..SamplerSpec::new(SamplerName::DpmSolver)
+                },
+                "--order must be 1, 2 or 3",
+            ),
+            (
+                SamplerSpec {
+                    eta: Some(1.0),
+                    ..SamplerSpec::new(SamplerName::Unipc)
+                },
+                "--eta is the stochasticity of ddim and dpmpp-2s",
+            ),
+            (
+                SamplerSpec {
+                    churn: Some(1.0),
+                    ..SamplerSpec::new(SamplerName::Ddim)
+                },
+                "--churn is the stochasticity of edm-euler and edm-heun",
+            ),
+            (
+                SamplerSpec {
+                    churn: Some(-1.0),
+                    ..SamplerSpec::new(SamplerName::EdmEuler)
+                },
+                "--churn must be >= 0",
+            ),
+            (
+                SamplerSpec {
+                    spacing: Some(Spacing::Karras),
+                    ..SamplerSpec::new(SamplerName::Ode)
+                },
+                "--spacing and --final-step are options of the few-step samplers",
+            ),
+            (
+                SamplerSpec {
+                    snr: Some(0.1),
+                    ..SamplerSpec::new(SamplerName::Unipc)
+                },
+                "options of --sampler pc",
+            ),
+            (
+                SamplerSpec {
+                    rtol: Some(1e-3),
+                    ..SamplerSpec::new(SamplerName::Dpmpp2m)
+                },
+                "takes fixed --steps",
+            ),
+            (
+                SamplerSpec {
+                    denoise: Some(Denoise::Tweedie),
+                    ..SamplerSpec::new(SamplerName::Dpmpp3m)
+                },
+                "--denoise",
+            ),
+            (
+                SamplerSpec {
+                    trajectories: true,
+                    ..SamplerSpec::new(SamplerName::Ddim)
+                },
+                "keeps no intermediate states",
+            ),
+        ];
+        for (spec, needle) in cases {
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{spec:?}: {e}");
+            assert!(spec.build(sdes[0].clone()).is_err());
+        }
+        // A discrete spacing on a continuous SDE is refused when the sampler is built.
+        let leading = SamplerSpec {
+            spacing: Some(Spacing::Leading),
+            ..SamplerSpec::new(SamplerName::Ddim)
+        };
+        assert!(leading.build(sdes[0].clone()).is_err());
     }
 
     /// Options that do not apply are refused with the flag named, never silently ignored (the
