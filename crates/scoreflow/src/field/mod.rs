@@ -57,6 +57,22 @@ pub trait VectorField {
         vjp_by_jvp(x, w, |u| self.jvp(x, t, u))
     }
 
+    /// (v(x, t), Jᵀ·w(v)): the input gradient of ⟨w, v⟩ for a cotangent that depends on the
+    /// output itself (DPS's w = Aᵀ(y − A x̂₀(v)), a classifier's w = e_c − softmax(v)).
+    ///
+    /// Default: v = eval, then [`VectorField::vjp`] (two forward passes); networks override it
+    /// with one forward pass that keeps its activations and one backward pass.
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let v = self.eval(x, t);
+        let (_, g) = self.vjp(x, t, &w(&v));
+        (v, g)
+    }
+
     /// (v(x, t), J) with J\[b, i, j\] = ∂vᵢ/∂xⱼ of shape `(batch, d, d)`, by d products J·eⱼ.
     fn jacobian(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<3>) {
         let [n, d] = x.dims();
@@ -163,6 +179,14 @@ macro_rules! forward_field {
             }
             fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
                 (**self).vjp(x, t, w)
+            }
+            fn vjp_with(
+                &self,
+                x: &Tensor<2>,
+                t: &Tensor<1>,
+                w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+            ) -> (Tensor<2>, Tensor<2>) {
+                (**self).vjp_with(x, t, w)
             }
         }
     )*};
