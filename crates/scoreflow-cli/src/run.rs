@@ -177,11 +177,9 @@ pub fn mlp_config(s: &TrainSettings, dim: usize) -> MlpConfig {
         }
     };
     MlpConfig {
-        dim,
-        width: s.width,
-        depth: s.depth,
         activation,
         time,
+        ..MlpConfig::new(dim, s.width, s.depth)
     }
 }
 
