@@ -1,6 +1,7 @@
 //! Data: host-side point sets ([`Points`]), built-in 2-D densities ([`Dataset`], with exact
 //! [`MixtureSpec`]s where they are mixtures), CSV / NPY files ([`io`]), per-dimension
-//! standardisation ([`Normalizer`]) and training data sources ([`DataSource`]).
+//! standardisation ([`Normalizer`]) and training data sources ([`DataSource`]), with class
+//! labels where the data have them (built-in classes, a CSV label column: [`Labels`]).
 
 pub mod io;
 pub mod mixture;
@@ -8,7 +9,9 @@ pub mod normalize;
 pub mod source;
 pub mod toy;
 
-pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points};
+pub use io::{
+    load_csv, load_csv_labelled, load_npy, load_points, write_csv, write_npy, write_points, Labels,
+};
 pub use mixture::{MixtureParams, MixtureSpec};
 pub use normalize::Normalizer;
 pub use source::{split, DataSource};
