@@ -23,27 +23,41 @@ impl SourceSampler for StandardNormal {
 }
 
 /// Conditional flow matching on a Gaussian path with a source sampler.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FlowMatching<S, Q = StandardNormal> {
     /// The probability path.
     pub path: GaussianPath<S>,
     /// The source distribution.
     pub source: Q,
+    /// Label dropout p of class-conditional training (see [`super`]); used only with labels.
+    pub label_dropout: f64,
 }
 
 impl<S: Scheduler> FlowMatching<S, StandardNormal> {
-    /// CFM on `path` from N(0, I).
+    /// CFM on `path` from N(0, I), label dropout 0.1.
     pub fn new(path: GaussianPath<S>) -> Self {
         Self {
             path,
             source: StandardNormal,
+            label_dropout: super::DEFAULT_LABEL_DROPOUT,
         }
+    }
+}
+
+impl<S, Q> FlowMatching<S, Q> {
+    /// The same objective with label dropout p ∈ [0, 1].
+    pub fn with_label_dropout(mut self, p: f64) -> crate::error::Result<Self> {
+        self.label_dropout = super::check_label_dropout(p)?;
+        Ok(self)
     }
 }
 
 impl<S: Scheduler, Q: SourceSampler> Objective for FlowMatching<S, Q> {
     fn name(&self) -> &'static str {
         "cfm"
+    }
+    fn label_dropout(&self) -> f64 {
+        self.label_dropout
     }
     /// Draw order (fixed, for reproducibility): x₀ then t.
     fn regression(&self, data: &Tensor<2>, rng: &mut Rng) -> Option<RegressionBatch> {

@@ -185,12 +185,14 @@ pub trait StepEngine: Send {
     fn config(&self) -> &MlpConfig;
     /// The training dtype.
     fn dtype(&self) -> DType;
-    /// One step on the minibatch `batch` of data points at learning rate `lr`: loss
-    /// (via [`Objective::loss`], noise from `rng`), gradient, clipping, optimiser, EMA.
+    /// One step on the minibatch `batch` of data points (with their class labels for a
+    /// conditional network or a classifier) at learning rate `lr`: loss (via
+    /// [`Objective::labelled_loss`], noise from `rng`), gradient, clipping, optimiser, EMA.
     fn step(
         &mut self,
         objective: &dyn Objective,
         batch: &Points,
+        labels: Option<&[usize]>,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats>;
@@ -394,6 +396,7 @@ impl StepEngine for BurnEngine {
         &mut self,
         objective: &dyn Objective,
         batch: &Points,
+        labels: Option<&[usize]>,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
@@ -408,7 +411,7 @@ impl StepEngine for BurnEngine {
             return Err(Error::InvalidInput("empty minibatch".into()));
         }
         let x = batch.to_tensor(&self.device, self.dtype);
-        let loss_t = objective.loss(&self.model, &x, rng);
+        let loss_t = objective.labelled_loss(&self.model, &x, labels, rng);
         let loss = to_vec(&loss_t).first().copied().unwrap_or(f64::NAN);
         if !loss.is_finite() {
             return Ok(StepStats {
@@ -681,6 +684,7 @@ mod tests {
                     .step(
                         &Fixed,
                         &Points::new(xs.clone(), 1).unwrap(),
+                        None,
                         &mut rng(1),
                         lr,
                     )
@@ -781,6 +785,7 @@ mod tests {
                 e.step(
                     &Fixed,
                     &Points::new(vec![0.3, -0.2], 1).unwrap(),
+                    None,
                     &mut rng(1),
                     0.05,
                 )
@@ -822,7 +827,7 @@ mod tests {
         };
         let mut e = BurnEngine::new(&init, &opt, None).unwrap();
         let pts = Points::new(vec![0.3, -0.2, 1.0, 2.0, -1.5, 0.7], 2).unwrap();
-        let s = e.step(&Fixed, &pts, &mut rng(1), 1e-3).unwrap();
+        let s = e.step(&Fixed, &pts, None, &mut rng(1), 1e-3).unwrap();
         assert!(
             s.grad_norm > 100.0 * clip,
             "test needs ‖g‖ ≫ c (got {})",
@@ -844,7 +849,7 @@ mod tests {
         );
         // Without clipping the same quantity is the raw norm.
         let mut e2 = BurnEngine::new(&init, &OptimizerConfig::adam(1e-3), None).unwrap();
-        let s2 = e2.step(&Fixed, &pts, &mut rng(1), 1e-3).unwrap();
+        let s2 = e2.step(&Fixed, &pts, None, &mut rng(1), 1e-3).unwrap();
         let raw: f64 = e2
             .state_dict()
             .tensors
@@ -866,15 +871,15 @@ mod tests {
         let mut a = BurnEngine::new(&init, &opt, Some(EmaConfig::new(0.9))).unwrap();
         let pts = Points::new(vec![0.3, -0.2, 1.0, 2.0], 2).unwrap();
         for _ in 0..3 {
-            a.step(&Fixed, &pts, &mut rng(1), 1e-2).unwrap();
+            a.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
         }
         let sd = a.state_dict();
         assert_eq!(sd.metadata["adam.step"], "3");
         let mut b =
             BurnEngine::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9))).unwrap();
         for _ in 0..2 {
-            let la = a.step(&Fixed, &pts, &mut rng(1), 1e-2).unwrap();
-            let lb = b.step(&Fixed, &pts, &mut rng(1), 1e-2).unwrap();
+            let la = a.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
+            let lb = b.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
             assert_eq!(la.loss.to_bits(), lb.loss.to_bits());
         }
         assert_eq!(a.state_dict(), b.state_dict());

@@ -81,6 +81,12 @@ fn read_flat(sd: &StateDict, prefix: &str, suffix: &str, config: &MlpConfig) -> 
 impl FusedEngine {
     /// An engine training `model` (rounded to f32) with the given optimiser and optional EMA.
     pub fn new(model: &Mlp, optimizer: &OptimizerConfig, ema: Option<EmaConfig>) -> Result<Self> {
+        if model.config.out_dim() != model.config.dim {
+            return Err(Error::InvalidInput(
+                "the fused engine trains fields (outputs = d); a classifier trains on the burn engine"
+                    .into(),
+            ));
+        }
         let trainer = FusedTrainer::new(FusedMlp::from_mlp(model), options(optimizer, ema)?)?;
         Ok(Self { trainer })
     }
@@ -126,6 +132,7 @@ impl StepEngine for FusedEngine {
         &mut self,
         objective: &dyn Objective,
         batch: &Points,
+        labels: Option<&[usize]>,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
@@ -137,7 +144,7 @@ impl StepEngine for FusedEngine {
             )));
         }
         let x = batch.to_tensor(&cpu(), DType::F32);
-        let rb = objective.regression(&x, rng).ok_or_else(|| {
+        let rb = objective.labelled_regression(&x, labels, rng).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "the fused engine needs a regression objective; '{}' is not one (use the burn engine)",
                 objective.name()
@@ -378,7 +385,7 @@ mod tests {
         let mut e = FusedEngine::new(&model, &OptimizerConfig::adam(1e-3), None).unwrap();
         let pts = Points::new(vec![0.0; 8], 2).unwrap();
         assert!(matches!(
-            e.step(&NotRegression, &pts, &mut rng(1), 1e-3),
+            e.step(&NotRegression, &pts, None, &mut rng(1), 1e-3),
             Err(Error::InvalidInput(m)) if m.contains("regression")
         ));
         let m64 = MlpConfig::new(2, 8, 1).init(&cpu(), DType::F64, &mut rng(0));

@@ -42,6 +42,12 @@ pub const NOISE_STREAM: u64 = 2;
 pub trait Minibatches {
     /// n points (rows) in the model's dimension.
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Points;
+
+    /// n points with a class label each, `None` for unlabelled data; the same draws as
+    /// [`Minibatches::batch`]. Default: unlabelled.
+    fn labelled_batch(&mut self, n: usize, rng: &mut Rng) -> (Points, Option<Vec<usize>>) {
+        (self.batch(n, rng), None)
+    }
 }
 
 impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
@@ -53,6 +59,9 @@ impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
 impl Minibatches for DataSource {
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
         DataSource::batch(self, n, rng)
+    }
+    fn labelled_batch(&mut self, n: usize, rng: &mut Rng) -> (Points, Option<Vec<usize>>) {
+        DataSource::batch_labelled(self, n, rng)
     }
 }
 
@@ -386,14 +395,47 @@ impl Trainer {
         let first = self.step;
         let total = self.config.steps;
         let mut last_loss = f64::NAN;
+        // Labels: a conditional network learns from them (K = its classes), a classifier
+        // predicts them (K = its outputs).
+        let net = self.engine.config().clone();
+        let label_classes = if net.classes > 0 {
+            Some(net.classes)
+        } else if objective.needs_labels() {
+            Some(net.out_dim())
+        } else {
+            None
+        };
         while self.step < total {
             let n = self.step;
             let lr = self.config.schedule.lr(self.config.optimizer.lr, n, total);
-            let batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            let (batch, labels) = match label_classes {
+                None => (data.batch(self.config.batch_size, &mut self.data_rng), None),
+                Some(k) => {
+                    let (b, l) = data.labelled_batch(self.config.batch_size, &mut self.data_rng);
+                    let l = l.ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "the {} objective on a network of {k} classes needs class labels, and the data carry none",
+                            objective.name()
+                        ))
+                    })?;
+                    if let Some(y) = l.iter().find(|&&y| y >= k) {
+                        return Err(Error::InvalidInput(format!(
+                            "data label {y} is out of range for the network's {k} classes"
+                        )));
+                    }
+                    (b, Some(l))
+                }
+            };
             // An engine may report divergence itself; the loop's step count is authoritative.
             let stats = self
                 .engine
-                .step(objective, &batch, &mut self.noise_rng, lr)
+                .step(
+                    objective,
+                    &batch,
+                    labels.as_deref(),
+                    &mut self.noise_rng,
+                    lr,
+                )
                 .map_err(|e| match e {
                     Error::Diverged { msg, .. } => Error::Diverged { step: n + 1, msg },
                     other => other,
