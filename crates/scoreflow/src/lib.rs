@@ -26,6 +26,7 @@ pub mod field;
 pub mod fsutil;
 pub mod fused;
 pub mod gaussian;
+pub mod guidance;
 pub mod likelihood;
 pub mod linalg;
 pub mod metrics;

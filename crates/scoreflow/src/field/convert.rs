@@ -202,6 +202,32 @@ impl<F: VectorField, K: PerturbationKernel> VectorField for ScoreField<F, K> {
         self.net.exact_jvp()
     }
 
+    /// Jᵀw = a(t)·w + J_netᵀ(c(t)·w): one backward pass of the network.
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (a, c) = self.coefs(t);
+        let (v, g) = self.net.vjp(x, &self.net_time(t), &(w.clone() * c.clone()));
+        (x.clone() * a.clone() + v * c, w.clone() * a + g)
+    }
+
+    /// (s, Jᵀw(s)) with one forward and one backward pass of the network: the cotangent the
+    /// network sees is c(t)·w(a x + c·out).
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let (a, c) = self.coefs(t);
+        let seen = std::cell::RefCell::new(None);
+        let (v, g) = self.net.vjp_with(x, &self.net_time(t), &|out| {
+            let ws = w(&(x.clone() * a.clone() + out.clone() * c.clone()));
+            *seen.borrow_mut() = Some(ws.clone());
+            ws * c.clone()
+        });
+        let ws = seen.into_inner().expect("vjp_with calls its cotangent");
+        (x.clone() * a.clone() + v * c, ws * a + g)
+    }
+
     /// ∇·s = d·a(t) + c(t)·∇·net.
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
