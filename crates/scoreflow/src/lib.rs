@@ -27,6 +27,7 @@ pub mod fsutil;
 pub mod fused;
 pub mod gaussian;
 pub mod guidance;
+pub mod inverse;
 pub mod likelihood;
 pub mod linalg;
 pub mod metrics;

@@ -177,7 +177,10 @@ pub fn symmetric_eigen(a: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
 /// # Panics
 /// If `rows.len()` is not a multiple of `d` (a programming error).
 pub fn orthonormal_rows(rows: &[f64], d: usize, rel_tol: f64) -> Vec<f64> {
-    assert!(d > 0 && rows.len() % d == 0, "orthonormal_rows: bad shape");
+    assert!(
+        d > 0 && rows.len().is_multiple_of(d),
+        "orthonormal_rows: bad shape"
+    );
     let mut basis: Vec<f64> = Vec::with_capacity(rows.len());
     for v in rows.chunks_exact(d) {
         let norm0 = dot(v, v).sqrt();

@@ -6,6 +6,7 @@
 
 pub mod analytic;
 pub mod convert;
+pub mod counted;
 pub mod divergence;
 pub mod mlp;
 pub mod network;

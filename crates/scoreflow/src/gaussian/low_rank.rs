@@ -67,7 +67,7 @@ struct Component {
 
 impl Component {
     fn new(mean: Vec<f64>, c: f64, b: Vec<f64>, basis: &[f64], d: usize) -> Result<Self> {
-        let r = if d == 0 { 0 } else { basis.len() / d };
+        let r = basis.len().checked_div(d).unwrap_or(0);
         if !(c.is_finite() && c >= 0.0) || b.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidInput(format!(
                 "low-rank Gaussian: variance {c} or its in-subspace covariance is not finite and non-negative"
@@ -193,7 +193,7 @@ impl LowRankMixture {
                 "low-rank mixture: means must share one dimension d >= 1".into(),
             ));
         }
-        if basis.len() % d != 0 {
+        if !basis.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "low-rank mixture: basis of {} values is not r rows of length {d}",
                 basis.len()
@@ -222,7 +222,7 @@ impl LowRankMixture {
             )));
         }
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(Error::InvalidInput("mixture weights sum to zero".into()));
         }
         let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
@@ -616,7 +616,7 @@ impl MixtureLaw for LowRankMixture {
         check_selection(components, self.comps.len())?;
         let w: Vec<f64> = components.iter().map(|&k| self.weights[k]).collect();
         let total: f64 = w.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(Error::InvalidInput(
                 "the selected components have zero weight".into(),
             ));
