@@ -175,6 +175,31 @@ impl<K: PerturbationKernel + Sync, M: MixtureLaw> VectorField for MixtureScore<K
         self.jvp(x, t, w)
     }
 
+    /// (s, H w(s)) sharing one evaluation of the mixture when every row has the same time (the
+    /// samplers' case); otherwise eval, then [`VectorField::vjp`].
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let [n, d] = x.dims();
+        let ts = to_vec(t);
+        let shared = ts.windows(2).all(|p| p[0] == p[1]);
+        let mix = match ts.first().map(|&t0| self.at(t0)) {
+            Some(Ok(m)) if shared => m,
+            _ => {
+                let s = self.eval(x, t);
+                let (_, g) = self.vjp(x, t, &w(&s));
+                return (s, g);
+            }
+        };
+        let (s, hw) = mix.score_hvp_with(&to_vec(x), &mut |s| {
+            to_vec(&w(&matrix_like(s.to_vec(), n, d, x)))
+        });
+        (matrix_like(s, n, d, x), matrix_like(hw, n, d, x))
+    }
+
     /// (s, Δ log p_t) in one pass (exact).
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();

@@ -367,4 +367,66 @@ mod tests {
         let e = "velocity".parse::<Prediction>().unwrap_err().to_string();
         assert!(e.contains("'velocity'") && e.contains("x0"), "{e}");
     }
+    /// Every override of `vjp_with` (one shared forward pass) equals the default "evaluate,
+    /// then VJP with the cotangent of the output": the score of a burn network (f64, 1e-10),
+    /// of the fused network (f32, 1e-5 of the scale), a dense and a low-rank exact mixture
+    /// score (1e-10), for the output-dependent cotangent w(s) = 2s + x.
+    #[test]
+    fn vjp_with_overrides_match_evaluate_then_vjp() {
+        use crate::field::analytic::{LowRankMixture, MixtureScore};
+        use crate::field::mlp::MlpConfig;
+        use crate::fused::FusedMlp;
+        use crate::sde::VpSde;
+        use crate::tensor::{randn, rng, times_like};
+        let sde = VpSde::default();
+        let check = |f: &dyn VectorField, x: &Tensor<2>, tol: f64, what: &str| {
+            let t = times_like(x, 0.4);
+            let w = |s: &Tensor<2>| s.clone() * 2.0 + x.clone();
+            let (v1, g1) = f.vjp_with(x, &t, &w);
+            let v0 = f.eval(x, &t);
+            let (_, g0) = f.vjp(x, &t, &w(&v0));
+            let scale = to_vec(&g0).iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+            for (a, b) in to_vec(&v1).iter().zip(to_vec(&v0)) {
+                assert!(
+                    (a - b).abs() <= tol * scale.max(1.0),
+                    "{what}: value {a} vs {b}"
+                );
+            }
+            for (a, b) in to_vec(&g1).iter().zip(to_vec(&g0)) {
+                assert!((a - b).abs() <= tol * scale, "{what}: gradient {a} vs {b}");
+            }
+        };
+        let cfg = MlpConfig::new(3, 16, 2);
+        let mlp = cfg.init(&cpu(), DType::F64, &mut rng(1));
+        let x = randn(20, 3, &cpu(), DType::F64, &mut rng(2));
+        let sf = ScoreField::new(mlp.clone(), sde.clone(), Prediction::Data);
+        check(&sf, &x, 1e-10, "burn score field");
+        let fused = FusedMlp::from_mlp(&mlp);
+        let x32 = x.clone().cast(DType::F32);
+        check(
+            &ScoreField::new(fused, sde.clone(), Prediction::Epsilon),
+            &x32,
+            1e-5,
+            "fused",
+        );
+        let mix = GaussianMixture::new(
+            vec![0.4, 0.6],
+            vec![vec![1.0, 0.0, -1.0], vec![-1.0, 0.5, 0.0]],
+            vec![vec![1.0, 0.2, 0.0, 0.2, 0.5, 0.0, 0.0, 0.0, 0.8]; 2],
+        )
+        .unwrap();
+        check(
+            &MixtureScore::new(mix.clone(), sde.clone()),
+            &x,
+            1e-10,
+            "dense mixture",
+        );
+        let lr = LowRankMixture::isotropic(
+            vec![0.4, 0.6],
+            vec![vec![1.0, 0.0, -1.0], vec![-1.0, 0.5, 0.0]],
+            &[0.5, 1.5],
+        )
+        .unwrap();
+        check(&MixtureScore::new(lr, sde), &x, 1e-10, "low-rank mixture");
+    }
 }

@@ -655,12 +655,22 @@ impl MixtureLaw for LowRankMixture {
     /// H u = Σₖ rₖ (gₖᵀu) gₖ − Σₖ rₖ Σₖ⁻¹ u − s (sᵀu), with gₖᵀu = −(xᵀu − μₖᵀu)/cₖ + hₖᵀ(W u)
     /// and Σₖ⁻¹ u = u/cₖ + Wᵀ(Bₖ⁻¹ − I/cₖ) W u.
     fn score_hvps(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        self.score_hvp_with(x, &mut |_| u.to_vec())
+    }
+    /// One evaluation for both s and H w(s).
+    fn score_hvp_with(
+        &self,
+        x: &[f64],
+        w: &mut dyn FnMut(&[f64]) -> Vec<f64>,
+    ) -> (Vec<f64>, Vec<f64>) {
         let (d, r, kk) = (self.dim, self.rank, self.comps.len());
         let n = x.len() / d;
         let mut ev = self.evaluate(x);
         Self::normalise(&mut ev.logits, kk);
         let resp = std::mem::take(&mut ev.logits);
         let s = self.combine(x, &ev, &resp);
+        let u = w(&s);
+        let u = u.as_slice();
         let mut um = vec![0.0; n * kk];
         matmul(n, kk, d, (u, d, 1), (&self.means, 1, d), &mut um);
         let mut pu = vec![0.0; n * r];

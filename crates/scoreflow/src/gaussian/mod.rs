@@ -524,6 +524,19 @@ pub trait MixtureLaw: Clone + Send + Sync + std::fmt::Debug {
     }
     /// (s, H u) per row with H = ∇² log p = Σₖ rₖ (gₖ gₖᵀ − Σₖ⁻¹) − s sᵀ.
     fn score_hvps(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>);
+    /// (s, H w(s)) per row for a direction computed from the scores themselves (a VJP whose
+    /// cotangent depends on the output: H is symmetric). Default: scores, then
+    /// [`MixtureLaw::score_hvps`]; [`LowRankMixture`] shares one evaluation between them.
+    fn score_hvp_with(
+        &self,
+        x: &[f64],
+        w: &mut dyn FnMut(&[f64]) -> Vec<f64>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let s = self.scores(x);
+        let u = w(&s);
+        let (_, hu) = self.score_hvps(x, &u);
+        (s, hu)
+    }
     /// (s, tr H) per row with tr H = Σₖ rₖ (‖gₖ‖² − tr Σₖ⁻¹) − ‖s‖².
     fn score_laplacians(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>);
     /// n draws with their component indices: k ~ Categorical(w), then N(μₖ, Σₖ).
