@@ -2,8 +2,16 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
+use clap::{Args, Parser, Subcommand};
+
+use scoreflow::data::NormalizeMode;
+use scoreflow::field::convert::{NoiseInput, Prediction};
+use scoreflow::field::mlp::{Activation, TimeColumn};
+use scoreflow::model::TrainMethod;
+use scoreflow::path::PathKind;
+use scoreflow::sde::SdeKind;
+use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
+use scoreflow::train::EngineKind;
 
 use crate::config::TrainOpts;
 
@@ -57,6 +65,10 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// The classic lesson: noise-free SM + Langevin vs multi-σ DSM + annealed Langevin, with pictures.
     Lesson(LessonArgs),
+    /// Turn a PyTorch nn.Sequential MLP (TorchCFM, Meta flow_matching, the reference scripts) into a run directory.
+    Import(ImportArgs),
+    /// One self-contained HTML page of a run or lesson (or of every one in a directory, plus an index).
+    Report(ReportArgs),
 }
 
 /// `scoreflow quickstart`.
@@ -113,53 +125,54 @@ pub struct TrainArgs {
     pub opts: TrainOpts,
 }
 
-/// Sampler names accepted by `scoreflow sample --sampler`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SamplerName {
-    /// ODE, forward Euler (fixed steps).
-    Euler,
-    /// ODE, explicit midpoint (fixed steps).
-    Midpoint,
-    /// ODE, Heun (fixed steps).
-    Heun,
-    /// ODE, classic Runge–Kutta 4 (fixed steps).
-    Rk4,
-    /// ODE, adaptive Dormand–Prince 5(4) (--rtol/--atol).
-    Dopri5,
-    /// Score models: reverse-time SDE, Euler–Maruyama.
-    Em,
-    /// Score models: predictor–corrector (reverse diffusion + Langevin corrector).
-    Pc,
-    /// Score models: annealed Langevin dynamics over a noise ladder.
-    Ald,
-    /// Score models: probability-flow ODE with --solver.
-    Ode,
-    /// Score models: unadjusted Langevin dynamics at one noise level (the default for sm/ssm runs).
-    Ula,
+/// The options of a sampler, as flags; each applies to some samplers only and is refused by the
+/// others (never silently ignored). Defaults live in the library (`scoreflow::solve::choice`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SamplerOptions {
+    /// ODE method of `--sampler ode` (the probability-flow ODE) [default: dopri5].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub solver: Option<Method>,
+    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald]; not for dopri5, which chooses its own.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Relative tolerance of dopri5 [default: 1e-5].
+    #[arg(long, value_name = "X")]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance of dopri5 [default: 1e-5].
+    #[arg(long, value_name = "X")]
+    pub atol: Option<f64>,
+    /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖score step‖/‖noise‖ ≈ r (score_sde uses 0.16 for images; 0.16 over-concentrates 2-D modes) [default: 0.05].
+    #[arg(long, value_name = "R")]
+    pub snr: Option<f64>,
+    /// Predictor of the pc sampler: reverse-diffusion (score_sde's), ancestral (DDPM / SMLD) or euler-maruyama [default: reverse-diffusion].
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub predictor: Option<Predictor>,
+    /// Langevin corrector steps per predictor step of the pc sampler; 0 runs the predictor alone [default: 1].
+    #[arg(long, value_name = "M")]
+    pub corrector_steps: Option<usize>,
+    /// Final step of em/pc/ald/ode: mean (the last update's noise-free mean; the default of em/pc/ald), none (the default of ode), or tweedie (x̂₀ = (x + σ²·score)/m, +1 NFE).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub denoise: Option<Denoise>,
+    /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
+    #[arg(long, value_name = "X")]
+    pub step: Option<f64>,
 }
 
-impl SamplerName {
-    /// True for the ODE solvers that follow the field directly.
-    pub fn is_ode_solver(self) -> bool {
-        matches!(
-            self,
-            Self::Euler | Self::Midpoint | Self::Heun | Self::Rk4 | Self::Dopri5
-        )
-    }
-    /// The lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Euler => "euler",
-            Self::Midpoint => "midpoint",
-            Self::Heun => "heun",
-            Self::Rk4 => "rk4",
-            Self::Dopri5 => "dopri5",
-            Self::Em => "em",
-            Self::Pc => "pc",
-            Self::Ald => "ald",
-            Self::Ode => "ode",
-            Self::Ula => "ula",
+impl SamplerOptions {
+    /// The library's sampler spec for `sampler` with these options.
+    pub fn spec(&self, sampler: SamplerName, trajectories: bool) -> SamplerSpec {
+        SamplerSpec {
+            solver: self.solver,
+            steps: self.steps,
+            rtol: self.rtol,
+            atol: self.atol,
+            snr: self.snr,
+            predictor: self.predictor,
+            corrector_steps: self.corrector_steps,
+            denoise: self.denoise,
+            step: self.step,
+            trajectories,
+            ..SamplerSpec::new(sampler)
         }
     }
 }
@@ -190,33 +203,9 @@ pub struct SampleArgs {
     /// Sampler [default: euler for flow matching, em for DSM, ula for sm/ssm runs].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerName>,
-    /// ODE solver for `--sampler ode` (euler, midpoint, heun, rk4, dopri5).
-    #[arg(long, default_value = "dopri5", value_name = "METHOD")]
-    pub solver: String,
-    /// Steps of fixed-step samplers [default: 100 for ODE solvers, 1000 for em/pc/ula, 100 per level for ald].
-    #[arg(long, value_name = "N")]
-    pub steps: Option<usize>,
-    /// Relative tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-5)]
-    pub rtol: f64,
-    /// Absolute tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-5)]
-    pub atol: f64,
-    /// Signal-to-noise ratio r of the pc sampler's Langevin corrector: its step is chosen so that ‖score step‖/‖noise‖ ≈ r (score_sde uses 0.16 for images; 0.16 over-concentrates 2-D modes).
-    #[arg(long, default_value_t = scoreflow::solve::LangevinCorrector::default().snr)]
-    pub snr: f64,
-    /// Predictor of the pc sampler: reverse-diffusion (score_sde's), ancestral (DDPM / SMLD) or euler-maruyama.
-    #[arg(long, default_value = "reverse-diffusion", value_name = "NAME")]
-    pub predictor: String,
-    /// Langevin corrector steps per predictor step of the pc sampler; 0 runs the predictor alone.
-    #[arg(long, default_value_t = 1, value_name = "M")]
-    pub corrector_steps: usize,
-    /// Final step of em/pc/ald: mean (the last update's noise-free mean, the default), none, or tweedie (x̂₀ = (x + σ²·score)/m, +1 NFE).
-    #[arg(long, value_name = "none|mean|tweedie")]
-    pub denoise: Option<String>,
-    /// Langevin step: ε of ula [default: 0.01, in standardised units] or the ratio ρ of ald (εᵢ = ρσᵢ²) [default: 0.05].
-    #[arg(long, value_name = "X")]
-    pub step: Option<f64>,
+    /// Options of the sampler (options that do not apply to it are refused).
+    #[command(flatten)]
+    pub options: SamplerOptions,
     /// Output file, .csv or .npy [default: RUN_DIR/samples.csv, or RUN_DIR/samples-K-of-N.csv with --shard].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -317,18 +306,6 @@ pub struct PlotArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Which engine to benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineName {
-    /// The fastest available: the fused engine.
-    Auto,
-    /// burn's Flex backend with autodiff (the reference).
-    Burn,
-    /// The fused CPU MLP engine.
-    Fused,
-}
-
 /// `scoreflow bench`.
 #[derive(Debug, Args)]
 #[command(
@@ -350,8 +327,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1024, value_name = "B")]
     pub batch: usize,
     /// Engine: auto (= fused), fused (the fused CPU MLP engine) or burn (burn Flex + autodiff, the reference).
-    #[arg(long, value_enum, default_value_t = EngineName::Auto)]
-    pub engine: EngineName,
+    #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
+    pub engine: EngineKind,
     /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
     #[arg(long)]
     pub dopri5: bool,
@@ -361,6 +338,75 @@ pub struct BenchArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// `scoreflow import`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Read the safetensors state dict of a PyTorch nn.Sequential MLP (Linear layers \
+        with one parameter-free activation in between, input [x, t] or [t, x]) and write a run \
+        directory that sample, likelihood, eval, plot, diagnose and report accept. Width and \
+        depth come from the weights; what the network computes is yours to say: a flow velocity \
+        (--method cfm, alias velocity, on --path condot: TorchCFM with sigma = 0, flow_matching's \
+        CondOTProbPath) or a score / noise prediction under an SDE (--method dsm, alias score, \
+        with --sde, --target, --noise-input). PyTorch models see raw data, so no normalisation \
+        is applied unless --normalize yes.",
+    after_help = "Examples:\n  python -c \"from safetensors.torch import save_file; save_file(model.state_dict(), 'mlp.safetensors')\"\n  scoreflow import mlp.safetensors --data 8gaussians --activation selu --out runs/torchcfm\n  scoreflow sample runs/torchcfm -n 10000 && scoreflow eval runs/torchcfm"
+)]
+pub struct ImportArgs {
+    /// The PyTorch weights (safetensors; keys like net.0.weight … or 0.weight …).
+    #[arg(value_name = "WEIGHTS")]
+    pub weights: PathBuf,
+    /// Run directory to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where t sits among the network's inputs: last ([x, t]: TorchCFM, flow_matching's 2-D flow-matching example, the reference scripts) or first ([t, x]).
+    #[arg(long, value_enum, default_value_t = TimeColumn::Last)]
+    pub time_column: TimeColumn,
+    /// What the network computes and on which data (the `train` keys that apply; width and depth are read from the weights).
+    #[command(flatten)]
+    pub model: ImportModel,
+}
+
+/// The `train` settings that say what an imported network computes.
+#[derive(Debug, Args)]
+pub struct ImportModel {
+    /// Data the model is evaluated on: a built-in set or a .csv/.npy file [default: 8gaussians]
+    #[arg(long, value_name = "NAME|FILE", default_value = "8gaussians")]
+    pub data: String,
+    /// What the network computes: cfm (alias velocity) a flow velocity, dsm (alias score) a score or noise prediction under --sde, sm a noise-free score
+    #[arg(long, value_enum, alias = "kind", default_value_t = TrainMethod::Cfm)]
+    pub method: TrainMethod,
+    /// The network's hidden nonlinearity (PyTorch cannot store it in the weights)
+    #[arg(long, value_enum, default_value_t = Activation::Silu)]
+    pub activation: Activation,
+    /// Probability path of a velocity [default: condot]
+    #[arg(long, value_enum)]
+    pub path: Option<PathKind>,
+    /// Forward SDE of a score model [default: vp]
+    #[arg(long, value_enum)]
+    pub sde: Option<SdeKind>,
+    /// What a score model's output is [default: eps]
+    #[arg(long, value_enum)]
+    pub target: Option<Prediction>,
+    /// A score model's time input: time (τ, as score_sde) or logsigma (¼ ln σ(τ)) [default: time]
+    #[arg(long, value_enum)]
+    pub noise_input: Option<NoiseInput>,
+    /// VP/sub-VP β_min [default: 0.1]
+    #[arg(long, value_name = "X")]
+    pub beta_min: Option<f64>,
+    /// VP/sub-VP β_max [default: 20]
+    #[arg(long, value_name = "X")]
+    pub beta_max: Option<f64>,
+    /// VE σ_min [default: 0.01]
+    #[arg(long, value_name = "X")]
+    pub sigma_min: Option<f64>,
+    /// VE σ_max [default: the largest pairwise distance in a data sample]
+    #[arg(long, value_name = "X")]
+    pub sigma_max: Option<f64>,
+    /// yes: the network was trained on standardised data (the normaliser is fitted as `train` fits it) [default: no]
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormalizeMode>,
 }
 
 /// `scoreflow likelihood`.
@@ -386,18 +432,18 @@ pub struct LikelihoodArgs {
     /// Random seed (built-in draws, Hutchinson probes).
     #[arg(long, default_value_t = 987_654_321)]
     pub seed: u64,
-    /// ODE solver (euler, midpoint, heun, rk4, dopri5).
-    #[arg(long, default_value = "dopri5", value_name = "METHOD")]
-    pub solver: String,
-    /// Steps for fixed-step solvers.
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub steps: usize,
-    /// Relative tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-5)]
-    pub rtol: f64,
-    /// Absolute tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-5)]
-    pub atol: f64,
+    /// ODE method.
+    #[arg(long, value_enum, default_value_t = Method::Dopri5, value_name = "METHOD")]
+    pub solver: Method,
+    /// Steps of a fixed-step method [default: 100]; not for dopri5, which chooses its own.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Relative tolerance of dopri5 [default: 1e-5].
+    #[arg(long, value_name = "X")]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance of dopri5 [default: 1e-5].
+    #[arg(long, value_name = "X")]
+    pub atol: Option<f64>,
     /// Use Hutchinson's estimator with K Rademacher probes instead of the exact divergence.
     #[arg(long, value_name = "K")]
     pub hutchinson: Option<usize>,
@@ -470,4 +516,28 @@ pub struct LessonArgs {
     /// Seed of the samplers (training uses seed 0).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `scoreflow report`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Write DIR/report.html: one self-contained HTML page of a run or lesson, with \
+        every picture inlined (no network, no other file needed; readable on a phone, light or \
+        dark). A run's page shows the metrics against the noise floor (metrics.json), every \
+        picture and the flow animation, training curves from train_log.csv, diagnostics and the \
+        settings (config.toml, meta.json); a lesson's page its claim, its tables and its \
+        pictures. Missing standard pictures of a run are drawn first as by `scoreflow plot RUN \
+        --gif` (which samples the model; --no-sample renders only what is there). When DIR \
+        holds runs or lessons in its sub-directories, each gets its page and DIR/index.html \
+        links them.",
+    after_help = "Examples:\n  scoreflow report runs/moons\n  scoreflow report runs              # every run and lesson in runs/, plus runs/index.html\n  \
+        scoreflow report runs/moons --no-sample"
+)]
+pub struct ReportArgs {
+    /// A run or lesson directory, or a directory holding them.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Render only what the directories hold: draw no missing picture (drawing samples the model).
+    #[arg(long)]
+    pub no_sample: bool,
 }

@@ -11,8 +11,7 @@ mod output;
 mod plot;
 #[cfg(test)]
 mod readme;
-mod run;
-mod sampling;
+mod report;
 
 use std::process::ExitCode;
 
@@ -47,6 +46,8 @@ fn main() -> ExitCode {
         Command::Likelihood(a) => commands::likelihood::run(a, mode),
         Command::Diagnose(a) => commands::diagnose::run(a, mode),
         Command::Lesson(a) => commands::lesson::run(a, mode),
+        Command::Import(a) => commands::import::run(a, mode),
+        Command::Report(a) => commands::report::run(a, mode),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -267,20 +267,6 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.json");
-        atomic_write(&p, b"first version, longer").unwrap();
-        atomic_write(&p, b"second").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        // A write into a missing directory fails with the path named, and creates nothing.
-        let bad = dir.path().join("missing").join("y.json");
-        let e = atomic_write(&bad, b"z").unwrap_err().to_string();
-        assert!(e.contains("missing"), "{e}");
-    }
-
-    #[test]
     fn train_log_round_trips_and_truncates() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("train_log.csv");

@@ -56,7 +56,11 @@ fn mode_stats(mix: &GaussianMixture, x: &Points, k: usize) -> (f64, f64) {
         if best == Some(k) {
             hits += 1;
         }
-        sq += row.iter().zip(mu).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+        sq += row
+            .iter()
+            .zip(mu)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>();
     }
     (hits as f64 / x.len() as f64, (sq / x.len() as f64).sqrt())
 }
@@ -109,7 +113,9 @@ fn cfg(args: &[String]) -> Res<()> {
     let net = train_conditional(steps)?;
     let mix = GaussianMixture::from(&Dataset::EightGaussians.mixture().unwrap());
     let scales = [0.0, 1.0, 1.5, 2.0, 3.0, 5.0];
-    println!("g (w = g − 1): share in the requested mode, per-class SW₂ vs floor, spread (1 = exact)");
+    println!(
+        "g (w = g − 1): share in the requested mode, per-class SW₂ vs floor, spread (1 = exact)"
+    );
     let mut summary = Vec::new();
     for &g in &scales {
         let (mut acc, mut sw_sum, mut floor_sum, mut spread) = (0.0, 0.0, 0.0, 0.0);
@@ -131,7 +137,10 @@ fn cfg(args: &[String]) -> Res<()> {
         }
         summary.push((g, acc, sw_sum / 8.0, floor_sum / 8.0, spread));
     }
-    println!("\n{:>5} {:>5} {:>12} {:>12} {:>12} {:>8}", "g", "w", "in mode %", "SW₂ (mean)", "floor", "spread");
+    println!(
+        "\n{:>5} {:>5} {:>12} {:>12} {:>12} {:>8}",
+        "g", "w", "in mode %", "SW₂ (mean)", "floor", "spread"
+    );
     for (g, acc, sw, floor, spread) in summary {
         println!(
             "{g:>5.1} {:>5.1} {:>12.2} {sw:>12.4} {floor:>12.4} {spread:>8.3}",
@@ -158,13 +167,31 @@ fn t0(args: &[String]) -> Res<()> {
         .with_t_min(t_min)?;
         let x0 = randn(n, 2, &cpu(), DType::F64, &mut rng(3));
         let out = odeint(&field, x0, 0.0, 1.0, &OdeOptions::fixed(Method::Euler, 100))?;
-        report(&format!("clamp t_min={t_min}"), &mix, &Points::from_tensor(&out.x), 3, n)?;
+        report(
+            &format!("clamp t_min={t_min}"),
+            &mix,
+            &Points::from_tensor(&out.x),
+            3,
+            n,
+        )?;
         // Start at t_min from exact draws of p_{t_min} (the unconditional mixture perturbed).
         let pt = m.score.at(t_min)?;
         let start = pt.sample(n, &mut rng(4)).to_tensor(&cpu(), DType::F64);
         let steps = ((1.0 - t_min) * 100.0).round().max(1.0) as usize;
-        let out = odeint(&field, start, t_min, 1.0, &OdeOptions::fixed(Method::Euler, steps))?;
-        report(&format!("start at t_min={t_min}"), &mix, &Points::from_tensor(&out.x), 3, n)?;
+        let out = odeint(
+            &field,
+            start,
+            t_min,
+            1.0,
+            &OdeOptions::fixed(Method::Euler, steps),
+        )?;
+        report(
+            &format!("start at t_min={t_min}"),
+            &mix,
+            &Points::from_tensor(&out.x),
+            3,
+            n,
+        )?;
     }
     Ok(())
 }

@@ -19,25 +19,17 @@
 //! floor (n fresh points, seed [`FLOOR_SEED`]). SW₂ directions come from [`METRIC_SEED`] for every
 //! evaluation, so rows are comparable.
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use scoreflow::checkpoint::{self, MODEL_FILE};
-use scoreflow::data::{load_points, DataSource, Dataset, Points};
+use scoreflow::checkpoint;
+use scoreflow::data::{load_points, Dataset, Points};
 use scoreflow::field::convert::NoiseInput;
-use scoreflow::field::mlp::{Mlp, MlpConfig};
-use scoreflow::fused::FusedMlp;
-use scoreflow::likelihood::{log_likelihood, Divergence, IsotropicGaussian, LikelihoodOptions};
+use scoreflow::likelihood::{Divergence, LikelihoodOptions};
 use scoreflow::metrics::{self, evaluate, noise_floor, MetricOptions, MetricReport, Modes};
-use scoreflow::objective::cfm::FlowMatching;
-use scoreflow::objective::dsm::Dsm;
-use scoreflow::objective::Objective;
-use scoreflow::path::{CondOt, GaussianPath};
-use scoreflow::sde::{Sde, SdeConfig};
-use scoreflow::solve::{odeint, Method, OdeOptions, SamplerConfig, SamplerKind};
-use scoreflow::tensor::{cpu, randn, rng, DType};
-use scoreflow::train::{Control, EngineKind, TrainConfig, Trainer};
-use scoreflow::VectorField;
+use scoreflow::model::{Model, Plan, TrainMethod, TrainSettings, TrainingRun};
+use scoreflow::solve::{LangevinCorrector, OdeOptions, SamplerName, SamplerSpec};
+use scoreflow::tensor::rng;
+use scoreflow::train::{Control, EngineKind, ScheduleKind};
 use serde_json::{json, Value};
 
 type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -222,43 +214,66 @@ fn floors(n: usize) -> Res<()> {
     Ok(())
 }
 
-/// The training configuration named by `recipe`: "reference" (Adam 1e-3 constant, no EMA) or
-/// "default" ([`TrainConfig::recipe`]: one-cycle, EMA 0.999).
-fn train_config(recipe: &str, steps: usize) -> Res<TrainConfig> {
-    Ok(match recipe {
-        "reference" => TrainConfig::new(steps, BATCH, 1e-3, TRAIN_SEED),
-        "default" => TrainConfig::recipe(steps, BATCH, TRAIN_SEED),
+/// The run's settings: the reference MLP (3→512×4→2 SiLU) at batch 1024 on `data`, with the
+/// recipe "reference" (Adam 1e-3 constant, no EMA, τ input for DSM) or "default" (one-cycle
+/// peaking at 1e-3 with 5 % warm-up, EMA 0.999, ¼ ln σ input for DSM), `--lr` and
+/// `--train-seed` applied; trained by the fused engine.
+fn settings(a: &Args, method: TrainMethod, steps: usize) -> Res<TrainSettings> {
+    let base = TrainSettings {
+        data: a.data.name().into(),
+        method,
+        width: 512,
+        depth: 4,
+        batch: BATCH,
+        steps,
+        seed: a.train_seed,
+        engine: EngineKind::Fused,
+        checkpoint_every: steps,
+        ..TrainSettings::default()
+    };
+    let s = match a.recipe.as_str() {
+        "reference" => TrainSettings {
+            lr: 1e-3,
+            schedule: ScheduleKind::Constant,
+            ema: 0.0,
+            noise_input: NoiseInput::Time,
+            ..base
+        },
+        "default" => TrainSettings { lr: 1e-3, ..base },
         other => return Err(format!("unknown recipe {other} (reference, default)").into()),
+    };
+    Ok(TrainSettings {
+        lr: a.lr.unwrap_or(s.lr),
+        ..s
     })
 }
 
-/// Trains the reference MLP on `data` with `objective` into `dir`, unless `dir` already holds a
-/// finished run; returns the sampling network (EMA weights when the recipe has EMA).
-fn train_or_load(
-    dir: &Path,
-    data: Dataset,
-    objective: &dyn Objective,
-    objective_json: Value,
-    config: TrainConfig,
-) -> Res<Mlp> {
-    let device = cpu();
-    if dir.join(MODEL_FILE).exists() {
-        let (meta, mlp) = checkpoint::load_run(dir, &device, DType::F32)?;
-        if meta.step == config.steps {
+/// Trains `settings` into `dir` unless `dir` already holds the finished run, then loads it as a
+/// [`Model`] — the same library path as `scoreflow train` / `scoreflow sample`.
+fn train_or_load(dir: &Path, settings: &TrainSettings) -> Res<Model> {
+    if dir.join(checkpoint::META_FILE).exists() {
+        let model = Model::load(dir)?;
+        if model.meta.as_ref().map(|m| m.step) == Some(settings.steps)
+            && &model.settings == settings
+        {
             eprintln!("reusing {}", dir.display());
-            return Ok(mlp);
+            return Ok(model);
         }
+        return Err(format!(
+            "{} holds another run; remove it or choose --dir",
+            dir.display()
+        )
+        .into());
     }
-    let steps = config.steps;
-    let model = config.init_model(&MlpConfig::reference(), &device, DType::F32);
-    let mut trainer = Trainer::new_on(EngineKind::Fused, &model, config)?.checkpoint_to(
-        dir,
-        objective_json,
-        json!({"kind": "none"}),
-    );
+    std::fs::create_dir_all(dir)?;
+    let run = TrainingRun::start(settings, dir)?;
+    let (mut trainer, objective) = (run.trainer, run.objective);
+    let (source, normalizer) = (run.source, run.normalizer);
+    let mut batches = |n: usize, r: &mut scoreflow::tensor::Rng| {
+        normalizer.apply(&source.batch(n, r)).expect("2-D")
+    };
     let started = Instant::now();
-    let mut source = DataSource::generator(data);
-    let outcome = trainer.run(objective, &mut source, &mut |info| {
+    let outcome = trainer.run(objective.as_ref(), &mut batches, &mut |info| {
         if info.step % 1000 == 0 {
             eprintln!(
                 "{} step {}/{} loss {:.4} lr {:.2e} {:.1} steps/s",
@@ -275,20 +290,10 @@ fn train_or_load(
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({"kind": "train", "run": dir, "steps": steps, "final_loss": outcome.last_loss,
-               "wall_s": secs, "steps_per_s": steps as f64 / secs})
+        json!({"kind": "train", "run": dir, "steps": settings.steps, "final_loss": outcome.last_loss,
+               "wall_s": secs, "steps_per_s": settings.steps as f64 / secs})
     );
-    Ok(trainer.sampling_model())
-}
-
-/// `recipe`'s training configuration with the peak learning rate `--lr` if given.
-fn train_config_for(a: &Args, steps: usize) -> Res<TrainConfig> {
-    let mut c = train_config(&a.recipe, steps)?;
-    if let Some(lr) = a.lr {
-        c.optimizer.lr = lr;
-    }
-    c.seed = a.train_seed;
-    Ok(c)
+    Ok(Model::load(dir)?)
 }
 
 fn run_dir(a: &Args, model: &str) -> PathBuf {
@@ -302,39 +307,42 @@ fn run_dir(a: &Args, model: &str) -> PathBuf {
         .join(format!("{model}-{}-{}{lr}{seed}", a.data.name(), a.recipe))
 }
 
+/// Samples n points of `model` with each spec (block-seeded by [`SAMPLE_SEED`]) and prints
+/// each scored row.
+fn sample_and_score(
+    model: &Model,
+    a: &Args,
+    n: usize,
+    specs: &[SamplerSpec],
+    row: Value,
+) -> Res<()> {
+    let (reference, floor) = reference_and_floor(a.data, n)?;
+    for spec in specs {
+        let started = Instant::now();
+        let s = model.sample(&Plan::new(n, None), SAMPLE_SEED, spec)?;
+        let wall = started.elapsed().as_secs_f64();
+        let mut r = row.clone();
+        merge(
+            &mut r,
+            json!({"sampler": spec.sampler.name(), "nfe": s.stats.nfe_per_path(), "wall_s": wall,
+                   "snr": (spec.sampler == SamplerName::Pc).then(|| spec.snr.unwrap_or(LangevinCorrector::default().snr))}),
+        );
+        print_scored(&s.points, a.data, (&reference, &floor), r)?;
+    }
+    Ok(())
+}
+
 /// Issue 2: flow matching, Euler 100 and Dopri5 1e-5.
 fn fm(a: &Args) -> Res<()> {
     let n = a.n.unwrap_or(10_000);
     let steps = a.steps.unwrap_or(5000);
-    let dir = run_dir(a, "fm");
-    let objective = FlowMatching::new(GaussianPath::new(CondOt));
-    let mlp = train_or_load(
-        &dir,
-        a.data,
-        &objective,
-        json!({"objective": "cfm", "path": "condot", "coupling": "independent"}),
-        train_config_for(a, steps)?,
-    )?;
-    let field = FusedMlp::from_mlp(&mlp);
-    let (reference, floor) = reference_and_floor(a.data, n)?;
-    let x0 = randn(n, 2, &cpu(), DType::F32, &mut rng(SAMPLE_SEED));
-    for (name, opts) in [
-        ("euler100", OdeOptions::fixed(Method::Euler, 100)),
-        ("dopri5", OdeOptions::dopri5(1e-5, 1e-5)),
-    ] {
-        let started = Instant::now();
-        let sol = odeint(&field, x0.clone(), 0.0, 1.0, &opts)?;
-        let wall = started.elapsed().as_secs_f64();
-        let row = json!({"kind": "sample", "model": "fm", "data": a.data.name(),
-            "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": sol.nfe, "wall_s": wall});
-        print_scored(
-            &Points::from_tensor(&sol.x),
-            a.data,
-            (&reference, &floor),
-            row,
-        )?;
-    }
-    Ok(())
+    let model = train_or_load(&run_dir(a, "fm"), &settings(a, TrainMethod::Cfm, steps)?)?;
+    let specs = [
+        SamplerSpec::new(SamplerName::Euler),
+        SamplerSpec::new(SamplerName::Dopri5),
+    ];
+    let row = json!({"kind": "sample", "model": "fm", "data": a.data.name(), "recipe": a.recipe, "steps": steps});
+    sample_and_score(&model, a, n, &specs, row)
 }
 
 /// Issue 4: DSM under the VP-SDE (ε prediction), reverse EM / PC / PF-ODE Dopri5.
@@ -344,54 +352,36 @@ fn dsm(a: &Args) -> Res<()> {
     let steps = a.steps.unwrap_or(default_steps);
     // The reference feeds the network τ; our default recipe feeds ¼ ln σ(τ) (the CLI's default)
     // and trains into a separate directory, never confused with τ-input runs.
-    let log_sigma = a.recipe == "default";
-    let dir = run_dir(a, if log_sigma { "dsm-ls" } else { "dsm" });
-    let sde_config = SdeConfig::default();
-    let sde: Arc<dyn Sde> = sde_config.build()?;
-    let mut objective = Dsm::default_for(sde.clone());
-    if log_sigma {
-        objective.config.noise_input = NoiseInput::LogSigma;
-    }
-    let mlp = train_or_load(
-        &dir,
-        a.data,
-        &objective,
-        json!({"objective": "dsm", "sde": sde_config, "config": objective.config}),
-        train_config_for(a, steps)?,
-    )?;
-    let score = objective.score_field(FusedMlp::from_mlp(&mlp));
-    let (reference, floor) = reference_and_floor(a.data, n)?;
-    for name in &a.samplers {
-        let kind: SamplerKind = name.parse()?;
-        let mut sc = SamplerConfig::new(kind);
-        if let Some(snr) = a.snr {
-            sc.snr = snr;
-        }
-        let sampler = sc.build(sde.clone())?;
-        let mut r = rng(SAMPLE_SEED);
-        let x = sde.prior_sample(n, score.dim(), &cpu(), DType::F32, &mut r);
-        let started = Instant::now();
-        let s = sampler.sample(&score, x, &mut r)?;
-        let wall = started.elapsed().as_secs_f64();
-        let row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(),
-            "recipe": a.recipe, "steps": steps, "sampler": name, "nfe": s.nfe, "wall_s": wall,
-            "snr": (kind == SamplerKind::Pc).then_some(sc.snr)});
-        print_scored(
-            &Points::from_tensor(&s.x),
-            a.data,
-            (&reference, &floor),
-            row,
-        )?;
-    }
-    Ok(())
+    let name = if a.recipe == "default" {
+        "dsm-ls"
+    } else {
+        "dsm"
+    };
+    let model = train_or_load(&run_dir(a, name), &settings(a, TrainMethod::Dsm, steps)?)?;
+    let specs = a
+        .samplers
+        .iter()
+        .map(|s| {
+            let sampler: SamplerName = s.parse()?;
+            Ok(SamplerSpec {
+                snr: if sampler == SamplerName::Pc {
+                    a.snr
+                } else {
+                    None
+                },
+                ..SamplerSpec::new(sampler)
+            })
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let row = json!({"kind": "sample", "model": "dsm-vp", "data": a.data.name(), "recipe": a.recipe, "steps": steps});
+    sample_and_score(&model, a, n, &specs, row)
 }
 
 /// Issue 5: held-out NLL with the exact divergence and Dopri5 1e-5, next to the true NLL.
 fn nll(a: &Args) -> Res<()> {
     let n = a.n.unwrap_or(5000);
     let dir = a.run.clone().ok_or("nll needs --run DIR")?;
-    let (_, mlp) = checkpoint::load_run(&dir, &cpu(), DType::F32)?;
-    let field = FusedMlp::from_mlp(&mlp);
+    let model = Model::load(&dir)?;
     let x = match &a.points {
         Some(path) => load_points(path, Some(2))?,
         None => a.data.sample(n, &mut rng(a.seed)),
@@ -408,15 +398,7 @@ fn nll(a: &Args) -> Res<()> {
         chunk: a.chunk,
     };
     let started = Instant::now();
-    let lik = log_likelihood(
-        &field,
-        &IsotropicGaussian::standard(),
-        &x.to_tensor(&cpu(), DType::F32),
-        1.0,
-        0.0,
-        &opts,
-        &mut rng(0),
-    )?;
+    let lik = model.log_likelihood(&x, &opts, &mut rng(0))?;
     let wall = started.elapsed().as_secs_f64();
     println!(
         "{}",

@@ -24,40 +24,7 @@ use crate::objective::Objective;
 use crate::path::{CondOt, GaussianPath};
 use crate::solve::{odeint, Method, OdeOptions};
 use crate::tensor::{cpu, matrix, randn, rng, to_vec, DType, Rng};
-
-/// Which implementation runs the MLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// burn: [`Mlp`] on the Flex device with autodiff and burn's Adam (the reference).
-    Burn,
-    /// The fused CPU engine ([`FusedMlp`], [`FusedTrainer`]).
-    #[default]
-    Fused,
-}
-
-impl Engine {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Burn => "burn",
-            Engine::Fused => "fused",
-        }
-    }
-}
-
-impl std::str::FromStr for Engine {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "burn" => Ok(Engine::Burn),
-            "fused" => Ok(Engine::Fused),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown engine '{s}' (choose burn or fused)"
-            ))),
-        }
-    }
-}
+use crate::train::EngineKind;
 
 /// What to run. [`BenchConfig::default`] is the reference workload on the fused engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,8 +38,8 @@ pub struct BenchConfig {
     pub depth: usize,
     /// Training batch (reference 1024).
     pub batch: usize,
-    /// Engine.
-    pub engine: Engine,
+    /// Engine: burn (the reference: burn autodiff and Adam) or fused (`Auto` = fused).
+    pub engine: EngineKind,
     /// Timed training steps (reference 200).
     pub train_steps: usize,
     /// Untimed warm-up steps before them (reference 20).
@@ -97,7 +64,7 @@ impl Default for BenchConfig {
             width: 512,
             depth: 4,
             batch: 1024,
-            engine: Engine::Fused,
+            engine: EngineKind::Fused,
             train_steps: 200,
             warmup_steps: 20,
             sample_points: 10_000,
@@ -248,11 +215,11 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     let mut r = rng(cfg.seed);
     let model = mc.init(&cpu().autodiff(), DType::F32, &mut r);
     let mut runner = match cfg.engine {
-        Engine::Burn => Runner::Burn {
+        EngineKind::Burn => Runner::Burn {
             model: Some(model),
             optim: AdamConfig::new().with_epsilon(1e-8).init(),
         },
-        Engine::Fused => Runner::Fused(Box::new(FusedTrainer::new(
+        EngineKind::Fused | EngineKind::Auto => Runner::Fused(Box::new(FusedTrainer::new(
             FusedMlp::from_mlp(&model),
             TrainOptions::default(),
         )?)),
@@ -332,7 +299,12 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     };
     Ok(BenchReport {
         bench: "reference_fm".into(),
-        engine: cfg.engine.name().into(),
+        engine: match cfg.engine {
+            EngineKind::Auto => EngineKind::Fused,
+            e => e,
+        }
+        .name()
+        .into(),
         threads,
         dataset: "8gaussians".into(),
         batch: cfg.batch,
@@ -412,7 +384,7 @@ mod tests {
     #[test]
     fn tiny_runs_of_both_engines_agree() {
         let mut losses = Vec::new();
-        for engine in [Engine::Burn, Engine::Fused] {
+        for engine in [EngineKind::Burn, EngineKind::Fused] {
             let cfg = BenchConfig {
                 threads: 2,
                 width: 16,
@@ -459,7 +431,7 @@ mod tests {
             "final losses {losses:?}"
         );
         assert!(matches!(
-            "gpu".parse::<Engine>(),
+            "gpu".parse::<EngineKind>(),
             Err(Error::InvalidInput(_))
         ));
     }

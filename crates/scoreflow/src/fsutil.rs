@@ -31,32 +31,75 @@ fn dir_of(path: &Path) -> &Path {
 /// directory sync is best effort where the platform allows it). Failures are `Error::Io` naming
 /// `path`; the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.file_name().is_none() {
-        return Err(Error::InvalidInput(format!(
-            "{}: not a file path",
-            path.display()
-        )));
+    let mut file = AtomicFile::create(path)?;
+    file.write(bytes)?;
+    file.commit()
+}
+
+/// A file written in pieces and published atomically: the bytes go to a temporary file beside
+/// the destination (buffered); [`AtomicFile::commit`] flushes, fsyncs and renames it over the
+/// destination. Dropped without a commit (an error on the way, a panic), the temporary file is
+/// removed and the destination is untouched — a streamed output is never half-written.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its temporary file is created now).
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        if path.file_name().is_none() {
+            return Err(Error::InvalidInput(format!(
+                "{}: not a file path",
+                path.display()
+            )));
+        }
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tmp".into());
+        let tmp = temp_path_for(path, &ext);
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+        })
     }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "tmp".into());
-    let tmp = temp_path_for(path, &ext);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("written after commit");
+        out.write_all(bytes).map_err(|e| Error::io(&self.path, e))
     }
-    if let Ok(d) = std::fs::File::open(dir_of(path)) {
-        let _ = d.sync_all();
+
+    /// Flush → fsync → rename over the destination → fsync(dir).
+    pub fn commit(mut self) -> Result<()> {
+        let out = self.out.take().expect("committed once");
+        let result = (|| {
+            let f = out.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&self.tmp, &self.path)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(Error::io(&self.path, e));
+        }
+        if let Ok(d) = std::fs::File::open(dir_of(&self.path)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]

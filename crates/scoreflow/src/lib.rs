@@ -19,6 +19,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod coupling;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
@@ -31,13 +32,16 @@ pub mod inverse;
 pub mod likelihood;
 pub mod linalg;
 pub mod metrics;
+pub mod model;
 pub mod objective;
 pub mod path;
+pub mod schedule;
 pub mod sde;
 pub mod solve;
 pub mod state;
 pub mod tensor;
 pub mod train;
+pub mod transport;
 
 pub use error::{Error, Result};
 pub use field::VectorField;

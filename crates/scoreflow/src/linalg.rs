@@ -1,8 +1,9 @@
 //! Small dense linear algebra on row-major `f64` slices, for the low dimensions of analytic
 //! fields, diagnostics and metrics: Cholesky factorisation and inverse, the symmetric
 //! eigenproblem (cyclic Jacobi, with eigenvectors), eigenvalues of a general real matrix
-//! (Hessenberg + shifted QR), Gram–Schmidt orthonormalisation, an f64 matrix product and a
-//! stable log-sum-exp. A leaf module: it depends on nothing else in the crate.
+//! (Hessenberg + shifted QR), a general linear solve (Gaussian elimination), Gram–Schmidt
+//! orthonormalisation, an f64 matrix product and a stable log-sum-exp. A leaf module: it
+//! depends on nothing else in the crate.
 
 // Index loops over d are the clearest way to write small dense linear algebra.
 #![allow(clippy::needless_range_loop)]
@@ -64,6 +65,43 @@ pub fn cholesky_inverse(l: &[f64], d: usize) -> Vec<f64> {
         }
     }
     inv
+}
+
+/// x with A x = b for a row-major d × d matrix, by Gaussian elimination with partial pivoting,
+/// or `None` when A is singular to working precision (a pivot below 1e-14 of A's largest
+/// entry) or the sizes disagree.
+pub fn solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
+    let d = b.len();
+    if a.len() != d * d {
+        return None;
+    }
+    let mut m = a.to_vec();
+    let mut x = b.to_vec();
+    let scale = m.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
+    for c in 0..d {
+        let p = (c..d).max_by(|&i, &j| m[i * d + c].abs().total_cmp(&m[j * d + c].abs()))?;
+        if m[p * d + c].abs() <= 1e-14 * scale || m[p * d + c].is_nan() {
+            return None;
+        }
+        if p != c {
+            for k in 0..d {
+                m.swap(p * d + k, c * d + k);
+            }
+            x.swap(p, c);
+        }
+        for r in c + 1..d {
+            let f = m[r * d + c] / m[c * d + c];
+            for k in c..d {
+                m[r * d + k] -= f * m[c * d + k];
+            }
+            x[r] -= f * x[c];
+        }
+    }
+    for r in (0..d).rev() {
+        let s: f64 = (r + 1..d).map(|k| m[r * d + k] * x[k]).sum();
+        x[r] = (x[r] - s) / m[r * d + r];
+    }
+    Some(x)
 }
 
 /// y = A x for a row-major d × d matrix.
@@ -617,5 +655,21 @@ mod tests {
         for (x, y) in ev.iter().zip(&general) {
             assert!((x - y).abs() < 1e-9, "{ev:?} vs {general:?}");
         }
+    }
+
+    /// A x = b solved for a 3 × 3 system that needs pivoting (zero leading entry): A·x
+    /// reproduces b to 1e-14; a singular matrix is `None`.
+    #[test]
+    fn solve_with_pivoting() {
+        let a = [0.0, 2.0, 1.0, 1.0, -1.0, 3.0, 4.0, 0.5, -2.0];
+        let b = [1.0, -2.0, 0.5];
+        let x = solve(&a, &b).unwrap();
+        let mut y = [0.0; 3];
+        matvec(&a, &x, &mut y);
+        for i in 0..3 {
+            assert!((y[i] - b[i]).abs() < 1e-14, "{y:?}");
+        }
+        assert!(solve(&[1.0, 2.0, 2.0, 4.0], &[1.0, 1.0]).is_none());
+        assert_eq!(solve(&[2.0], &[3.0]).unwrap(), vec![1.5]);
     }
 }

@@ -1,9 +1,10 @@
 //! `scoreflow bench`: the reference_fm.py `--bench-only` workload, as one JSON line.
 
 use anyhow::Result;
-use scoreflow::bench::{self, BenchConfig, Engine};
+use scoreflow::bench::{self, BenchConfig};
+use scoreflow::train::EngineKind;
 
-use crate::cli::{BenchArgs, EngineName};
+use crate::cli::BenchArgs;
 use crate::output::Mode;
 
 /// Runs `scoreflow bench`. `threads` is the global `--threads` (the pool is already sized).
@@ -14,8 +15,8 @@ pub fn run(args: BenchArgs, mode: Mode, threads: Option<usize>) -> Result<()> {
         depth: args.depth,
         batch: args.batch,
         engine: match args.engine {
-            EngineName::Burn => Engine::Burn,
-            EngineName::Auto | EngineName::Fused => Engine::Fused,
+            EngineKind::Auto => EngineKind::Fused,
+            e => e,
         },
         dopri5: args.dopri5,
         nll_points: args.nll,

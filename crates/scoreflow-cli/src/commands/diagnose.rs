@@ -1,16 +1,14 @@
 //! `scoreflow diagnose`: Jacobian diagnostics of a learned field at data points.
 
 use anyhow::{bail, Result};
-use scoreflow::data::Points;
+use scoreflow::data::{Dataset, Points};
 use scoreflow::diagnostics::{diagnose, Stats, Summary};
-use scoreflow::field::analytic::{GaussianMixture, MixtureScore};
+use scoreflow::model::{load_points_or_explain, Model};
 use scoreflow::tensor::{self, DType};
-use scoreflow::VectorField;
 use serde::Serialize;
 
 use crate::cli::DiagnoseArgs;
 use crate::output::Mode;
-use crate::run::{builtin, load_file_or_explain, DataUnits, ModelSpec, Run};
 
 /// The diagnostics at one time.
 #[derive(Debug, Clone, Serialize)]
@@ -36,34 +34,6 @@ pub struct DiagnoseReport {
     pub reference: Option<String>,
 }
 
-/// The exact score of the run's data distribution (perturbed by the SDE for DSM models), in
-/// data units, when the data set is a Gaussian mixture and the model is a score model.
-fn reference_score(run: &Run) -> Result<Option<(Box<dyn VectorField>, String)>> {
-    let Some(spec) = run.dataset().and_then(|d| d.mixture()) else {
-        return Ok(None);
-    };
-    let z = GaussianMixture::from(&run.norm.apply_mixture(&spec)?);
-    let wrap = |f: Box<dyn VectorField>| -> Box<dyn VectorField> {
-        Box::new(DataUnits {
-            field: f,
-            mean: run.norm.mean.clone(),
-            std: run.norm.std.clone(),
-            velocity: false,
-        })
-    };
-    Ok(match &run.spec {
-        ModelSpec::Dsm { sde, .. } => Some((
-            wrap(Box::new(MixtureScore::new(z, sde.build()?))),
-            format!("exact score of {} perturbed by the SDE", run.settings.data),
-        )),
-        ModelSpec::NoiseFree { .. } => Some((
-            wrap(Box::new(MixtureScore::fixed(z))),
-            format!("exact score of {}", run.settings.data),
-        )),
-        ModelSpec::Cfm { .. } => None,
-    })
-}
-
 fn fmt_stats(s: &Option<Stats>) -> String {
     match s {
         Some(s) => format!(
@@ -76,7 +46,7 @@ fn fmt_stats(s: &Option<Stats>) -> String {
 
 /// Runs `scoreflow diagnose`.
 pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
-    let run = Run::load(&args.run)?;
+    let run = Model::load(&args.run)?;
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
@@ -85,23 +55,23 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
             run.held_out(args.n, args.seed)?,
             format!("held-out data of {}", run.settings.data),
         ),
-        Some(name) => match builtin(name) {
+        Some(name) => match name.parse::<Dataset>().ok() {
             Some(ds) => (
                 ds.sample(args.n, &mut tensor::rng(args.seed)),
                 format!("{} draws of {ds}", args.n),
             ),
-            None => (load_file_or_explain(name, Some(run.dim()))?, name.clone()),
+            None => (load_points_or_explain(name, Some(run.dim()))?, name.clone()),
         },
     };
     let x = points.to_tensor(&tensor::cpu(), DType::F32);
     let field = run.field_in_data_units()?;
-    let reference = reference_score(&run)?;
+    let reference = run.exact_field()?;
     let mut times = Vec::new();
     for &t in &args.times {
         if !(0.0..=1.0).contains(&t) {
             bail!("--times: {t} is outside [0, 1] (flow time: 0 = noise, 1 = data)");
         }
-        let mt = run.model_time(t)?;
+        let mt = run.kind.model_time(t)?;
         let d = diagnose(
             &field,
             &x,
@@ -115,7 +85,7 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         });
     }
     let report = DiagnoseReport {
-        field: if run.is_velocity() {
+        field: if run.kind.is_velocity() {
             "velocity".into()
         } else {
             "score".into()
@@ -129,7 +99,7 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         println!(
             "{} field of {} at {} (data units)",
             report.field,
-            run.dir.display(),
+            args.run.display(),
             report.points
         );
         for td in &report.times {
@@ -157,7 +127,11 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
             if s.error.is_some() {
                 println!(
                     "{:<38}{}  (relative RMS {:.3})",
-                    "‖s − s_true‖",
+                    if run.kind.is_velocity() {
+                        "‖v − v_true‖"
+                    } else {
+                        "‖s − s_true‖"
+                    },
                     fmt_stats(&s.error),
                     s.relative_error.unwrap_or(f64::NAN)
                 );

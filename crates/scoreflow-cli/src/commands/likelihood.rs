@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use scoreflow::data::Points;
+use scoreflow::data::{Dataset, Points};
 use scoreflow::likelihood::{Divergence, LikelihoodOptions, ProbeNoise, RoundTrip};
-use scoreflow::solve::{Method, OdeOptions};
+use scoreflow::model::{load_points_or_explain, Model};
+use scoreflow::solve::choice::ode_options;
 use scoreflow::tensor;
 use serde::Serialize;
 
 use crate::cli::LikelihoodArgs;
 use crate::output::{atomic_write, human_secs, Mode};
-use crate::run::{builtin, load_file_or_explain, Run};
 
 /// What `scoreflow likelihood` reports (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -46,22 +46,7 @@ pub struct LikelihoodSummary {
 
 /// The likelihood solver settings of `args`.
 fn options(args: &LikelihoodArgs) -> Result<LikelihoodOptions> {
-    let method: Method = args.solver.parse()?;
-    if args.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
-    if !(args.rtol > 0.0 && args.atol >= 0.0) {
-        bail!(
-            "need --rtol > 0 and --atol >= 0 (got {}, {})",
-            args.rtol,
-            args.atol
-        );
-    }
-    let ode = if method.is_adaptive() {
-        OdeOptions::dopri5(args.rtol, args.atol)
-    } else {
-        OdeOptions::fixed(method, args.steps)
-    };
+    let ode = ode_options(args.solver, args.steps, args.rtol, args.atol)?;
     let divergence = match args.hutchinson {
         None => Divergence::Auto,
         Some(0) => bail!("--hutchinson needs at least 1 probe"),
@@ -80,34 +65,38 @@ fn options(args: &LikelihoodArgs) -> Result<LikelihoodOptions> {
 
 /// Runs `scoreflow likelihood`.
 pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
-    let run = Run::load(&args.run)?;
+    let model = Model::load(&args.run)?;
     let opts = options(&args)?;
-    let (points, what, truth): (Points, String, Option<Vec<f64>>) = match builtin(&args.data) {
-        Some(ds) => {
-            if args.n == 0 {
-                bail!("-n must be at least 1");
+    let (points, what, truth): (Points, String, Option<Vec<f64>>) =
+        match args.data.parse::<Dataset>().ok() {
+            Some(ds) => {
+                if args.n == 0 {
+                    bail!("-n must be at least 1");
+                }
+                let mut r = tensor::rng(args.seed);
+                r.set_stream(0x4c49_4b45); // "LIKE"
+                let pts = ds.sample(args.n, &mut r);
+                let truth = ds.log_density(&pts)?;
+                (
+                    pts,
+                    format!("{} fresh draws of {ds} (seed {})", args.n, args.seed),
+                    truth,
+                )
             }
-            let mut r = tensor::rng(args.seed);
-            r.set_stream(0x4c49_4b45); // "LIKE"
-            let pts = ds.sample(args.n, &mut r);
-            let truth = ds.log_density(&pts)?;
-            (
-                pts,
-                format!("{} fresh draws of {ds} (seed {})", args.n, args.seed),
-                truth,
-            )
-        }
-        None => (
-            load_file_or_explain(&args.data, Some(run.dim()))?,
-            args.data.clone(),
-            None,
-        ),
-    };
+            None => (
+                load_points_or_explain(&args.data, Some(model.dim()))?,
+                args.data.clone(),
+                None,
+            ),
+        };
     let pb = mode.progress(1, "likelihood");
     pb.set_message(format!("{} points", points.len()));
-    let lik = run.log_likelihood(&points, &opts, &mut tensor::rng(args.seed))?;
+    let lik = model.log_likelihood(&points, &opts, &mut tensor::rng(args.seed))?;
     pb.finish_and_clear();
-    let out = args.out.clone().unwrap_or_else(|| run.dir.join("logp.csv"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("logp.csv"));
     let mut csv = String::from(if lik.log_prob_se.is_some() {
         "index,log_prob,log_prob_se\n"
     } else {

@@ -6,16 +6,16 @@ use anyhow::{bail, Result};
 use scoreflow::data::{self, Points};
 use scoreflow::diagnostics::diagnose;
 use scoreflow::likelihood::LikelihoodOptions;
+use scoreflow::model::{Model, ModelKind, Plan, LOG_FILE};
+use scoreflow::solve::{Method, SamplerName, SamplerSpec};
 use scoreflow::tensor::{self, DType};
 use serde::Serialize;
 
-use crate::cli::{PlotArgs, SamplerName};
+use crate::cli::PlotArgs;
 use crate::output::{Mode, TrainLog};
 use crate::plot::{
     self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
 };
-use crate::run::{ModelSpec, Run, SamplerSpec, LOG_FILE};
-use crate::sampling::Plan;
 
 /// Host points as 2-D pairs (the first two coordinates).
 pub fn pairs(p: &Points) -> Vec<P2> {
@@ -34,7 +34,7 @@ pub struct PlotSummary {
 /// The pictures to draw and their inputs.
 pub struct PlotJob<'a> {
     /// The run.
-    pub run: &'a Run,
+    pub run: &'a Model,
     /// Samples (data units).
     pub samples: &'a Points,
     /// Data points to compare with (data units).
@@ -58,14 +58,14 @@ pub struct PlotJob<'a> {
 /// The trajectory sampler: the run's ODE (Euler for flow matching, RK4 on the
 /// probability-flow ODE for DSM models) with every step kept; `None` for noise-free score
 /// models, which are sampled by Langevin dynamics (no deterministic path).
-fn trajectory_spec(run: &Run, steps: usize) -> Option<SamplerSpec> {
-    let mut spec = match run.spec {
-        ModelSpec::Cfm { .. } => SamplerSpec::new(SamplerName::Euler),
-        ModelSpec::Dsm { .. } => SamplerSpec {
-            solver: "rk4".into(),
+fn trajectory_spec(run: &Model, steps: usize) -> Option<SamplerSpec> {
+    let mut spec = match run.kind {
+        ModelKind::Cfm { .. } => SamplerSpec::new(SamplerName::Euler),
+        ModelKind::Dsm { .. } => SamplerSpec {
+            solver: Some(Method::Rk4),
             ..SamplerSpec::new(SamplerName::Ode)
         },
-        ModelSpec::NoiseFree { .. } => return None,
+        ModelKind::NoiseFree { .. } => return None,
     };
     spec.steps = Some(steps);
     spec.trajectories = true;
@@ -74,12 +74,12 @@ fn trajectory_spec(run: &Run, steps: usize) -> Option<SamplerSpec> {
 
 /// Flow times and trajectories (one `Vec` of states per point, data units) of `n` points.
 fn trajectories(
-    run: &Run,
+    run: &Model,
     spec: &SamplerSpec,
     n: usize,
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<Vec<P2>>)> {
-    let out = run.sample(&Plan::new(n, None), seed, spec, |_| {})?;
+    let out = run.sample(&Plan::new(n, None), seed, spec)?;
     let mut times = Vec::new();
     let mut paths: Vec<Vec<P2>> = Vec::new();
     for (_, traj) in &out.trajectories {
@@ -87,7 +87,7 @@ fn trajectories(
         for (k, (t, pts)) in traj.iter().enumerate() {
             if base == 0 {
                 // Flow time for every model: τ runs from T down to ε for SDE models.
-                times.push(if run.is_velocity() { *t } else { 1.0 - *t });
+                times.push(if run.kind.is_velocity() { *t } else { 1.0 - *t });
             }
             for (i, row) in pts.rows().enumerate() {
                 if k == 0 {
@@ -101,11 +101,11 @@ fn trajectories(
 }
 
 /// Quiver panel title for flow time t.
-fn field_title(run: &Run, t: f64, model_t: f64) -> String {
-    match &run.spec {
-        ModelSpec::Cfm { .. } => format!("velocity at t = {t}"),
-        ModelSpec::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
-        ModelSpec::NoiseFree { .. } => "score (time-independent)".to_string(),
+fn field_title(run: &Model, t: f64, model_t: f64) -> String {
+    match &run.kind {
+        ModelKind::Cfm { .. } => format!("velocity at t = {t}"),
+        ModelKind::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
+        ModelKind::NoiseFree { .. } => "score (time-independent)".to_string(),
     }
 }
 
@@ -144,16 +144,17 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
     let bounds = Bounds::around(&[&data_p]);
     let origins = bounds.grid(job.grid.max(2));
     let mut panels = Vec::new();
-    let times: Vec<f64> = if matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+    let times: Vec<f64> = if matches!(run.kind, ModelKind::NoiseFree { .. }) {
         vec![1.0]
     } else {
         job.times.to_vec()
     };
     for &t in &times {
-        let model_t = run.model_time(t)?;
+        let model_t = run.kind.model_time(t)?;
+        let at = Points::new(origins.iter().flatten().copied().collect(), 2)?;
         panels.push(QuiverPanel {
             title: field_title(run, t, model_t),
-            vectors: run.field_at(&origins, model_t)?,
+            vectors: pairs(&run.field_at(&at, model_t)?),
             origins: origins.clone(),
         });
     }
@@ -176,7 +177,7 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
         files.push(p);
     }
 
-    let log_path = run.dir.join(LOG_FILE);
+    let log_path = run.dir.clone().unwrap_or_default().join(LOG_FILE);
     if log_path.exists() {
         let log = TrainLog::load(&log_path)?;
         if !log.rows.is_empty() {
@@ -207,7 +208,7 @@ pub fn draw_run(job: &PlotJob) -> Result<Vec<PathBuf>> {
             }
             None => bail!(
                 "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
-                run.spec.method()
+                run.kind.method().name()
             ),
         }
     }
@@ -296,7 +297,7 @@ fn draw_diagnostics(job: &PlotJob, b: Bounds, times: &[f64]) -> Result<Vec<PathB
     let field = run.field_in_data_units()?;
     let (mut curl, mut stiff) = (Vec::new(), Vec::new());
     for &t in times {
-        let model_t = run.model_time(t)?;
+        let model_t = run.kind.model_time(t)?;
         let d = diagnose(&field, &x, &tensor::times_like(&x, model_t), None)?;
         let title = field_title(run, t, model_t);
         curl.push(HeatPanel {
@@ -347,15 +348,15 @@ fn quantile99(v: &[f64]) -> f64 {
 
 /// Runs `scoreflow plot`.
 pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
-    let run = Run::load(&args.run)?;
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| run.dir.clone());
+    let run = Model::load(&args.run)?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| args.run.clone());
     if !out_dir.is_dir() {
         bail!("{}: no such directory", out_dir.display());
     }
-    if args.gif && matches!(run.spec, ModelSpec::NoiseFree { .. }) {
+    if args.gif && matches!(run.kind, ModelKind::NoiseFree { .. }) {
         bail!(
             "--gif needs a deterministic flow; this {} run is sampled by Langevin dynamics",
-            run.spec.method()
+            run.kind.method().name()
         );
     }
     let samples = match &args.samples {
@@ -365,12 +366,12 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
             }
             data::load_points(p, Some(run.dim()))?
         }
-        None if run.dir.join("samples.csv").exists() => {
-            data::load_points(run.dir.join("samples.csv"), Some(run.dim()))?
+        None if args.run.join("samples.csv").exists() => {
+            data::load_points(args.run.join("samples.csv"), Some(run.dim()))?
         }
         None => {
             let spec = SamplerSpec::new(run.default_sampler());
-            run.sample(&Plan::new(args.n, None), args.seed, &spec, |_| {})?
+            run.sample(&Plan::new(args.n, None), args.seed, &spec)?
                 .points
         }
     };

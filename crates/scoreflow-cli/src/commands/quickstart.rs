@@ -5,17 +5,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data;
+use scoreflow::data::{self, Dataset};
+use scoreflow::model::evaluate::{evaluate, EvalJob, EvalReport};
+use scoreflow::model::{load_points_or_explain, Model, Plan, TrainSettings};
+use scoreflow::solve::SamplerSpec;
 use serde::Serialize;
 
 use crate::cli::QuickstartArgs;
-use crate::commands::eval::{self, EvalJob, EvalReport};
 use crate::commands::plot::{draw_run, PlotJob};
 use crate::commands::train::{train, TrainSummary};
-use crate::config::TrainSettings;
 use crate::output::{default_run_dir, human_secs, Mode};
-use crate::run::{builtin, load_file_or_explain, Run, SamplerSpec};
-use crate::sampling::Plan;
 
 /// Samples drawn and held-out points compared against.
 const N_EVAL: usize = 10_000;
@@ -40,9 +39,9 @@ pub struct QuickstartSummary {
 /// Runs `scoreflow quickstart`.
 pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
     let started = Instant::now();
-    if builtin(&args.data).is_none() {
+    if args.data.parse::<Dataset>().is_err() {
         // Quickstart is for the built-in sets; the error lists them.
-        load_file_or_explain(&args.data, None).map(|_| ())?;
+        load_points_or_explain(&args.data, None).map(|_| ())?;
         bail!(
             "quickstart uses a built-in data set; to train on {} run `scoreflow train --data {}`",
             args.data,
@@ -57,11 +56,10 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
         data: args.data.clone(),
         steps: args.steps,
         seed: args.seed,
-        out: Some(dir.clone()),
         ..TrainSettings::default()
     };
     settings.validate()?;
-    let train_summary = train(&settings, false, mode, "quickstart")?;
+    let train_summary = train(&settings, Some(dir.clone()), false, mode, "quickstart")?;
     if train_summary.stopped {
         mode.say(format!(
             "interrupted: the checkpoint is in {}; continue with `scoreflow train --resume {}`",
@@ -71,23 +69,23 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
         return Ok(());
     }
 
-    let run = Run::load(&dir)?;
+    let run = Model::load(&dir)?;
     let t = Instant::now();
     let spec = SamplerSpec::new(run.default_sampler());
-    let out = run.sample(&Plan::new(N_EVAL, None), args.seed, &spec, |_| {})?;
+    let out = run.sample(&Plan::new(N_EVAL, None), args.seed, &spec)?;
     let samples_path = dir.join("samples.csv");
     data::write_points(&samples_path, &out.points)?;
     let sample_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let report = eval::evaluate(&EvalJob {
-        run: &run,
+    let report = evaluate(&EvalJob {
+        model: &run,
         samples: &out.points,
         samples_from: format!(
             "{} points, sampler {} (NFE {})",
             out.points.len(),
             spec.sampler.name(),
-            out.nfe_per_path()
+            out.stats.nfe_per_path()
         ),
         reference: None,
         n: N_EVAL,
@@ -116,7 +114,7 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
     let summary = QuickstartSummary {
         train: train_summary.clone(),
         samples: samples_path.clone(),
-        nfe: out.nfe_per_path(),
+        nfe: out.stats.nfe_per_path(),
         eval: report.clone(),
         pictures: pictures.clone(),
         wall_s: started.elapsed().as_secs_f64(),
@@ -140,7 +138,7 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
         println!(
             "evaluated in {}:\n{}",
             human_secs(eval_s),
-            eval::table(&report)
+            crate::commands::eval::table(&report)
         );
         println!("drew {} pictures in {}", pictures.len(), human_secs(plot_s));
         println!(

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data;
+use scoreflow::data::PointWriter;
+use scoreflow::model::sampling::{parse_shard, trajectories_csv};
+use scoreflow::model::{Model, Plan};
+use scoreflow::solve::SamplerSpec;
 use serde::Serialize;
 
 use crate::cli::SampleArgs;
 use crate::output::{atomic_write, human_secs, Mode};
-use crate::run::{Run, SamplerSpec};
-use crate::sampling::{parse_shard, trajectories_csv, Plan, SampleOutput};
 
 /// What `scoreflow sample` reports (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -33,22 +34,14 @@ pub struct SampleSummary {
     pub trajectories: Option<PathBuf>,
 }
 
-/// The sampler settings of `args` for `run`.
-pub fn sampler_spec(args: &SampleArgs, run: &Run) -> Result<SamplerSpec> {
-    let spec = SamplerSpec {
-        sampler: args.sampler.unwrap_or_else(|| run.default_sampler()),
-        solver: args.solver.clone(),
-        steps: args.steps,
-        rtol: args.rtol,
-        atol: args.atol,
-        snr: args.snr,
-        predictor: args.predictor.parse()?,
-        corrector_steps: args.corrector_steps,
-        denoise: args.denoise.as_deref().map(str::parse).transpose()?,
-        step: args.step,
-        trajectories: args.trajectories,
-    };
+/// The sampler settings of `args` for `model`, validated.
+pub fn sampler_spec(args: &SampleArgs, model: &Model) -> Result<SamplerSpec> {
+    let spec = args.options.spec(
+        args.sampler.unwrap_or_else(|| model.default_sampler()),
+        args.trajectories,
+    );
     spec.validate()?;
+    model.check_sampler(spec.sampler)?;
     Ok(spec)
 }
 
@@ -81,52 +74,59 @@ pub fn check_output_path(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `scoreflow sample`.
+/// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
+/// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let run = Run::load(&args.run)?;
-    let spec = sampler_spec(&args, &run)?;
+    let model = Model::load(&args.run)?;
+    let spec = sampler_spec(&args, &model)?;
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let dir = model.dir.clone().unwrap_or_default();
     let out = args.out.clone().unwrap_or_else(|| match shard {
-        Some((k, n)) => run.dir.join(format!("samples-{k}-of-{n}.csv")),
-        None => run.dir.join("samples.csv"),
+        Some((k, n)) => dir.join(format!("samples-{k}-of-{n}.csv")),
+        None => dir.join("samples.csv"),
     });
     check_output_path(&out)?;
     let plan = Plan::new(args.n, shard);
     let range = plan.points();
     let pb = mode.progress(range.len() as u64, "sample");
     let started = Instant::now();
-    let res: SampleOutput =
-        run.sample(&plan, args.seed, &spec, |done| pb.set_position(done as u64))?;
+    let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
+    let mut trajectories = Vec::new();
+    let stats = model.sample_each(&plan, args.seed, &spec, |block| {
+        writer.write(&block.points)?;
+        if !block.trajectory.is_empty() {
+            trajectories.push((block.start, block.trajectory));
+        }
+        pb.set_position((block.start + block.points.len() - range.start) as u64);
+        Ok(())
+    })?;
+    writer.finish()?;
     pb.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    if res.points.is_empty() {
+    if stats.points == 0 {
         mode.say(format!(
             "shard {} holds no points of a {}-point job (more shards than blocks of 4096)",
             args.shard.unwrap_or_default(),
             args.n
         ));
     }
-    data::write_points(&out, &res.points)?;
     let traj = if args.trajectories {
         let p = trajectory_path(&out);
-        atomic_write(
-            &p,
-            trajectories_csv(&res.trajectories, run.dim()).as_bytes(),
-        )?;
+        atomic_write(&p, trajectories_csv(&trajectories, model.dim()).as_bytes())?;
         Some(p)
     } else {
         None
     };
     let summary = SampleSummary {
         out: out.clone(),
-        n: res.points.len(),
+        n: stats.points,
         first_index: range.start,
         n_total: args.n,
         sampler: spec.sampler.name().into(),
-        nfe: res.nfe_per_path(),
+        nfe: stats.nfe_per_path(),
         wall_s: wall,
         trajectories: traj.clone(),
     };
@@ -140,7 +140,7 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     };
     mode.say(format!(
         "sampled {} points{what} with {} in {}: NFE {} per sample\nwrote {}{}",
-        res.points.len(),
+        stats.points,
         spec.sampler.name(),
         human_secs(wall),
         summary.nfe,

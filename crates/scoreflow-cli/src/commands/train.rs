@@ -6,25 +6,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use scoreflow::data::{self, Normalizer, Points};
-use scoreflow::tensor::{self, DType, Rng};
-use scoreflow::train::{
-    Control, EmaConfig, EngineKind, LrSchedule, OptimizerConfig, OptimizerKind, StepInfo,
-    TrainConfig, Trainer,
-};
+use anyhow::{bail, Result};
+use scoreflow::data::Points;
+use scoreflow::model::{TrainSettings, TrainingRun, CONFIG_FILE, LOG_FILE};
+use scoreflow::tensor::Rng;
+use scoreflow::train::{Control, StepInfo};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
-use crate::config::{
-    MethodName, OptimizerName, ScheduleName, TrainEngine, TrainOpts, TrainSettings,
-};
+use crate::config::TrainOpts;
 use crate::output::{create_run_dir, default_run_dir, human_secs, LogRow, Mode, TrainLog};
-use crate::run::{self, ModelSpec, CONFIG_FILE, HELDOUT_FILE, LOG_FILE};
 
-/// The settings of a new run (flags over `--config` over defaults), or of a resumed run (its
-/// `config.toml`, where only `--steps` and `--checkpoint-every` may be changed).
-pub fn settings_for(args: &TrainArgs) -> Result<TrainSettings> {
+/// The settings of a new run (flags over `--config` over defaults) and its directory, or of a
+/// resumed run (its `config.toml`, where only `--steps` and `--checkpoint-every` may be
+/// changed) and that directory.
+pub fn settings_for(args: &TrainArgs) -> Result<(TrainSettings, Option<PathBuf>)> {
     if let Some(run) = &args.resume {
         let cfg = run.join(CONFIG_FILE);
         if !cfg.exists() {
@@ -49,9 +45,8 @@ pub fn settings_for(args: &TrainArgs) -> Result<TrainSettings> {
         }
         s.steps = steps.unwrap_or(s.steps);
         s.checkpoint_every = checkpoint_every.unwrap_or(s.checkpoint_every);
-        s.out = Some(run.clone());
         s.validate()?;
-        return Ok(s);
+        return Ok((s, Some(run.clone())));
     }
     let file = match &args.config {
         Some(p) => TrainOpts::from_file(p)?,
@@ -62,8 +57,8 @@ pub fn settings_for(args: &TrainArgs) -> Result<TrainSettings> {
 
 /// Runs `scoreflow train`.
 pub fn run(args: TrainArgs, mode: Mode) -> Result<()> {
-    let settings = settings_for(&args)?;
-    let summary = train(&settings, args.resume.is_some(), mode, "train")?;
+    let (settings, out) = settings_for(&args)?;
+    let summary = train(&settings, out, args.resume.is_some(), mode, "train")?;
     mode.json(&summary)?;
     if summary.stopped {
         mode.say(format!(
@@ -115,52 +110,6 @@ pub struct TrainSummary {
     pub engine: String,
 }
 
-/// The library's training configuration for `s`.
-fn train_config(s: &TrainSettings) -> TrainConfig {
-    let warm = ((s.warmup * s.steps as f64).round() as usize).max(1);
-    let schedule = match s.schedule {
-        ScheduleName::Constant => LrSchedule::Constant,
-        ScheduleName::Warmup => LrSchedule::Warmup { warmup: warm },
-        ScheduleName::Cosine => LrSchedule::Cosine {
-            warmup: if s.warmup > 0.0 { warm } else { 0 },
-            final_ratio: 0.0,
-        },
-        // One-cycle needs ≥ 2 rising steps and ≥ 1 falling step: very short runs stretch the
-        // rise to 2 steps, and runs under 4 steps use a constant rate.
-        ScheduleName::Onecycle if s.steps < 4 => LrSchedule::Constant,
-        ScheduleName::Onecycle => LrSchedule::OneCycle {
-            pct_start: s.warmup.max(2.0 / s.steps as f64),
-            div_factor: 25.0,
-            final_div_factor: 1e4,
-        },
-    };
-    let kind = match s.optimizer {
-        OptimizerName::Adam => OptimizerKind::Adam,
-        OptimizerName::Adamw => OptimizerKind::AdamW,
-    };
-    TrainConfig {
-        steps: s.steps,
-        batch_size: s.batch,
-        seed: s.seed,
-        optimizer: OptimizerConfig {
-            kind,
-            weight_decay: s.weight_decay,
-            clip_grad_norm: (s.clip > 0.0).then_some(s.clip),
-            ..OptimizerConfig::adam(s.lr)
-        },
-        schedule,
-        // EMA warm-up β_n = min(β, (1 + n)/(10 + n)) so short runs do not keep a share of the
-        // random initial weights (0.999³⁰⁰⁰ ≈ 5% without it).
-        ema: (s.ema > 0.0).then_some(EmaConfig {
-            decay: s.ema,
-            warmup: true,
-        }),
-        // Checkpoints are triggered by the CLI's callback (see `train`), so the log is
-        // always saved before the checkpoint it belongs to.
-        checkpoint_every: None,
-    }
-}
-
 /// Installs the Ctrl-C handler once; the flag it sets asks the training loop to checkpoint and stop.
 fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -180,99 +129,45 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Trains (or resumes) the run described by `settings`, writing its run directory.
+/// Trains (or resumes) the run described by `settings` in `out` (default
+/// `runs/<data>-<method>-<time>`), writing its run directory.
 pub fn train(
     settings: &TrainSettings,
+    out: Option<PathBuf>,
     resume: bool,
     mode: Mode,
     label: &str,
 ) -> Result<TrainSummary> {
-    let dir = settings
-        .out
-        .clone()
-        .unwrap_or_else(|| default_run_dir(&settings.data, settings.method.name()));
-    // The fused engine trains regression objectives (flow matching, DSM); noise-free score
-    // matching needs burn's autodiff.
-    let regression = matches!(settings.method, MethodName::Cfm | MethodName::Dsm);
-    let kind = match settings.engine {
-        TrainEngine::Burn => EngineKind::Burn,
-        TrainEngine::Auto if regression => EngineKind::Fused,
-        TrainEngine::Auto => EngineKind::Burn,
-        TrainEngine::Fused if regression => EngineKind::Fused,
-        TrainEngine::Fused => bail!("--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}", settings.method.name()),
-    };
-    let (source, fitted_norm) = run::training_data(settings)?;
-    let dim = source.dim();
-
-    let (mut trainer, norm, spec, mut log) = if resume {
-        let mut trainer = Trainer::resume_on(kind, &dir, &tensor::cpu())?;
-        let meta = trainer.meta();
-        let norm: Normalizer = serde_json::from_value(meta.normalization.clone())
-            .with_context(|| format!("{}: malformed normalization in meta.json", dir.display()))?;
-        let spec: ModelSpec = serde_json::from_value(meta.objective.clone())
-            .with_context(|| format!("{}: unknown objective in meta.json", dir.display()))?;
-        if meta.model.dim() != dim {
-            bail!(
-                "{}: the checkpoint is {}-D but the data are {}-D",
-                dir.display(),
-                meta.model.dim(),
-                dim
-            );
-        }
-        if trainer.step() >= settings.steps {
-            bail!(
-                "{}: already trained {} of {} steps; pass a larger --steps to continue",
-                dir.display(),
-                trainer.step(),
-                settings.steps
-            );
-        }
-        if trainer.config().steps != settings.steps {
-            trainer.set_total_steps(settings.steps)?;
-        }
+    let dir = out.unwrap_or_else(|| default_run_dir(&settings.data, settings.method.name()));
+    let (run, mut log) = if resume {
+        let run = TrainingRun::resume(settings, &dir)?;
         let mut log = if dir.join(LOG_FILE).exists() {
             TrainLog::load(&dir.join(LOG_FILE))?
         } else {
             TrainLog::default()
         };
-        log.truncate_after(trainer.step());
-        (trainer, norm, spec, log)
+        log.truncate_after(run.trainer.step());
+        (run, log)
     } else {
         create_run_dir(&dir)?;
-        let norm = fitted_norm;
-        let spec = run::model_spec(settings, || {
-            let mut r = tensor::rng(settings.seed);
-            norm.apply(&source.batch(2000, &mut r))
-                .expect("same dimension")
-        })?;
-        let cfg = train_config(settings);
-        let model = cfg.init_model(&run::mlp_config(settings, dim), &tensor::cpu(), DType::F32);
-        let trainer = Trainer::new_on(kind, &model, cfg)?.checkpoint_to(
-            &dir,
-            serde_json::to_value(&spec)?,
-            serde_json::to_value(&norm)?,
-        );
-        if let Some(test) = source.test() {
-            data::write_npy(dir.join(HELDOUT_FILE), test)?;
-        }
-        (trainer, norm, spec, TrainLog::default())
+        (TrainingRun::start(settings, &dir)?, TrainLog::default())
     };
-    let mut written = settings.clone();
-    written.out = None;
-    crate::output::atomic_write(&dir.join(CONFIG_FILE), written.to_toml()?.as_bytes())?;
-
-    let objective = run::objective(&spec)?;
+    let TrainingRun {
+        mut trainer,
+        source,
+        normalizer,
+        kind,
+        objective,
+        ..
+    } = run;
     let params = trainer.model().config.num_params();
     let start_step = trainer.step();
     let total = settings.steps;
     mode.say(format!(
-        "{label}: {} | {} | MLP {}→{}×{}→{} ({} parameters) | {} steps, batch {} | {}",
+        "{label}: {} | {} | {} ({} parameters) | {} steps, batch {} | {}",
         source.describe(),
-        spec.method(),
-        dim + trainer.model().config.time.features(),
-        settings.width,
-        settings.depth,
-        dim,
+        kind,
+        trainer.meta().model.describe(),
         params,
         total,
         settings.batch,
@@ -296,7 +191,8 @@ pub fn train(
     let mut save_error: Option<anyhow::Error> = None;
     let mut interrupted = false;
     let mut batches = |n: usize, r: &mut Rng| -> Points {
-        norm.apply(&source.batch(n, r))
+        normalizer
+            .apply(&source.batch(n, r))
             .expect("data and normaliser share a dimension")
     };
     let started = Instant::now();
@@ -310,14 +206,14 @@ pub fn train(
                 steps_per_s: i.steps_per_sec,
             });
             pb.set_position(i.step as u64);
-            if i.step % 10 == 0 || i.step == i.total {
+            if i.step.is_multiple_of(10) || i.step == i.total {
                 pb.set_message(format!(
                     "loss {:.4} | {:.0} steps/s",
                     i.loss, i.steps_per_sec
                 ));
             }
             let ctrl_c = stop.load(Ordering::SeqCst);
-            if i.step < i.total && (ctrl_c || i.step % every == 0) {
+            if i.step < i.total && (ctrl_c || i.step.is_multiple_of(every)) {
                 interrupted |= ctrl_c;
                 if let Err(e) = log.save(&log_path) {
                     save_error = Some(e);
@@ -355,7 +251,7 @@ pub fn train(
     Ok(TrainSummary {
         run_dir: dir,
         data: settings.data.clone(),
-        method: spec.method().into(),
+        method: kind.method().name().into(),
         step: outcome.step,
         total_steps: total,
         stopped: interrupted,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::Points;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_atomic, AtomicFile};
 
 fn data_err(path: &str, location: String, msg: impl Into<String>) -> Error {
     Error::Data {
@@ -570,47 +570,145 @@ impl PyParser<'_> {
     }
 }
 
-/// CSV text of the points: a header (`x` / `x,y` / `x,y,z`, else `x0,…,x{d−1}`) and one row
-/// per point, each value in the shortest form that reads back to the same `f64`.
-pub fn csv_string(x: &Points) -> String {
-    let d = x.dim();
+/// The CSV header of d-dimensional points: `x` / `x,y` / `x,y,z`, else `x0,…,x{d−1}`.
+fn csv_header(d: usize) -> String {
     let header: Vec<String> = match d {
         1..=3 => ["x", "y", "z"][..d].iter().map(|s| s.to_string()).collect(),
         _ => (0..d).map(|j| format!("x{j}")).collect(),
     };
     let mut out = header.join(",");
     out.push('\n');
+    out
+}
+
+/// Appends one CSV row per point, each value in the shortest form that reads back to the same
+/// `f64`.
+fn csv_rows(x: &Points, out: &mut String) {
     for r in x.rows() {
         let row: Vec<String> = r.iter().map(|v| format!("{v:?}")).collect();
         out.push_str(&row.join(","));
         out.push('\n');
     }
+}
+
+/// CSV text of the points: a header (`x` / `x,y` / `x,y,z`, else `x0,…,x{d−1}`) and one row
+/// per point, each value in the shortest form that reads back to the same `f64`.
+pub fn csv_string(x: &Points) -> String {
+    let mut out = csv_header(x.dim());
+    csv_rows(x, &mut out);
     out
 }
 
-/// `.npy` bytes (format 1.0, `<f8`, C order, shape (n, d)); the header is padded so the data
-/// starts at a multiple of 64 bytes, as numpy writes it.
-pub fn npy_bytes(x: &Points) -> Vec<u8> {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
-        x.len(),
-        x.dim()
-    );
+/// The `.npy` header of an (n, d) `<f8` C-order array (format 1.0), padded so the data starts at
+/// a multiple of 64 bytes, as numpy writes it.
+fn npy_header(n: usize, d: usize) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
     // 10-byte preamble + header + '\n' padded to a multiple of 64.
     let total = (10 + header.len() + 1).div_ceil(64) * 64;
     while 10 + header.len() + 1 < total {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(total + 8 * x.as_slice().len());
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(NPY_MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// Appends the points' values as little-endian f64.
+fn npy_values(x: &Points, out: &mut Vec<u8>) {
     for v in x.as_slice() {
         out.extend_from_slice(&v.to_le_bytes());
     }
+}
+
+/// `.npy` bytes (format 1.0, `<f8`, C order, shape (n, d)); the header is padded so the data
+/// starts at a multiple of 64 bytes, as numpy writes it.
+pub fn npy_bytes(x: &Points) -> Vec<u8> {
+    let mut out = npy_header(x.len(), x.dim());
+    npy_values(x, &mut out);
     out
+}
+
+/// A points file (`.csv` or `.npy`) written block by block, with exactly the bytes
+/// [`write_points`] writes for all the points at once, and published atomically by
+/// [`PointWriter::finish`] (memory independent of the number of points). The number of rows is
+/// declared up front (the `.npy` header holds the shape); finishing with another count is an
+/// error and leaves the destination untouched.
+pub struct PointWriter {
+    file: AtomicFile,
+    npy: bool,
+    dim: usize,
+    rows: usize,
+    written: usize,
+}
+
+impl PointWriter {
+    /// Starts `path` for `rows` points of dimension `dim`; the extension picks the format.
+    pub fn create(path: impl AsRef<Path>, rows: usize, dim: usize) -> Result<PointWriter> {
+        let path = path.as_ref();
+        let npy = match extension(path).as_deref() {
+            Some("csv") => false,
+            Some("npy") => true,
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "{}: unknown file type: expected a .csv or .npy extension",
+                    path.display()
+                )))
+            }
+        };
+        let mut file = AtomicFile::create(path)?;
+        if npy {
+            file.write(&npy_header(rows, dim))?;
+        } else {
+            file.write(csv_header(dim).as_bytes())?;
+        }
+        Ok(PointWriter {
+            file,
+            npy,
+            dim,
+            rows,
+            written: 0,
+        })
+    }
+
+    /// Appends points (of the declared dimension, within the declared count).
+    pub fn write(&mut self, x: &Points) -> Result<()> {
+        if x.dim() != self.dim || self.written + x.len() > self.rows {
+            return Err(Error::Shape(format!(
+                "{} points of dimension {} do not fit a file of {} rows of dimension {} ({} written)",
+                x.len(),
+                x.dim(),
+                self.rows,
+                self.dim,
+                self.written
+            )));
+        }
+        if self.npy {
+            let mut buf = Vec::with_capacity(8 * x.as_slice().len());
+            npy_values(x, &mut buf);
+            self.file.write(&buf)?;
+        } else {
+            let mut buf = String::new();
+            csv_rows(x, &mut buf);
+            self.file.write(buf.as_bytes())?;
+        }
+        self.written += x.len();
+        Ok(())
+    }
+
+    /// Publishes the file; an error (and no file) unless every declared row was written.
+    pub fn finish(self) -> Result<()> {
+        if self.written != self.rows {
+            return Err(Error::Shape(format!(
+                "{} of {} declared rows written",
+                self.written, self.rows
+            )));
+        }
+        self.file.commit()
+    }
 }
 
 /// Writes [`csv_string`] to `path` atomically ([`write_atomic`]: temp file, fsync, rename).
@@ -640,6 +738,40 @@ pub fn write_points(path: impl AsRef<Path>, x: &Points) -> Result<()> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Streaming a points file block by block gives exactly the bytes of writing it at once
+    /// (CSV and NPY); a wrong row count publishes nothing.
+    #[test]
+    fn streamed_files_equal_whole_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = Points::new((0..30).map(|i| (i as f64).sin() * 1e3 + 0.1).collect(), 3).unwrap();
+        for ext in ["csv", "npy"] {
+            let whole = dir.path().join(format!("whole.{ext}"));
+            write_points(&whole, &x).unwrap();
+            let parts = dir.path().join(format!("parts.{ext}"));
+            let mut w = PointWriter::create(&parts, x.len(), 3).unwrap();
+            for (a, b) in [(0, 4), (4, 4), (4, 9), (9, 10)] {
+                w.write(&x.slice(a, b)).unwrap();
+            }
+            w.finish().unwrap();
+            assert_eq!(
+                fs::read(&whole).unwrap(),
+                fs::read(&parts).unwrap(),
+                "{ext}"
+            );
+            let short = dir.path().join(format!("short.{ext}"));
+            let mut w = PointWriter::create(&short, x.len(), 3).unwrap();
+            w.write(&x.slice(0, 5)).unwrap();
+            assert!(w.finish().is_err());
+            assert!(!short.exists());
+        }
+        // Only the destination is left: no temporary files.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
 
     fn csv(s: &str, dim: Option<usize>) -> Result<Points> {
         parse_csv(s.as_bytes(), "f.csv", dim)

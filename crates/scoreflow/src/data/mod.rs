@@ -6,14 +6,16 @@
 pub mod io;
 pub mod mixture;
 pub mod normalize;
+pub mod shapes;
 pub mod source;
 pub mod toy;
 
 pub use io::{
     load_csv, load_csv_labelled, load_npy, load_points, write_csv, write_npy, write_points, Labels,
+    PointWriter,
 };
 pub use mixture::{MixtureParams, MixtureSpec};
-pub use normalize::Normalizer;
+pub use normalize::{NormalizeMode, Normalizer};
 pub use source::{split, DataSource};
 pub use toy::Dataset;
 

@@ -8,6 +8,21 @@ use super::{MixtureSpec, Points};
 use crate::error::{Error, Result};
 use crate::tensor::{matrix_like, Tensor};
 
+/// Whether a run standardises its data (`--normalize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum NormalizeMode {
+    /// Standardise file data; leave built-in sets as they are (they are already at the scale
+    /// of the reference scripts).
+    #[default]
+    Auto,
+    /// Always standardise.
+    Yes,
+    /// Never standardise.
+    No,
+}
+
 /// z = (x − μ) / σ per dimension, with μ the data mean and σ the (population) standard deviation
 /// floored at [`Normalizer::STD_FLOOR_REL`]·max(1, |μ|) so constant columns never divide by 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +132,12 @@ impl Normalizer {
     /// x = μ + σ z row-wise (back to data units); `Error::Shape` on a dimension mismatch.
     pub fn invert(&self, z: &Points) -> Result<Points> {
         self.map(z, |v, m, s| m + s * v)
+    }
+
+    /// log |det ∂z/∂x|⁻¹ = Σᵢ ln σᵢ: a density in model units becomes one in data units as
+    /// log p_x(x) = log p_z(z) − Σᵢ ln σᵢ.
+    pub fn log_det(&self) -> f64 {
+        self.std.iter().map(|s| s.ln()).sum()
     }
 
     /// The law of z = (x − μ)/σ for x ~ Σₖ wₖ N(μₖ, Σₖ): Σₖ wₖ N((μₖ − μ)/σ, Σₖ,ᵢⱼ/(σᵢσⱼ));

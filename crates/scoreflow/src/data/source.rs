@@ -440,7 +440,7 @@ mod tests {
         // The trainer's view is the same stream of batches.
         let mut as_trainer = src.clone();
         let t = crate::train::Minibatches::batch(&mut as_trainer, 16, &mut rng(11));
-        assert_eq!(t, a);
+        assert_eq!(t.target, a);
     }
 
     /// Labels travel with their rows: batches drawn with replacement carry each row's label

@@ -13,11 +13,14 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::VectorField;
 use crate::data::{Dataset, MixtureSpec};
 use crate::error::{Error, Result};
 pub use crate::gaussian::{Gaussian, GaussianMixture, LowRankMixture, MixtureLaw};
 pub use crate::path::{FnKernel, PerturbationKernel, Unperturbed};
+use crate::path::{GaussianPath, Scheduler};
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};
 
 /// log p(x, t) of a batch: `(batch, d)` × `(batch,)` → `(batch,)`, for fields whose density is
@@ -239,6 +242,55 @@ fn interleave(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
         .zip(b.chunks_exact(d))
         .flat_map(|(x, y)| x.iter().chain(y).copied())
         .collect()
+}
+
+/// The exact marginal velocity of a Gaussian path from N(0, I) (t = 0) to a Gaussian mixture
+/// (t = 1), u(x, t) = E[α̇ x₁ + σ̇ x₀ | x_t = x] ([`GaussianMixture::path_velocity`]): finite on
+/// the whole of [0, 1], so flow samplers can be tested and driven with no learning error.
+/// Jacobian–vector products are central differences in f64.
+#[derive(Debug, Clone)]
+pub struct MixtureVelocity<S> {
+    /// The score of the path's marginal p_t (its mixture and the path as the kernel).
+    score: MixtureScore<GaussianPath<S>>,
+}
+
+impl<S: Scheduler> MixtureVelocity<S> {
+    /// The velocity of `path` towards `mixture`.
+    pub fn new(mixture: GaussianMixture, path: GaussianPath<S>) -> Self {
+        Self {
+            score: MixtureScore::new(mixture, path),
+        }
+    }
+}
+
+impl<S: Scheduler + Sync> VectorField for MixtureVelocity<S> {
+    fn dim(&self) -> usize {
+        self.score.mixture.dim()
+    }
+
+    /// u(x, t).
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let (xs, ts) = (to_vec(x), to_vec(t));
+        let sched = &self.score.kernel.scheduler;
+        let out = self.score.by_time(x, t, d, |pt, rows| {
+            let t = ts[rows[0]];
+            let coef = (
+                sched.alpha(t),
+                sched.sigma(t),
+                sched.d_alpha(t),
+                sched.d_sigma(t),
+            );
+            rows.par_iter()
+                .flat_map_iter(|&r| {
+                    self.score
+                        .mixture
+                        .path_velocity(pt, &xs[r * d..(r + 1) * d], coef)
+                })
+                .collect()
+        });
+        matrix_like(out, n, d, x)
+    }
 }
 
 /// Splits rows `[a (d), b (d)]` into two `(n, d)` tensors like `like`.
@@ -730,5 +782,80 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.weights(), &[0.25, 0.75]);
+    }
+
+    /// The exact path velocity: equals the score form u = (α̇/α)x − (σ̇ − α̇σ/α)σ∇log p_t in the
+    /// interior (both paths), is E[x₁] − x at t = 0 on the straight path, stays finite at t = 1,
+    /// and carries N(0, I) to the mixture: dopri5 from 4,000 noise points reproduces the mixture
+    /// mean and covariance within 5 standard errors.
+    #[test]
+    fn mixture_velocity_is_the_path_velocity_and_transports_noise_to_the_mixture() {
+        use crate::field::convert::ScoreToVelocity;
+        use crate::path::PathKind;
+        use crate::solve::{odeint, OdeOptions};
+        let mix = mix2();
+        let x = matrix(
+            vec![0.3, -0.4, 1.5, 2.0, -2.0, 0.1],
+            3,
+            2,
+            &cpu(),
+            DType::F64,
+        );
+        for path in [PathKind::Condot, PathKind::Cosine] {
+            let p = GaussianPath::new(path);
+            let u = MixtureVelocity::new(mix.clone(), p);
+            let via_score = ScoreToVelocity::new(MixtureScore::new(mix.clone(), p), p);
+            for t in [0.2, 0.5, 0.9] {
+                let a = to_vec(&u.eval(&x, &times_like(&x, t)));
+                let b = to_vec(&via_score.eval(&x, &times_like(&x, t)));
+                for (p, q) in a.iter().zip(&b) {
+                    assert!(
+                        (p - q).abs() < 1e-9 * (1.0 + q.abs()),
+                        "{path:?} t={t}: {p} vs {q}"
+                    );
+                }
+            }
+            let end = to_vec(&u.eval(&x, &times_like(&x, 1.0)));
+            assert!(
+                end.iter().all(|v| v.is_finite()),
+                "{path:?} at t = 1: {end:?}"
+            );
+        }
+        let u0 = to_vec(
+            &MixtureVelocity::new(mix.clone(), GaussianPath::new(CondOt))
+                .eval(&x, &times_like(&x, 0.0)),
+        );
+        let m = mix.mean();
+        let xs = to_vec(&x);
+        for r in 0..3 {
+            for i in 0..2 {
+                assert!((u0[r * 2 + i] - (m[i] - xs[r * 2 + i])).abs() < 1e-12);
+            }
+        }
+        let n = 4000;
+        let noise = crate::tensor::randn(n, 2, &cpu(), DType::F64, &mut rng(3));
+        let flow = MixtureVelocity::new(mix.clone(), GaussianPath::new(CondOt));
+        let out = odeint(&flow, noise, 0.0, 1.0, &OdeOptions::dopri5(1e-7, 1e-7)).unwrap();
+        let pts = crate::data::Points::from_tensor(&out.x);
+        let (mean, cov) = (crate::metrics::mean(&pts), crate::metrics::covariance(&pts));
+        let (tm, tc) = (mix.mean(), mix.covariance());
+        for i in 0..2 {
+            let se = (tc[i * 2 + i] / n as f64).sqrt();
+            assert!(
+                (mean[i] - tm[i]).abs() < 5.0 * se,
+                "mean {i}: {} vs {}",
+                mean[i],
+                tm[i]
+            );
+            // Var of a sample variance ≈ 2σ⁴/n for near-Gaussian tails; mixtures have heavier
+            // ones, so 5 SE of the Gaussian rate with a factor 2 margin.
+            let se_v = 2.0 * tc[i * 2 + i] * (2.0 / n as f64).sqrt();
+            assert!(
+                (cov[i * 2 + i] - tc[i * 2 + i]).abs() < 5.0 * se_v,
+                "var {i}: {} vs {}",
+                cov[i * 2 + i],
+                tc[i * 2 + i]
+            );
+        }
     }
 }

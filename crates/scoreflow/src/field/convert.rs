@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use super::VectorField;
 use crate::error::{Error, Result};
-use crate::path::PerturbationKernel;
+use crate::path::{GaussianPath, PerturbationKernel, Scheduler};
 use crate::tensor::{col, to_vec, vector_like, Tensor};
 
 /// A per-row coefficient c(t_b) as a `(batch, 1)` column like `t`.
@@ -23,15 +23,18 @@ pub(crate) fn per_row(t: &Tensor<1>, c: impl Fn(f64) -> f64) -> Tensor<2> {
 /// [`Prediction::score_coefficients`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Prediction {
     /// ε̂ ≈ E[z | x] (DDPM's noise prediction; the default).
     #[default]
     #[serde(rename = "eps")]
+    #[cfg_attr(feature = "clap", value(name = "eps"))]
     Epsilon,
     /// ŝ ≈ ∇ₓ log p(x) directly.
     Score,
     /// x̂₀ ≈ E[x₀ | x] (data prediction).
     #[serde(rename = "x0")]
+    #[cfg_attr(feature = "clap", value(name = "x0"))]
     Data,
 }
 
@@ -57,6 +60,17 @@ impl Prediction {
             Prediction::Data => (-1.0 / (s * s), m / (s * s)),
         }
     }
+
+    /// The inverse of [`Prediction::score_coefficients`]: (a, c) with out = a·x + c·score under
+    /// the kernel (m, s): ε̂ = −s·score, (0, −s); score (0, 1); x̂₀ = (x + s²·score)/m
+    /// (Tweedie), (1/m, s²/m).
+    pub fn from_score_coefficients(self, m: f64, s: f64) -> (f64, f64) {
+        match self {
+            Prediction::Epsilon => (0.0, -s),
+            Prediction::Score => (0.0, 1.0),
+            Prediction::Data => (1.0 / m, s * s / m),
+        }
+    }
 }
 
 impl FromStr for Prediction {
@@ -77,6 +91,7 @@ impl FromStr for Prediction {
 /// The time input c(t) a noise-conditional network receives in place of t.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NoiseInput {
     /// c(t) = t, the diffusion time itself (score_sde's and `reference_dsm.py`'s; the default).
     #[default]
@@ -84,6 +99,7 @@ pub enum NoiseInput {
     /// c(t) = ¼ ln s(t) (Karras et al. 2022's c_noise): spreads the small noise levels, where
     /// the score changes fastest, over the input range instead of crowding them near t = 0.
     #[serde(rename = "logsigma")]
+    #[cfg_attr(feature = "clap", value(name = "logsigma"))]
     LogSigma,
 }
 
@@ -245,9 +261,57 @@ pub fn tweedie_denoise<K: PerturbationKernel + ?Sized>(
     score: &Tensor<2>,
     t: &Tensor<1>,
 ) -> Tensor<2> {
-    let s2 = per_row(t, |t| kernel.mean_std(t).1.powi(2));
-    let inv_m = per_row(t, |t| 1.0 / kernel.mean_std(t).0);
-    (x.clone() + score.clone() * s2) * inv_m
+    let coef = |t: f64| {
+        let (m, s) = kernel.mean_std(t);
+        Prediction::Data.from_score_coefficients(m, s)
+    };
+    x.clone() * per_row(t, |t| coef(t).0) + score.clone() * per_row(t, |t| coef(t).1)
+}
+
+/// The marginal velocity of a Gaussian path from the score of its marginal:
+/// u(x, t) = (α̇/α)·x − (σ̇ − α̇σ/α)·σ·s(x, t) ([`GaussianPath::score_to_velocity`]). u is linear
+/// in (x, s), so its Jacobian–vector products are the same map applied to (u, J_s u), and its
+/// vector–Jacobian products to (w, J_sᵀ w). Singular at t = 0 where α = 0.
+#[derive(Debug, Clone)]
+pub struct ScoreToVelocity<F, S> {
+    /// The score field s(x, t) of the path's marginal p_t (flow time).
+    pub score: F,
+    /// The path.
+    pub path: GaussianPath<S>,
+}
+
+impl<F: VectorField, S: Scheduler> ScoreToVelocity<F, S> {
+    /// The velocity of `path` from the score field `score`.
+    pub fn new(score: F, path: GaussianPath<S>) -> Self {
+        Self { score, path }
+    }
+}
+
+impl<F: VectorField, S: Scheduler> VectorField for ScoreToVelocity<F, S> {
+    fn dim(&self) -> usize {
+        self.score.dim()
+    }
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        self.path
+            .score_to_velocity(self.score.eval(x, t), x.clone(), t)
+    }
+    fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (s, js) = self.score.jvp(x, t, u);
+        (
+            self.path.score_to_velocity(s, x.clone(), t),
+            self.path.score_to_velocity(js, u.clone(), t),
+        )
+    }
+    fn exact_jvp(&self) -> bool {
+        self.score.exact_jvp()
+    }
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (s, jts) = self.score.vjp(x, t, w);
+        (
+            self.path.score_to_velocity(s, x.clone(), t),
+            self.path.score_to_velocity(jts, w.clone(), t),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +416,20 @@ mod tests {
         for (r, dv) in to_vec(&div).iter().enumerate() {
             let tr = j[r * 4] + j[r * 4 + 3];
             assert!((dv - tr).abs() < 1e-5 * (1.0 + tr.abs()), "{dv} vs {tr}");
+        }
+    }
+
+    /// `from_score_coefficients` inverts `score_coefficients`: for out = a·x + c·s and
+    /// s = a'·x + c'·out, a + c·a' = 0 and c·c' = 1, for every prediction, to 1e-12.
+    #[test]
+    fn prediction_coefficients_invert() {
+        for p in Prediction::ALL {
+            for (m, s) in [(0.9, 0.2), (0.01, 0.99), (1.0, 3.0)] {
+                let (a1, c1) = p.score_coefficients(m, s);
+                let (a, c) = p.from_score_coefficients(m, s);
+                assert!((a + c * a1).abs() < 1e-12 * (1.0 + a.abs()), "{p:?}");
+                assert!((c * c1 - 1.0).abs() < 1e-12, "{p:?}");
+            }
         }
     }
 

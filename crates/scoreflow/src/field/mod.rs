@@ -4,6 +4,7 @@
 //! all [`VectorField`]s. Samplers follow them, likelihoods integrate their divergence, and
 //! diagnostics inspect their Jacobian.
 
+pub mod activation;
 pub mod analytic;
 pub mod convert;
 pub mod counted;

@@ -5,7 +5,7 @@
 //!
 //! A network computes v_θ(x, t | c) for a batch: `x` is `(batch, d)`, `t` is `(batch,)` (the
 //! network's own time input: flow time, diffusion time or ¼ ln σ — what it means is the model's
-//! business, see [`crate::model`]) and `c` is an optional class label per row. With a fixed
+//! business, see the `model` module) and `c` is an optional class label per row. With a fixed
 //! condition a network is a [`VectorField`] ([`Conditioned`]), so every sampler, likelihood and
 //! diagnostic works on it unchanged.
 //!

@@ -4,8 +4,9 @@
 //! Every element-wise kernel is written once as plain loops over `f32` slices and compiled three
 //! times — AVX-512, AVX2 + FMA, and the baseline target — by [`multiversion!`]; the variant is
 //! chosen once per process from CPU feature detection ([`isa`]). The transcendental functions
-//! (eˣ, tanh, log1p) are branch-free polynomial approximations (Cephes) accurate to ~2 ulp, so the
-//! compiler can vectorise them; they agree with the standard library to ~1e-7 relative.
+//! (eˣ, eˣ − 1, tanh, log1p, and the normal CDF Φ of exact GELU through a minimax fit of erfcx)
+//! are branch-free polynomial approximations (Cephes, `bench/erfcx_fit.py`) accurate to a few
+//! ulp, so the compiler can vectorise them; they agree with f64 references to ~1e-7 relative.
 
 use std::sync::OnceLock;
 
@@ -95,12 +96,12 @@ pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// eˣ = 2ᵏ·eʳ, k = round(x / ln 2), r = x − k·ln 2 (Cody–Waite), eʳ by Cephes' degree-7 minimax
-/// polynomial; x is clamped to [−87.3, 88.3] so 2ᵏ stays a normal number (no inf, no NaN from
-/// finite input).
+/// eˣ = 2ᵏ·(1 + q), k = round(x / ln 2), r = x − k·ln 2 (Cody–Waite), eʳ = 1 + q with
+/// q = r + r²·P(r) by Cephes' degree-7 minimax polynomial; returns (2ᵏ, q). x is clamped to
+/// [−87.3, 88.3] so 2ᵏ stays a normal number (no inf, no NaN from finite input; NaN stays NaN).
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
-pub fn exp<const FMA: bool>(x: f32) -> f32 {
+fn exp_parts<const FMA: bool>(x: f32) -> (f32, f32) {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.3, 88.3);
     let kf = madd::<FMA>(x, std::f32::consts::LOG2_E, MAGIC);
@@ -112,14 +113,40 @@ pub fn exp<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 4.166_579_6e-2);
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
     p = madd::<FMA>(p, r, 5.000_000_1e-1);
-    let er = madd::<FMA>(p, r * r, r) + 1.0;
-    er * f32::from_bits((k.wrapping_add(127) << 23) as u32)
+    let q = madd::<FMA>(p, r * r, r);
+    (f32::from_bits((k.wrapping_add(127) << 23) as u32), q)
+}
+
+/// eˣ = 2ᵏ·(1 + q) from `exp_parts`.
+#[inline(always)]
+pub fn exp<const FMA: bool>(x: f32) -> f32 {
+    let (scale, q) = exp_parts::<FMA>(x);
+    (q + 1.0) * scale
+}
+
+/// (eˣ, eˣ − 1) from one `exp_parts`: eˣ − 1 = 2ᵏq + (2ᵏ − 1), where 2ᵏ − 1 is exact and is 0
+/// for |x| < ln 2 / 2, so eˣ − 1 keeps its relative accuracy as x → 0 (no cancellation).
+#[inline(always)]
+pub fn exp_expm1<const FMA: bool>(x: f32) -> (f32, f32) {
+    let (scale, q) = exp_parts::<FMA>(x);
+    ((q + 1.0) * scale, madd::<FMA>(scale, q, scale - 1.0))
 }
 
 /// σ(z) = 1 / (1 + e⁻ᶻ).
 #[inline(always)]
 pub fn sigmoid<const FMA: bool>(z: f32) -> f32 {
     1.0 / (1.0 + exp::<FMA>(-z))
+}
+
+/// (σ(z), σ′(z)) with σ′ = σ(z)(1 − σ(z)): with e = e⁻ᶻ and σ = 1/(1 + e) (bit for bit
+/// [`sigmoid`]), 1 − σ is formed as e·σ for z ≥ 0, free of the cancellation of 1 − σ when
+/// σ ≈ 1, and directly for z < 0 where σ < ½ (no cancellation).
+#[inline(always)]
+pub fn sigmoid_and_slope<const FMA: bool>(z: f32) -> (f32, f32) {
+    let e = exp::<FMA>(-z);
+    let s = 1.0 / (1.0 + e);
+    let one_minus = if z < 0.0 { 1.0 - s } else { e * s };
+    (s, s * one_minus)
 }
 
 /// tanh z: Cephes' odd polynomial for |z| < 0.625, else sign(z)·(1 − 2/(e^{2|z|} + 1)).
@@ -178,6 +205,64 @@ pub fn softplus<const FMA: bool>(z: f32) -> f32 {
     z.max(0.0) + log1p_unit::<FMA>(exp::<FMA>(-z.abs()))
 }
 
+/// (s, e) with s = fl(a²) and s + e = a² exactly (Dekker): one fused multiply–add, or
+/// Veltkamp's split of a into 12-bit halves without one. Needs |a| ≤ 2⁶⁰ (no overflow).
+#[inline(always)]
+fn two_square<const FMA: bool>(a: f32) -> (f32, f32) {
+    let s = a * a;
+    if FMA {
+        (s, a.mul_add(a, -s))
+    } else {
+        let c = 4097.0 * a;
+        let hi = c - (c - a);
+        let lo = a - hi;
+        (s, ((hi * hi - s) + 2.0 * hi * lo) + lo * lo)
+    }
+}
+
+/// Minimax coefficients (highest degree first) of p(q) = (1 + 2x)·erfcx(x) − 1 in
+/// q = (x − 2)/(x + 2) on x ∈ [0, 11.33], erfcx(x) = e^{x²} erfc(x) (Shepherd & Laframboise's
+/// variable); error 1.4e-8 before rounding to f32, derived by `bench/erfcx_fit.py`.
+#[allow(clippy::excessive_precision)] // printed by the fit script with f32 round-trip digits
+const ERFCX_P: [f32; 11] = [
+    4.235_513_2e-5,
+    -3.350_238_8e-4,
+    -1.254_640_4e-3,
+    1.246_491_8e-3,
+    8.631_498e-3,
+    -8.036_522e-3,
+    -5.420_267_2e-2,
+    1.640_522_6e-1,
+    -1.660_315_8e-1,
+    -9.276_387e-2,
+    2.769_784e-1,
+];
+
+/// (Φ(z), φ(z)): the standard normal CDF and density. With a = min(|z|, 16), x = a/√2:
+/// Φ(−a) = ½ e^{−a²/2}·erfcx(x), erfcx(x) = (1 + p(q))/(1 + 2x) (`ERFCX_P`), and
+/// φ = e^{−a²/2}/√(2π); Φ(z) = Φ(−a) for z < 0, 1 − Φ(−a) otherwise. No 1 + erf cancellation:
+/// Φ keeps its relative accuracy deep in the left tail (down to f32's smallest normal). e^{−a²/2}
+/// is formed from the exact square a² = s + e as e^{−s/2}(1 − e/2), so the rounding of a² —
+/// a relative error of a²·2⁻²⁴ in e^{−a²/2} — does not enter; rounding x only moves erfcx, whose
+/// condition number is below 1. A NaN z gives a NaN pair only through the caller's z·(…).
+#[inline(always)]
+pub fn normal_cdf_pdf<const FMA: bool>(z: f32) -> (f32, f32) {
+    let a = z.abs().min(16.0);
+    let (s, e) = two_square::<FMA>(a);
+    let g = exp::<FMA>(-0.5 * s) * madd::<FMA>(-0.5, e, 1.0);
+    let x = a * std::f32::consts::FRAC_1_SQRT_2;
+    let q = (x - 2.0) / (x + 2.0);
+    let mut p = ERFCX_P[0];
+    for c in &ERFCX_P[1..] {
+        p = madd::<FMA>(p, q, *c);
+    }
+    let tail = 0.5 * g * ((1.0 + p) / madd::<FMA>(2.0, x, 1.0));
+    #[allow(clippy::excessive_precision)]
+    const INV_SQRT_2PI: f32 = 0.398_942_280_401_432_7;
+    let cdf = if z < 0.0 { tail } else { 1.0 - tail };
+    (cdf, g * INV_SQRT_2PI)
+}
+
 /// An activation as a pair (act, act′) for the inner loops.
 trait Act {
     fn f<const FMA: bool>(z: f32) -> f32;
@@ -190,10 +275,11 @@ impl Act for Silu {
     fn f<const FMA: bool>(z: f32) -> f32 {
         z * sigmoid::<FMA>(z)
     }
+    /// act′ = σ(z) + z σ(z)σ(−z) ([`sigmoid_and_slope`]).
     #[inline(always)]
     fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
-        let s = sigmoid::<FMA>(z);
-        (z * s, s * madd::<FMA>(z, 1.0 - s, 1.0))
+        let (s, ds) = sigmoid_and_slope::<FMA>(z);
+        (z * s, madd::<FMA>(z, ds, s))
     }
 }
 
@@ -239,6 +325,94 @@ impl Act for Softplus {
     }
 }
 
+/// Exact GELU z·Φ(z); act′ = Φ(z) + z·φ(z) ([`normal_cdf_pdf`]).
+struct Gelu;
+impl Act for Gelu {
+    #[inline(always)]
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        z * normal_cdf_pdf::<FMA>(z).0
+    }
+    #[inline(always)]
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        let (cdf, pdf) = normal_cdf_pdf::<FMA>(z);
+        (z * cdf, madd::<FMA>(z, pdf, cdf))
+    }
+}
+
+/// Tanh-approximate GELU ½z(1 + tanh u) = z·s, s = σ(2u), u = √(2/π)(z + 0.044715 z³);
+/// act′ = s + 2z·u′·s(1 − s), u′ = √(2/π)(1 + 3·0.044715 z²), s(1 − s) by
+/// [`sigmoid_and_slope`] (1 − s itself would cost ~1e-6 of act′ where s ≈ 1). u is formed from
+/// z clamped to ±20,
+/// where s is already 0 or 1 to f32 precision, so z³ never overflows.
+struct GeluTanh;
+impl GeluTanh {
+    #[allow(clippy::excessive_precision)]
+    const C: f32 = 0.797_884_560_802_865_4; // √(2/π)
+    const K: f32 = 0.044_715;
+    /// (s, s(1 − s), z²) at z clamped to ±20.
+    #[inline(always)]
+    fn s<const FMA: bool>(z: f32) -> (f32, f32, f32) {
+        let zc = z.clamp(-20.0, 20.0);
+        let z2 = zc * zc;
+        let two_u = 2.0 * Self::C * zc * madd::<FMA>(Self::K, z2, 1.0);
+        let (s, ds) = sigmoid_and_slope::<FMA>(two_u);
+        (s, ds, z2)
+    }
+}
+impl Act for GeluTanh {
+    #[inline(always)]
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        z * Self::s::<FMA>(z).0
+    }
+    #[inline(always)]
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        let (s, s1s, z2) = Self::s::<FMA>(z);
+        let du2 = 2.0 * Self::C * madd::<FMA>(3.0 * Self::K, z2, 1.0);
+        (z * s, madd::<FMA>(z * du2, s1s, s))
+    }
+}
+
+/// The exponential-linear family λ·(z for z > 0, α(eᶻ − 1) for z ≤ 0) and its derivative
+/// λ·(1, α eᶻ), given λ and λα, with eᶻ − 1 by [`exp_expm1`] (accurate as z → 0⁻, like PyTorch's expm1).
+/// The exponential sees z only where z ≤ 0 (and NaN stays NaN).
+#[inline(always)]
+fn exp_linear<const FMA: bool>(z: f32, lambda: f32, la: f32) -> (f32, f32) {
+    let zn = if z > 0.0 { 0.0 } else { z };
+    let (e, em1) = exp_expm1::<FMA>(zn);
+    if z > 0.0 {
+        (lambda * z, lambda)
+    } else {
+        (la * em1, la * e)
+    }
+}
+
+/// SELU: [`exp_linear`] with PyTorch's λ and α.
+struct Selu;
+impl Act for Selu {
+    #[inline(always)]
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        Self::f_df::<FMA>(z).0
+    }
+    #[inline(always)]
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        use crate::field::activation::{SELU_ALPHA, SELU_LAMBDA};
+        exp_linear::<FMA>(z, SELU_LAMBDA as f32, (SELU_LAMBDA * SELU_ALPHA) as f32)
+    }
+}
+
+/// ELU (α = 1): [`exp_linear`] with λ = α = 1.
+struct Elu;
+impl Act for Elu {
+    #[inline(always)]
+    fn f<const FMA: bool>(z: f32) -> f32 {
+        Self::f_df::<FMA>(z).0
+    }
+    #[inline(always)]
+    fn f_df<const FMA: bool>(z: f32) -> (f32, f32) {
+        exp_linear::<FMA>(z, 1.0, 1.0)
+    }
+}
+
 /// Calls `$f::<A, FMA>(args)` with `A` the activation type of `$act`.
 macro_rules! with_act {
     ($act:expr, $f:ident($($arg:expr),*)) => {
@@ -247,6 +421,10 @@ macro_rules! with_act {
             Activation::Relu => $f::<Relu, FMA>($($arg),*),
             Activation::Tanh => $f::<Tanh, FMA>($($arg),*),
             Activation::Softplus => $f::<Softplus, FMA>($($arg),*),
+            Activation::Gelu => $f::<Gelu, FMA>($($arg),*),
+            Activation::GeluTanh => $f::<GeluTanh, FMA>($($arg),*),
+            Activation::Selu => $f::<Selu, FMA>($($arg),*),
+            Activation::Elu => $f::<Elu, FMA>($($arg),*),
         }
     };
 }
@@ -685,6 +863,43 @@ mod tests {
             }
             assert_eq!(exp::<FMA>(1000.0), exp::<FMA>(88.3));
             assert!(exp::<FMA>(f32::NAN).is_nan() && tanh::<FMA>(f32::NAN).is_nan());
+        }
+        check::<false>();
+        check::<true>();
+    }
+
+    /// The new transcendentals against f64 references (libm's erfc, std's exp_m1), with and
+    /// without fused multiply–add, on z ∈ [−13, 13] in steps of 1/512 (13,313 points, every one
+    /// an f32): eˣ − 1 to 4e-7 relative on [−20, 20]; the normal CDF Φ(z) to 4e-7 relative
+    /// (its left tail reaches 6e-39 at z = −13, the edge of f32's normal range, so this checks
+    /// the erfc route, not 1 + erf) and the density φ to 4e-7 relative. 4e-7 is ~3–7 ulp: the
+    /// sum of the half-ulp roundings of the few operations after each polynomial, the
+    /// polynomials' own ~1 ulp, and the 1.4e-8 fit error of erfcx (measured worst: Φ 2.6e-7,
+    /// φ 1.6e-7, eˣ − 1 1.0e-7; 25 of the 13,313 Φ values exceed 3 ulp = 1.8e-7).
+    #[test]
+    fn normal_cdf_and_expm1_match_f64() {
+        fn check<const FMA: bool>() {
+            let rel = |a: f32, b: f64| ((a as f64 - b) / b.abs().max(1e-300)).abs();
+            let mut worst = [0.0f64; 3];
+            for i in -13 * 512..=13 * 512 {
+                let zf = i as f32 / 512.0;
+                let z = zf as f64;
+                let (cdf, pdf) = normal_cdf_pdf::<FMA>(zf);
+                worst[0] = worst[0].max(rel(cdf, 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)));
+                worst[1] = worst[1].max(rel(
+                    pdf,
+                    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt(),
+                ));
+                if i != 0 {
+                    let x = zf * 20.0 / 13.0;
+                    worst[2] = worst[2].max(rel(exp_expm1::<FMA>(x).1, (x as f64).exp_m1()));
+                }
+            }
+            for (name, w) in ["Phi", "phi", "expm1"].iter().zip(worst) {
+                assert!(w < 4e-7, "{name} (fma {FMA}): worst relative error {w:e}");
+            }
+            assert!(normal_cdf_pdf::<FMA>(-30.0).0 < 1e-37 && normal_cdf_pdf::<FMA>(30.0).0 == 1.0);
+            assert_eq!(exp_expm1::<FMA>(-200.0).1, -1.0);
         }
         check::<false>();
         check::<true>();

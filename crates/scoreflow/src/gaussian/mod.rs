@@ -353,6 +353,39 @@ impl GaussianMixture {
         }
     }
 
+    /// The marginal velocity at `x` of the Gaussian path x_t = α x₁ + σ x₀ from x₀ ~ N(0, I)
+    /// to x₁ ~ this mixture, given the path's `perturbed` mixture p_t = Σₖ wₖ N(αμₖ, Cₖ),
+    /// Cₖ = α²Σₖ + σ²I (from [`GaussianMixture::perturbed`]) and (α, σ, α̇, σ̇):
+    /// u = Σₖ rₖ(x) (α̇ x̂₁ₖ + σ̇ x̂₀ₖ) with the per-component posterior means
+    /// x̂₁ₖ = E[x₁ | x_t = x, k] = μₖ + αΣₖCₖ⁻¹(x − αμₖ) and x̂₀ₖ = E[x₀ | x_t = x, k] =
+    /// σCₖ⁻¹(x − αμₖ). Finite at both ends of the path (Cₖ = I at t = 0, Σₖ at t = 1), where the
+    /// score form u = (α̇/α)x − (σ̇ − α̇σ/α)σ∇log p_t divides by zero.
+    ///
+    /// # Panics
+    /// If `perturbed` has another number of components or dimension than `self`.
+    pub fn path_velocity(
+        &self,
+        perturbed: &GaussianMixture,
+        x: &[f64],
+        (alpha, sigma, d_alpha, d_sigma): (f64, f64, f64, f64),
+    ) -> Vec<f64> {
+        let d = self.dim();
+        assert_eq!(perturbed.components.len(), self.components.len());
+        let e = perturbed.eval_row(x);
+        let mut u = vec![0.0; d];
+        let mut sg = vec![0.0; d];
+        for ((r, gk), c) in e.resp.iter().zip(e.g.chunks_exact(d)).zip(&self.components) {
+            // gₖ = −Cₖ⁻¹(x − αμₖ): x̂₁ₖ = μₖ − αΣₖgₖ, x̂₀ₖ = −σgₖ.
+            matvec(&c.cov, gk, &mut sg);
+            for i in 0..d {
+                let x1 = c.mean[i] - alpha * sg[i];
+                let x0 = -sigma * gk[i];
+                u[i] += r * (d_alpha * x1 + d_sigma * x0);
+            }
+        }
+        u
+    }
+
     /// log p(x) = log Σₖ wₖ N(x; μₖ, Σₖ) (log-sum-exp).
     pub fn log_density(&self, x: &[f64]) -> f64 {
         self.eval_row(x).log_p

@@ -143,8 +143,12 @@ mod tests {
         .unwrap();
         let sde = VpSde::default();
         let score = MixtureScore::new(mix, sde.clone());
-        let obs = Observation::new(vec![vec![1.0, 0.5, -0.2], vec![0.0, 1.0, 1.0]], vec![0.3, 1.1], 0.2)
-            .unwrap();
+        let obs = Observation::new(
+            vec![vec![1.0, 0.5, -0.2], vec![0.0, 1.0, 1.0]],
+            vec![0.3, 1.1],
+            0.2,
+        )
+        .unwrap();
         let x = randn(6, 3, &cpu(), DType::F64, &mut rng(3));
         let tau = 0.35;
         let (s, g) = residual_norm_gradient(&score, &sde, &obs, &x, tau);
@@ -154,7 +158,11 @@ mod tests {
             let xt = matrix(p.to_vec(), 1, 3, &cpu(), DType::F64);
             let sc = score.eval(&xt, &times_like(&xt, tau));
             let xhat = (xt + sc * (sd * sd)) / m;
-            to_vec(&obs.residual(&xhat)).iter().map(|r| r * r).sum::<f64>().sqrt()
+            to_vec(&obs.residual(&xhat))
+                .iter()
+                .map(|r| r * r)
+                .sum::<f64>()
+                .sqrt()
         };
         let (xs, gs) = (to_vec(&x), to_vec(&g));
         let h = 1e-6;
@@ -165,7 +173,11 @@ mod tests {
                 let up = norm(&p);
                 p[i] -= 2.0 * h;
                 let fd = (up - norm(&p)) / (2.0 * h);
-                assert!((gs[r * 3 + i] - fd).abs() < 1e-6 * (1.0 + fd.abs()), "{} vs {fd}", gs[r * 3 + i]);
+                assert!(
+                    (gs[r * 3 + i] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{} vs {fd}",
+                    gs[r * 3 + i]
+                );
             }
         }
     }

@@ -162,11 +162,18 @@ mod tests {
             let m = col.iter().sum::<f64>() / n as f64;
             let v = col.iter().map(|c| (c - m).powi(2)).sum::<f64>() / n as f64;
             let nf = n as f64;
-            assert!((m - mu[i]).abs() < 4.0 * (var[i] / nf).sqrt() + 5e-3, "mean {i}: {m}");
-            assert!((v - var[i]).abs() < 4.0 * var[i] * (2.0 / nf).sqrt() + 5e-3, "var {i}: {v}");
+            assert!(
+                (m - mu[i]).abs() < 4.0 * (var[i] / nf).sqrt() + 5e-3,
+                "mean {i}: {m}"
+            );
+            assert!(
+                (v - var[i]).abs() < 4.0 * var[i] * (2.0 / nf).sqrt() + 5e-3,
+                "var {i}: {v}"
+            );
         }
         assert!((0..n).all(|r| x[r * 3 + 1] == 0.7));
-        let general = Arc::new(Observation::new(vec![vec![1.0, 1.0, 0.0]], vec![0.0], 0.1).unwrap());
+        let general =
+            Arc::new(Observation::new(vec![vec![1.0, 1.0, 0.0]], vec![0.0], 0.1).unwrap());
         assert!(Replacement::new(sde, general, 10).is_err());
     }
 }

@@ -199,11 +199,17 @@ mod tests {
             idx.iter().for_each(|&i| c[i] += 1);
             for (i, wi) in w.iter().enumerate() {
                 let e = 1000.0 * wi;
-                assert!(c[i] == e.floor() as usize || c[i] == e.ceil() as usize, "{i}: {} vs {e}", c[i]);
+                assert!(
+                    c[i] == e.floor() as usize || c[i] == e.ceil() as usize,
+                    "{i}: {} vs {e}",
+                    c[i]
+                );
             }
         }
         let (wn, ess) = normalise(&[0.0, 0.0, f64::ln(2.0)]);
-        assert!((wn[2] - 0.5).abs() < 1e-15 && (ess - 1.0 / (0.25 * 2.0 / 4.0 + 0.25)).abs() < 1e-12);
+        assert!(
+            (wn[2] - 0.5).abs() < 1e-15 && (ess - 1.0 / (0.25 * 2.0 / 4.0 + 0.25)).abs() < 1e-12
+        );
     }
 
     /// The SMC correction: on the bimodal 8gaussians posterior (y = (1, 0.3)·x + 0.5 ε at
@@ -251,6 +257,9 @@ mod tests {
             .unwrap();
         let (t_tds, t_guided) = (tv(&s.x), tv(&p.x));
         assert!(t_tds < 0.05, "TDS weights off by TV {t_tds}");
-        assert!(t_guided > 2.0 * t_tds, "guidance TV {t_guided} vs TDS {t_tds}");
+        assert!(
+            t_guided > 2.0 * t_tds,
+            "guidance TV {t_guided} vs TDS {t_tds}"
+        );
     }
 }

@@ -9,12 +9,12 @@
 //! Its minimiser is the exact p(y | x_t) of the noised data at every t; guidance then adds
 //! ∇ₓ log p_φ(y | x_t, t) = Jᵀ(e_y − softmax f) (one backward pass) to the score.
 //!
-//! Not a regression: it overrides [`Objective::labelled_loss`], so the burn engine trains it
+//! Not a regression: it overrides [`Objective::loss_batch`], so the burn engine trains it
 //! (the network is an MLP with `outputs = K`, `MlpConfig::with_outputs`).
 
 use burn::tensor::activation::log_softmax;
 
-use super::Objective;
+use super::{Minibatch, Objective};
 use crate::error::{Error, Result};
 use crate::field::convert::{per_row, NoiseInput};
 use crate::field::network::{Condition, Network};
@@ -106,23 +106,35 @@ impl<K: PerturbationKernel> Objective for Classifier<K> {
     }
 
     /// # Panics
-    /// Always: a classifier needs labels; the training loop checks
-    /// [`Objective::needs_labels`] and reports a missing label set as an error first.
+    /// Always: a classifier needs labels; the engines call [`Objective::loss_batch`], which
+    /// reports a missing label set as an error.
     fn loss(&self, _model: &dyn Network, _data: &Tensor<2>, _rng: &mut Rng) -> Tensor<1> {
-        panic!("the classifier objective needs labelled data (Objective::labelled_loss)")
+        panic!("the classifier objective needs labelled data (Objective::loss_batch)")
     }
 
-    /// Cross-entropy of the logits at noised inputs (draws: t, then z).
-    fn labelled_loss(
+    /// Cross-entropy of the logits at noised inputs (draws: t, then z); errors for a batch
+    /// without one label per row or with source points.
+    fn loss_batch(
         &self,
         model: &dyn Network,
-        data: &Tensor<2>,
-        labels: Option<&[usize]>,
+        batch: &Minibatch,
         rng: &mut Rng,
-    ) -> Tensor<1> {
-        let labels = labels.expect("the classifier objective needs labelled data");
-        let (x, t) = self.noised(data, rng);
-        Self::cross_entropy(model.forward(&x, &t, &Condition::None), labels)
+    ) -> Result<Tensor<1>> {
+        super::refuse_source(self.name(), batch)?;
+        let n = batch.target.dims()[0];
+        let labels = (0..n)
+            .map(|i| batch.condition.label(i))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "the classifier objective needs a class label for every training point".into(),
+                )
+            })?;
+        let (x, t) = self.noised(&batch.target, rng);
+        Ok(Self::cross_entropy(
+            model.forward(&x, &t, &Condition::None),
+            &labels,
+        ))
     }
 }
 

@@ -27,10 +27,12 @@ use crate::tensor::{randn_like, uniform, vector_like, Rng, Tensor};
 /// λ(τ), the weight of noise level τ in the DSM loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Weighting {
     /// λ = s(τ)² (Song & Ermon; DDPM's simple loss for ε prediction). The default.
     #[default]
     #[serde(rename = "sigma2")]
+    #[cfg_attr(feature = "clap", value(name = "sigma2"))]
     Sigma2,
     /// λ = g(τ)² (Song et al. 2021, "likelihood weighting": the loss bounds the KL / NLL).
     Likelihood,

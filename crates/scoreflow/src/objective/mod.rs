@@ -1,7 +1,14 @@
 //! Training objectives. Most are weighted regressions of the network output onto a target
-//! (flow matching, denoising score matching): they produce a [`RegressionBatch`], which any
+//! (flow matching, denoising score matching, EDM): they produce a [`RegressionBatch`], which any
 //! training engine can minimise. Others (Hyvärinen, sliced score matching, the time-dependent
-//! classifier's cross-entropy) override [`Objective::loss`] / [`Objective::labelled_loss`].
+//! classifier's cross-entropy) override [`Objective::loss`] / [`Objective::loss_batch`].
+//!
+//! The engines hand an objective a [`Minibatch`]: target points x₁ and, when the data supplies
+//! them, source points x₀ paired with them row by row (transport between two data sets, or a
+//! reflow pair set) plus the rows' condition. Objectives that draw their own noise (DSM, score
+//! matching) only implement the target-only [`Objective::regression`] / [`Objective::loss`];
+//! the batch-level [`Objective::regression_batch`] / [`Objective::loss_batch`] forward to them
+//! and refuse a paired source. Conditional flow matching overrides the batch level.
 //!
 //! **Class-conditional training** (for classifier-free guidance, Ho & Salimans 2022): with
 //! labelled data a regression batch's condition is the labels, each replaced by the null label
@@ -12,6 +19,7 @@
 pub mod cfm;
 pub mod classifier;
 pub mod dsm;
+pub mod edm;
 pub mod sm;
 
 use rand::Rng as _;
@@ -34,18 +42,42 @@ pub fn check_label_dropout(p: f64) -> Result<f64> {
     }
 }
 
-/// The condition of a labelled batch: each label kept, or with probability p replaced by the
-/// null label (one U(0, 1) draw per row from `rng`, none when p = 0).
-pub fn drop_labels(labels: &[usize], p: f64, rng: &mut Rng) -> Condition {
-    if p <= 0.0 {
-        return Condition::labels(labels.iter().copied());
+/// A labelled batch's condition after label dropout: each per-row label kept, or with
+/// probability p replaced by the null label (one U(0, 1) draw per row from `rng`; none when
+/// p = 0 or the condition is not per-row labels, which are returned unchanged).
+pub fn drop_condition(condition: &Condition, p: f64, rng: &mut Rng) -> Condition {
+    match condition {
+        Condition::Labels(labels) if p > 0.0 => Condition::Labels(
+            labels
+                .iter()
+                .map(|&y| y.filter(|_| rng.random::<f64>() >= p))
+                .collect(),
+        ),
+        other => other.clone(),
     }
-    Condition::Labels(
-        labels
-            .iter()
-            .map(|&y| (rng.random::<f64>() >= p).then_some(y))
-            .collect(),
-    )
+}
+
+/// A training minibatch on the device: target points x₁ `(n, d)`, optionally the source points
+/// x₀ `(n, d)` that the data pairs with them (row k with row k), and the rows' condition.
+#[derive(Debug, Clone)]
+pub struct Minibatch {
+    /// Target (data) points x₁.
+    pub target: Tensor<2>,
+    /// Source points x₀ supplied with the data, or `None` when the objective draws its own.
+    pub source: Option<Tensor<2>>,
+    /// The condition of each row (class labels), or [`Condition::None`].
+    pub condition: Condition,
+}
+
+impl From<Tensor<2>> for Minibatch {
+    /// Target points only, no condition.
+    fn from(target: Tensor<2>) -> Self {
+        Self {
+            target,
+            source: None,
+            condition: Condition::None,
+        }
+    }
 }
 
 /// A weighted regression problem: minimise mean_b w_b · mean_i (v_θ(x_b, t_b)ᵢ − y_bᵢ)².
@@ -81,6 +113,12 @@ pub trait Objective {
     /// Short name ("cfm", "dsm", "sm", "ssm", …).
     fn name(&self) -> &'static str;
 
+    /// True when the objective is a [`RegressionBatch`] (so the fused engine can train it);
+    /// objectives that override [`Objective::loss`] instead return false.
+    fn is_regression(&self) -> bool {
+        true
+    }
+
     /// The regression batch for a minibatch `data` of data points (all noise from `rng`), or
     /// `None` when the objective is not a plain regression.
     fn regression(&self, data: &Tensor<2>, rng: &mut Rng) -> Option<RegressionBatch> {
@@ -107,34 +145,48 @@ pub trait Objective {
         false
     }
 
-    /// The regression batch of labelled data: [`Objective::regression`] (same draws), its
-    /// condition the labels after dropout ([`drop_labels`] with [`Objective::label_dropout`]).
-    fn labelled_regression(
+    /// The regression batch for a whole [`Minibatch`] (`Ok(None)`: not a regression).
+    /// Default: [`Objective::regression`] on the targets, then the batch's condition after
+    /// label dropout ([`drop_condition`] with [`Objective::label_dropout`], drawn after the
+    /// regression's own draws); `Error::InvalidInput` when the batch carries source points,
+    /// which only objectives that transport a source (flow matching) can use.
+    fn regression_batch(
         &self,
-        data: &Tensor<2>,
-        labels: Option<&[usize]>,
+        batch: &Minibatch,
         rng: &mut Rng,
-    ) -> Option<RegressionBatch> {
-        let mut batch = self.regression(data, rng)?;
-        if let Some(l) = labels {
-            batch.condition = drop_labels(l, self.label_dropout(), rng);
-        }
-        Some(batch)
+    ) -> Result<Option<RegressionBatch>> {
+        refuse_source(self.name(), batch)?;
+        Ok(self.regression(&batch.target, rng).map(|mut rb| {
+            if rb.condition == Condition::None {
+                rb.condition = drop_condition(&batch.condition, self.label_dropout(), rng);
+            }
+            rb
+        }))
     }
 
-    /// The loss of labelled data: the [`Objective::labelled_regression`]'s for a regression,
-    /// else [`Objective::loss`] (which ignores labels) unless overridden.
-    fn labelled_loss(
+    /// Scalar loss of `model` on a whole [`Minibatch`]: the loss of
+    /// [`Objective::regression_batch`] when there is one, else [`Objective::loss`] on the
+    /// targets (same errors).
+    fn loss_batch(
         &self,
         model: &dyn Network,
-        data: &Tensor<2>,
-        labels: Option<&[usize]>,
+        batch: &Minibatch,
         rng: &mut Rng,
-    ) -> Tensor<1> {
-        match self.labelled_regression(data, labels, rng) {
-            Some(batch) => batch.loss(model),
-            None => self.loss(model, data, rng),
+    ) -> Result<Tensor<1>> {
+        match self.regression_batch(batch, rng)? {
+            Some(rb) => Ok(rb.loss(model)),
+            None => Ok(self.loss(model, &batch.target, rng)),
         }
+    }
+}
+
+/// `Error::InvalidInput` when `batch` carries source points that objective `name` cannot use.
+fn refuse_source(name: &str, batch: &Minibatch) -> Result<()> {
+    match batch.source {
+        Some(_) => Err(Error::InvalidInput(format!(
+            "the {name} objective draws its own noise and cannot train on given source points (use flow matching)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -154,12 +206,18 @@ mod tests {
         let n = 20_000;
         let data = randn(n, 2, &cpu(), DType::F64, &mut rng(1));
         let labels: Vec<usize> = (0..n).map(|i| i % 8).collect();
+        let labelled = Minibatch {
+            target: data.clone(),
+            source: None,
+            condition: Condition::labels(labels.iter().copied()),
+        };
         let cfm = FlowMatching::new(GaussianPath::new(CondOt))
             .with_label_dropout(0.3)
             .unwrap();
         let plain = cfm.regression(&data, &mut rng(2)).unwrap();
         let b = cfm
-            .labelled_regression(&data, Some(&labels), &mut rng(2))
+            .regression_batch(&labelled, &mut rng(2))
+            .unwrap()
             .unwrap();
         assert_eq!(to_vec(&plain.x), to_vec(&b.x));
         assert_eq!(to_vec(&plain.target), to_vec(&b.target));
@@ -179,9 +237,7 @@ mod tests {
         );
         let keep = cfm.clone().with_label_dropout(0.0).unwrap();
         let (mut r1, mut r2) = (rng(3), rng(3));
-        let b = keep
-            .labelled_regression(&data, Some(&labels), &mut r1)
-            .unwrap();
+        let b = keep.regression_batch(&labelled, &mut r1).unwrap().unwrap();
         keep.regression(&data, &mut r2).unwrap();
         assert_eq!(r1.get_word_pos(), r2.get_word_pos());
         assert_eq!(b.condition, Condition::labels(labels.iter().copied()));

@@ -149,6 +149,10 @@ impl Objective for Hyvarinen {
         "sm"
     }
 
+    fn is_regression(&self) -> bool {
+        false
+    }
+
     /// Exact: mean_b ½‖s‖² + ∇·s with the stacked-tangent divergence; Hutchinson: draws the
     /// probes from `rng` and returns [`sliced_loss`] (variance-reduced).
     ///
@@ -174,6 +178,10 @@ impl Objective for SlicedScoreMatching {
         "ssm"
     }
 
+    fn is_regression(&self) -> bool {
+        false
+    }
+
     /// [`sliced_loss`] with this configuration.
     fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {
         sliced_loss(
@@ -194,6 +202,10 @@ impl Objective for ScoreMatching {
             ScoreMatching::Hyvarinen(o) => o.name(),
             ScoreMatching::Sliced(o) => o.name(),
         }
+    }
+
+    fn is_regression(&self) -> bool {
+        false
     }
 
     fn loss(&self, model: &dyn Network, data: &Tensor<2>, rng: &mut Rng) -> Tensor<1> {

@@ -96,6 +96,78 @@ impl<S: Scheduler> PerturbationKernel for GaussianPath<S> {
     }
 }
 
+/// The trigonometric (cosine) schedule α(t) = sin(πt/2), σ(t) = cos(πt/2) (Meta flow_matching's
+/// `CosineScheduler`; a variance-preserving path: α² + σ² = 1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cosine;
+
+impl Scheduler for Cosine {
+    fn alpha(&self, t: f64) -> f64 {
+        (std::f64::consts::FRAC_PI_2 * t).sin()
+    }
+    fn sigma(&self, t: f64) -> f64 {
+        (std::f64::consts::FRAC_PI_2 * t).cos()
+    }
+    fn d_alpha(&self, t: f64) -> f64 {
+        std::f64::consts::FRAC_PI_2 * (std::f64::consts::FRAC_PI_2 * t).cos()
+    }
+    fn d_sigma(&self, t: f64) -> f64 {
+        -std::f64::consts::FRAC_PI_2 * (std::f64::consts::FRAC_PI_2 * t).sin()
+    }
+}
+
+/// The probability paths a flow-matching run can be trained on, by name (what a run's
+/// `meta.json` records as `path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum PathKind {
+    /// [`CondOt`]: the straight path α = t, σ = 1 − t (rectified flow / conditional OT).
+    #[default]
+    #[serde(alias = "cond-ot")]
+    Condot,
+    /// [`Cosine`]: α = sin(πt/2), σ = cos(πt/2).
+    Cosine,
+}
+
+impl PathKind {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Condot => "condot",
+            PathKind::Cosine => "cosine",
+        }
+    }
+}
+
+/// A [`PathKind`] is the scheduler it names.
+impl Scheduler for PathKind {
+    fn alpha(&self, t: f64) -> f64 {
+        match self {
+            PathKind::Condot => CondOt.alpha(t),
+            PathKind::Cosine => Cosine.alpha(t),
+        }
+    }
+    fn sigma(&self, t: f64) -> f64 {
+        match self {
+            PathKind::Condot => CondOt.sigma(t),
+            PathKind::Cosine => Cosine.sigma(t),
+        }
+    }
+    fn d_alpha(&self, t: f64) -> f64 {
+        match self {
+            PathKind::Condot => CondOt.d_alpha(t),
+            PathKind::Cosine => Cosine.d_alpha(t),
+        }
+    }
+    fn d_sigma(&self, t: f64) -> f64 {
+        match self {
+            PathKind::Condot => CondOt.d_sigma(t),
+            PathKind::Cosine => Cosine.d_sigma(t),
+        }
+    }
+}
+
 /// One draw from a path: x_t = α x₁ + σ x₀ and its conditional velocity dx_t = α̇ x₁ + σ̇ x₀.
 #[derive(Debug, Clone)]
 pub struct PathSample {

@@ -16,9 +16,11 @@
 //! [`Sde::t_min`] (1e-5 by default) and samplers stop at [`Sde::sampling_eps`] (1e-3 for VP and
 //! sub-VP, 1e-5 for VE, as in score_sde).
 
+mod edm;
 mod ve;
 mod vp;
 
+pub use edm::EdmSde;
 pub use ve::VeSde;
 pub use vp::{BetaSchedule, SubVpSde, VpSde};
 
@@ -35,10 +37,11 @@ use crate::tensor::{randn, DType, Device, Rng, Tensor};
 /// A forward SDE dx = a(τ)·x dτ + g(τ) dw on τ ∈ [0, T] with Gaussian marginal kernel
 /// (m(τ), s(τ)) (the supertrait) and prior N(0, s_prior² I).
 pub trait Sde: PerturbationKernel + Debug + Send + Sync {
-    /// Short name ("vp", "subvp", "ve").
+    /// Short name ("vp", "subvp", "ve", "edm").
     fn name(&self) -> &'static str;
 
-    /// T, the end of diffusion time (1 for every SDE here, as in score_sde).
+    /// T, the end of diffusion time (1 as in score_sde, except EDM's, whose time is σ itself
+    /// and T = σ_max).
     fn t_max(&self) -> f64 {
         1.0
     }
@@ -255,6 +258,53 @@ pub enum SdeConfig {
         #[serde(default = "default_t_min")]
         t_min: f64,
     },
+    /// Karras et al.'s x_σ = y + σ n with time τ = σ ∈ [σ_min, σ_max] ([`EdmSde`]).
+    Edm {
+        /// σ_min (0.002): the training floor and the end of sampling.
+        #[serde(default = "default_edm_sigma_min")]
+        sigma_min: f64,
+        /// σ_max (80): where sampling starts.
+        #[serde(default = "default_edm_sigma_max")]
+        sigma_max: f64,
+    },
+}
+
+fn default_edm_sigma_min() -> f64 {
+    EdmSde::DEFAULT_SIGMA_MIN
+}
+
+fn default_edm_sigma_max() -> f64 {
+    EdmSde::DEFAULT_SIGMA_MAX
+}
+
+/// The forward SDEs by name (`--sde`): the family of an [`SdeConfig`] without its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum SdeKind {
+    /// Variance preserving, linear β from β_min to β_max (DDPM's continuous limit).
+    #[default]
+    Vp,
+    /// Variance preserving with Nichol & Dhariwal's cosine schedule.
+    #[serde(rename = "vp-cosine")]
+    #[cfg_attr(feature = "clap", value(name = "vp-cosine"))]
+    VpCosine,
+    /// Sub-variance-preserving (linear β).
+    Subvp,
+    /// Variance exploding, geometric σ from σ_min to σ_max (NCSN's continuous limit).
+    Ve,
+}
+
+impl SdeKind {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SdeKind::Vp => "vp",
+            SdeKind::VpCosine => "vp-cosine",
+            SdeKind::Subvp => "subvp",
+            SdeKind::Ve => "ve",
+        }
+    }
 }
 
 fn default_t_min() -> f64 {
@@ -263,7 +313,7 @@ fn default_t_min() -> f64 {
 
 impl SdeConfig {
     /// The accepted names, for help texts.
-    pub const NAMES: [&'static str; 4] = ["vp", "vp-cosine", "subvp", "ve"];
+    pub const NAMES: [&'static str; 5] = ["vp", "vp-cosine", "subvp", "ve", "edm"];
 
     /// Builds the SDE, validating its parameters.
     pub fn build(&self) -> Result<Arc<dyn Sde>> {
@@ -277,6 +327,10 @@ impl SdeConfig {
                 sigma_max,
                 t_min,
             } => Arc::new(VeSde::new(*sigma_min, *sigma_max, *t_min)?),
+            SdeConfig::Edm {
+                sigma_min,
+                sigma_max,
+            } => Arc::new(EdmSde::new(*sigma_min, *sigma_max)?),
         })
     }
 }
@@ -293,8 +347,8 @@ impl Default for SdeConfig {
 
 impl std::str::FromStr for SdeConfig {
     type Err = Error;
-    /// `vp` (linear β 0.1 → 20), `vp-cosine`, `subvp` (also `sub-vp`), `ve` (σ 0.01 → 10), with
-    /// their default parameters.
+    /// `vp` (linear β 0.1 → 20), `vp-cosine`, `subvp` (also `sub-vp`), `ve` (σ 0.01 → 10),
+    /// `edm` (σ 0.002 → 80), with their default parameters.
     fn from_str(s: &str) -> Result<Self> {
         let t_min = default_t_min();
         match s.to_ascii_lowercase().as_str() {
@@ -314,6 +368,10 @@ impl std::str::FromStr for SdeConfig {
                 sigma_min: VeSde::DEFAULT_SIGMA_MIN,
                 sigma_max: VeSde::DEFAULT_SIGMA_MAX,
                 t_min,
+            }),
+            "edm" => Ok(SdeConfig::Edm {
+                sigma_min: EdmSde::DEFAULT_SIGMA_MIN,
+                sigma_max: EdmSde::DEFAULT_SIGMA_MAX,
             }),
             other => Err(Error::InvalidInput(format!(
                 "unknown SDE '{other}' (choose one of {})",
@@ -341,7 +399,7 @@ mod tests {
     use crate::tensor::{cpu, matrix, rng, times_like, to_vec};
 
     fn all_sdes() -> Vec<Arc<dyn Sde>> {
-        ["vp", "vp-cosine", "subvp", "ve"]
+        ["vp", "vp-cosine", "subvp", "ve", "edm"]
             .iter()
             .map(|n| n.parse::<SdeConfig>().unwrap().build().unwrap())
             .collect()

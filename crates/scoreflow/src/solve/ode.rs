@@ -146,6 +146,7 @@ pub const DOPRI5: Tableau = Tableau {
 /// ODE method, chosen by name at the edges (`"euler"`, `"midpoint"`, `"heun"`, `"rk4"`, `"dopri5"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Method {
     /// Forward Euler (fixed step).
     Euler,

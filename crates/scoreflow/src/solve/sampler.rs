@@ -34,6 +34,7 @@ pub trait Sampler {
 /// What the last step returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Denoise {
     /// The last update's noisy state.
     None,

@@ -23,8 +23,8 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::langevin::{AnnealedLangevin, LangevinCorrector, Ula};
-use super::ode::{odeint, Method, OdeOptions};
+use super::langevin::LangevinCorrector;
+use super::ode::{odeint, OdeOptions};
 use super::sampler::{check_dim, check_t_end, finish, time_grid};
 pub use super::sampler::{Denoise, Sample, Sampler};
 use crate::error::{Error, Result};
@@ -36,6 +36,7 @@ use crate::tensor::{randn_like, Rng, Tensor};
 /// (x', x'_mean), the mean being the update without its fresh noise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Predictor {
     /// Euler–Maruyama, Δ = τ − τ': x' = x + (g² s − f)Δ + g√Δ z.
     EulerMaruyama,
@@ -291,238 +292,13 @@ impl Sampler for ProbabilityFlowSampler {
     }
 }
 
-/// The sampler families selectable by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SamplerKind {
-    /// Reverse-SDE Euler–Maruyama.
-    Em,
-    /// Predictor–corrector (reverse diffusion + Langevin by default).
-    Pc,
-    /// Annealed Langevin dynamics (NCSN).
-    Ald,
-    /// Probability-flow ODE.
-    Ode,
-    /// Unadjusted Langevin at one fixed τ (the SDE's sampling ε).
-    Ula,
-}
-
-impl SamplerKind {
-    /// Every kind, for help texts.
-    pub const ALL: [SamplerKind; 5] = [
-        SamplerKind::Em,
-        SamplerKind::Pc,
-        SamplerKind::Ald,
-        SamplerKind::Ode,
-        SamplerKind::Ula,
-    ];
-
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SamplerKind::Em => "em",
-            SamplerKind::Pc => "pc",
-            SamplerKind::Ald => "ald",
-            SamplerKind::Ode => "ode",
-            SamplerKind::Ula => "ula",
-        }
-    }
-}
-
-impl FromStr for SamplerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let lower = s.to_ascii_lowercase();
-        SamplerKind::ALL
-            .into_iter()
-            .find(|k| k.name() == lower)
-            .ok_or_else(|| {
-                let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
-                Error::InvalidInput(format!(
-                    "unknown sampler '{s}' (choose one of {})",
-                    names.join(", ")
-                ))
-            })
-    }
-}
-
-/// A serialisable sampler description, built into a [`Sampler`] for an SDE by
-/// [`SamplerConfig::build`]. Unset options take per-kind defaults (see [`SamplerConfig::new`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SamplerConfig {
-    /// The family.
-    pub kind: SamplerKind,
-    /// em / pc: predictor steps (1000); ode: steps of a fixed-step method (100); ula: steps
-    /// (1000); ald: steps per noise level (100).
-    pub steps: usize,
-    /// pc: the predictor (reverse diffusion).
-    #[serde(default)]
-    pub predictor: Predictor,
-    /// pc: Langevin corrector steps per predictor step M (1); 0 = the predictor alone.
-    #[serde(default = "one")]
-    pub corrector_steps: usize,
-    /// pc: corrector signal-to-noise ratio r (0.05; score_sde's 0.16 is tuned for images and
-    /// over-concentrates 2-D modes).
-    #[serde(default = "default_snr")]
-    pub snr: f64,
-    /// ald: number of noise levels L (20).
-    #[serde(default = "default_levels")]
-    pub levels: usize,
-    /// ald: step ratio ρ, step at level i = ρ·σᵢ² (0.05); ula: the step ε itself (1e-4).
-    #[serde(default = "default_step")]
-    pub step: f64,
-    /// ode: the method (dopri5).
-    #[serde(default = "default_method")]
-    pub ode_method: Method,
-    /// ode: relative tolerance (1e-5).
-    #[serde(default = "default_tol")]
-    pub rtol: f64,
-    /// ode: absolute tolerance (1e-5).
-    #[serde(default = "default_tol")]
-    pub atol: f64,
-    /// End time ε; `None` uses the SDE's sampling ε.
-    #[serde(default)]
-    pub t_end: Option<f64>,
-    /// Final step; `None`: `Mean` for stochastic samplers, `None` for the ODE.
-    #[serde(default)]
-    pub denoise: Option<Denoise>,
-}
-
-fn one() -> usize {
-    1
-}
-fn default_snr() -> f64 {
-    LangevinCorrector::default().snr
-}
-fn default_levels() -> usize {
-    20
-}
-fn default_step() -> f64 {
-    0.05
-}
-fn default_method() -> Method {
-    Method::Dopri5
-}
-fn default_tol() -> f64 {
-    1e-5
-}
-
-impl SamplerConfig {
-    /// Defaults for a kind: em 1000 steps; pc 1000 reverse-diffusion steps + 1 Langevin step at
-    /// snr 0.05; ald 20 levels × 100 steps with ρ = 0.05; ode Dopri5 1e-5; ula 1000 steps of 1e-4.
-    pub fn new(kind: SamplerKind) -> Self {
-        let (steps, step) = match kind {
-            SamplerKind::Em | SamplerKind::Pc => (1000, default_step()),
-            SamplerKind::Ald => (100, default_step()),
-            SamplerKind::Ode => (100, default_step()),
-            SamplerKind::Ula => (1000, 1e-4),
-        };
-        Self {
-            kind,
-            steps,
-            predictor: Predictor::default(),
-            corrector_steps: 1,
-            snr: default_snr(),
-            levels: default_levels(),
-            step,
-            ode_method: Method::Dopri5,
-            rtol: default_tol(),
-            atol: default_tol(),
-            t_end: None,
-            denoise: None,
-        }
-    }
-
-    /// The sampler for `sde`; errors on out-of-range settings.
-    pub fn build(&self, sde: Arc<dyn Sde>) -> Result<Box<dyn Sampler>> {
-        let t_end = self.t_end.unwrap_or_else(|| sde.sampling_eps());
-        check_t_end(&*sde, t_end)?;
-        if self.steps == 0 {
-            return Err(Error::InvalidInput(format!(
-                "sampler '{}' needs steps >= 1",
-                self.kind.name()
-            )));
-        }
-        let denoise = self.denoise.unwrap_or(if self.kind == SamplerKind::Ode {
-            Denoise::None
-        } else {
-            Denoise::Mean
-        });
-        Ok(match self.kind {
-            SamplerKind::Em | SamplerKind::Pc => {
-                let mut pc = PredictorCorrector::new(sde, self.predictor, self.steps);
-                if self.kind == SamplerKind::Em {
-                    pc.predictor = Predictor::EulerMaruyama;
-                } else if self.corrector_steps > 0 {
-                    let c = LangevinCorrector {
-                        snr: self.snr,
-                        steps: self.corrector_steps,
-                    };
-                    c.validate()?;
-                    pc.corrector = Some(c);
-                }
-                pc.t_end = t_end;
-                pc.denoise = denoise;
-                Box::new(pc)
-            }
-            SamplerKind::Ald => {
-                let mut ald = AnnealedLangevin::new(sde, self.levels, self.steps, self.step)?;
-                ald.t_end = t_end;
-                ald.denoise = denoise;
-                Box::new(ald)
-            }
-            SamplerKind::Ode => {
-                if !(self.rtol > 0.0 && self.atol >= 0.0) {
-                    return Err(Error::InvalidInput(format!(
-                        "ODE sampler needs rtol > 0 and atol >= 0 (got {}, {})",
-                        self.rtol, self.atol
-                    )));
-                }
-                let options = OdeOptions {
-                    method: self.ode_method,
-                    steps: self.steps,
-                    rtol: self.rtol,
-                    atol: self.atol,
-                    ..OdeOptions::default()
-                };
-                Box::new(ProbabilityFlowSampler {
-                    sde,
-                    options,
-                    t_end,
-                    denoise,
-                })
-            }
-            SamplerKind::Ula => {
-                if !(self.step > 0.0 && self.step.is_finite()) {
-                    return Err(Error::InvalidInput(format!(
-                        "ULA step must be > 0, got {}",
-                        self.step
-                    )));
-                }
-                Box::new(Ula {
-                    step: self.step,
-                    steps: self.steps,
-                    tau: t_end,
-                })
-            }
-        })
-    }
-}
-
-impl FromStr for SamplerConfig {
-    type Err = Error;
-    /// A kind name ("em", "pc", "ald", "ode", "ula") with its defaults.
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(Self::new(s.parse()?))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::data::Points;
     use crate::field::analytic::{GaussianMixture, MixtureScore};
     use crate::sde::{SubVpSde, VeSde, VpSde};
+    use crate::solve::langevin::AnnealedLangevin;
     use crate::tensor::{cpu, rng, to_vec, DType};
 
     /// Three well-separated modes (≥ 8 component std apart) with unequal weights and full
@@ -750,33 +526,10 @@ pub(crate) mod tests {
         assert_reproduces(&three_modes(), &out.x, "ald");
     }
 
+    /// Dimension mismatch is an error, not a panic; names parse.
     #[test]
-    fn configs_build_every_sampler_and_reject_bad_settings() {
+    fn bad_inputs_are_errors() {
         let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
-        for kind in SamplerKind::ALL {
-            let cfg: SamplerConfig = kind.name().parse().unwrap();
-            let json = serde_json::to_string(&cfg).unwrap();
-            assert_eq!(serde_json::from_str::<SamplerConfig>(&json).unwrap(), cfg);
-            assert_eq!(cfg.build(sde.clone()).unwrap().name(), kind.name());
-        }
-        let e = "heun".parse::<SamplerConfig>().unwrap_err().to_string();
-        assert!(
-            e.contains("unknown sampler 'heun'") && e.contains("ald"),
-            "{e}"
-        );
-        let mut bad = SamplerConfig::new(SamplerKind::Pc);
-        bad.snr = 0.0;
-        assert!(bad.build(sde.clone()).is_err());
-        let mut bad = SamplerConfig::new(SamplerKind::Em);
-        bad.t_end = Some(1.5);
-        assert!(bad.build(sde.clone()).is_err());
-        bad.t_end = None;
-        bad.steps = 0;
-        assert!(bad.build(sde.clone()).is_err());
-        let mut bad = SamplerConfig::new(SamplerKind::Ald);
-        bad.levels = 1;
-        assert!(bad.build(sde.clone()).is_err());
-        // Dimension mismatch is an error, not a panic.
         let score = MixtureScore::new(three_modes(), sde.clone());
         let x = sde.prior_sample(3, 3, &cpu(), DType::F64, &mut rng(0));
         let em = PredictorCorrector::euler_maruyama(sde.clone(), 10);

@@ -17,18 +17,21 @@ use serde::{Deserialize, Serialize};
 use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::field::mlp::{linear_from, Mlp, MlpConfig};
-use crate::objective::Objective;
+use crate::field::network::Condition;
+use crate::objective::{Minibatch, Objective};
 use crate::state::{HostTensor, StateDict, StoredDType};
 use crate::tensor::{matrix, to_vec, vector, DType, Device, Rng, Tensor};
 
 /// Which Adam variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OptimizerKind {
     /// Adam (Kingma & Ba) with optional L2 penalty λθ added to the gradient (PyTorch `Adam`).
     #[default]
     Adam,
     /// AdamW (Loshchilov & Hutter): decoupled decay θ ← θ(1 − lr·λ) − lr·m̂/(√v̂ + ε).
+    #[cfg_attr(feature = "clap", value(name = "adamw"))]
     AdamW,
 }
 
@@ -171,6 +174,79 @@ pub struct StepStats {
     pub grad_norm: f64,
 }
 
+/// A training minibatch on the host: n target points, when the data supplies them n source
+/// points paired with them row by row (see [`crate::objective::Minibatch`]), and the targets'
+/// class labels (a labelled data set; a coupling re-pairs sources, labels stay with their
+/// targets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Target (data) points x₁.
+    pub target: Points,
+    /// Source points x₀, or `None` when the objective draws its own.
+    pub source: Option<Points>,
+    /// The class label of each target row, or `None` for unlabelled data.
+    pub labels: Option<Vec<usize>>,
+}
+
+impl From<Points> for Batch {
+    /// Target points only.
+    fn from(target: Points) -> Self {
+        Self {
+            target,
+            source: None,
+            labels: None,
+        }
+    }
+}
+
+impl Batch {
+    /// The device minibatch; its condition is the labels ([`Condition::None`] without).
+    pub fn to_minibatch(&self, device: &Device, dtype: DType) -> Minibatch {
+        Minibatch {
+            target: self.target.to_tensor(device, dtype),
+            source: self.source.as_ref().map(|s| s.to_tensor(device, dtype)),
+            condition: self
+                .labels
+                .as_ref()
+                .map_or(Condition::None, |l| Condition::labels(l.iter().copied())),
+        }
+    }
+
+    /// `Error::Shape` unless the points have dimension `dim` (a source also as many rows as
+    /// the target, labels one per target), `Error::InvalidInput` for an empty batch.
+    pub fn check(&self, dim: usize) -> Result<()> {
+        if self.target.is_empty() {
+            return Err(Error::InvalidInput("empty minibatch".into()));
+        }
+        if self.target.dim() != dim {
+            return Err(Error::Shape(format!(
+                "minibatch has dimension {}, the model {dim}",
+                self.target.dim()
+            )));
+        }
+        if let Some(s) = &self.source {
+            if s.dim() != dim || s.len() != self.target.len() {
+                return Err(Error::Shape(format!(
+                    "source minibatch has {} points of dimension {}, the targets {} of dimension {dim}",
+                    s.len(),
+                    s.dim(),
+                    self.target.len()
+                )));
+            }
+        }
+        if let Some(l) = &self.labels {
+            if l.len() != self.target.len() {
+                return Err(Error::Shape(format!(
+                    "{} labels for a minibatch of {} points",
+                    l.len(),
+                    self.target.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One optimiser step at a time, behind which the computation can change.
 ///
 /// Contract: [`StepEngine::step`] leaves weights, optimiser state and EMA unchanged when the
@@ -185,14 +261,13 @@ pub trait StepEngine: Send {
     fn config(&self) -> &MlpConfig;
     /// The training dtype.
     fn dtype(&self) -> DType;
-    /// One step on the minibatch `batch` of data points (with their class labels for a
-    /// conditional network or a classifier) at learning rate `lr`: loss (via
-    /// [`Objective::labelled_loss`], noise from `rng`), gradient, clipping, optimiser, EMA.
+    /// One step on the minibatch `batch` (with its class labels for a conditional network or
+    /// a classifier) at learning rate `lr`: loss (via
+    /// [`Objective::loss_batch`], noise from `rng`), gradient, clipping, optimiser, EMA.
     fn step(
         &mut self,
         objective: &dyn Objective,
-        batch: &Points,
-        labels: Option<&[usize]>,
+        batch: &Batch,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats>;
@@ -395,23 +470,13 @@ impl StepEngine for BurnEngine {
     fn step(
         &mut self,
         objective: &dyn Objective,
-        batch: &Points,
-        labels: Option<&[usize]>,
+        batch: &Batch,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
-        if batch.dim() != self.model.config.dim {
-            return Err(Error::Shape(format!(
-                "minibatch has dimension {}, the model {}",
-                batch.dim(),
-                self.model.config.dim
-            )));
-        }
-        if batch.is_empty() {
-            return Err(Error::InvalidInput("empty minibatch".into()));
-        }
-        let x = batch.to_tensor(&self.device, self.dtype);
-        let loss_t = objective.labelled_loss(&self.model, &x, labels, rng);
+        batch.check(self.model.config.dim)?;
+        let mb = batch.to_minibatch(&self.device, self.dtype);
+        let loss_t = objective.loss_batch(&self.model, &mb, rng)?;
         let loss = to_vec(&loss_t).first().copied().unwrap_or(f64::NAN);
         if !loss.is_finite() {
             return Ok(StepStats {
@@ -683,8 +748,7 @@ mod tests {
                 let stats = e
                     .step(
                         &Fixed,
-                        &Points::new(xs.clone(), 1).unwrap(),
-                        None,
+                        &Points::new(xs.clone(), 1).unwrap().into(),
                         &mut rng(1),
                         lr,
                     )
@@ -784,8 +848,7 @@ mod tests {
             for n in 0..3 {
                 e.step(
                     &Fixed,
-                    &Points::new(vec![0.3, -0.2], 1).unwrap(),
-                    None,
+                    &Points::new(vec![0.3, -0.2], 1).unwrap().into(),
                     &mut rng(1),
                     0.05,
                 )
@@ -827,7 +890,9 @@ mod tests {
         };
         let mut e = BurnEngine::new(&init, &opt, None).unwrap();
         let pts = Points::new(vec![0.3, -0.2, 1.0, 2.0, -1.5, 0.7], 2).unwrap();
-        let s = e.step(&Fixed, &pts, None, &mut rng(1), 1e-3).unwrap();
+        let s = e
+            .step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-3)
+            .unwrap();
         assert!(
             s.grad_norm > 100.0 * clip,
             "test needs ‖g‖ ≫ c (got {})",
@@ -849,7 +914,9 @@ mod tests {
         );
         // Without clipping the same quantity is the raw norm.
         let mut e2 = BurnEngine::new(&init, &OptimizerConfig::adam(1e-3), None).unwrap();
-        let s2 = e2.step(&Fixed, &pts, None, &mut rng(1), 1e-3).unwrap();
+        let s2 = e2
+            .step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-3)
+            .unwrap();
         let raw: f64 = e2
             .state_dict()
             .tensors
@@ -871,15 +938,20 @@ mod tests {
         let mut a = BurnEngine::new(&init, &opt, Some(EmaConfig::new(0.9))).unwrap();
         let pts = Points::new(vec![0.3, -0.2, 1.0, 2.0], 2).unwrap();
         for _ in 0..3 {
-            a.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
+            a.step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-2)
+                .unwrap();
         }
         let sd = a.state_dict();
         assert_eq!(sd.metadata["adam.step"], "3");
         let mut b =
             BurnEngine::from_state_dict(&cfg, &sd, &dev, &opt, Some(EmaConfig::new(0.9))).unwrap();
         for _ in 0..2 {
-            let la = a.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
-            let lb = b.step(&Fixed, &pts, None, &mut rng(1), 1e-2).unwrap();
+            let la = a
+                .step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-2)
+                .unwrap();
+            let lb = b
+                .step(&Fixed, &pts.clone().into(), &mut rng(1), 1e-2)
+                .unwrap();
             assert_eq!(la.loss.to_bits(), lb.loss.to_bits());
         }
         assert_eq!(a.state_dict(), b.state_dict());

@@ -3,8 +3,7 @@
 //! the same `model.*`, `ema.*`, `adam.*.exp_avg(_sq)` tensors, so a run can be resumed on
 //! either engine.
 
-use super::engine::{EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
-use crate::data::Points;
+use super::engine::{Batch, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
 use crate::fused::train::{FusedTrainer, Optimizer, TrainOptions};
@@ -131,20 +130,13 @@ impl StepEngine for FusedEngine {
     fn step(
         &mut self,
         objective: &dyn Objective,
-        batch: &Points,
-        labels: Option<&[usize]>,
+        batch: &Batch,
         rng: &mut Rng,
         lr: f64,
     ) -> Result<StepStats> {
-        let dim = self.config().dim;
-        if batch.dim() != dim {
-            return Err(Error::Shape(format!(
-                "minibatch has dimension {}, the model {dim}",
-                batch.dim()
-            )));
-        }
-        let x = batch.to_tensor(&cpu(), DType::F32);
-        let rb = objective.labelled_regression(&x, labels, rng).ok_or_else(|| {
+        batch.check(self.config().dim)?;
+        let mb = batch.to_minibatch(&cpu(), DType::F32);
+        let rb = objective.regression_batch(&mb, rng)?.ok_or_else(|| {
             Error::InvalidInput(format!(
                 "the fused engine needs a regression objective; '{}' is not one (use the burn engine)",
                 objective.name()
@@ -243,6 +235,7 @@ impl StepEngine for FusedEngine {
 mod tests {
     use super::super::{BurnEngine, Control, EngineKind, StepInfo, TrainConfig, Trainer};
     use super::*;
+    use crate::data::Points;
     use crate::objective::cfm::FlowMatching;
     use crate::path::{CondOt, GaussianPath};
     use crate::tensor::rng;
@@ -423,7 +416,7 @@ mod tests {
         let mut e = FusedEngine::new(&model, &OptimizerConfig::adam(1e-3), None).unwrap();
         let pts = Points::new(vec![0.0; 8], 2).unwrap();
         assert!(matches!(
-            e.step(&NotRegression, &pts, None, &mut rng(1), 1e-3),
+            e.step(&NotRegression, &pts.into(), &mut rng(1), 1e-3),
             Err(Error::InvalidInput(m)) if m.contains("regression")
         ));
         let m64 = MlpConfig::new(2, 8, 1).init(&cpu(), DType::F64, &mut rng(0));

@@ -20,11 +20,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use config::TrainConfig;
-pub use engine::{BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats};
+pub use engine::{
+    Batch, BurnEngine, EmaConfig, OptimizerConfig, OptimizerKind, StepEngine, StepStats,
+};
 pub use fused::FusedEngine;
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, ScheduleKind};
 
 use crate::checkpoint::{self, RunMeta, FORMAT, FORMAT_VERSION};
+use crate::coupling::reflow::PairSet;
 use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
@@ -38,30 +41,64 @@ pub const DATA_STREAM: u64 = 1;
 /// Stream of the run seed that draws the objective's noise.
 pub const NOISE_STREAM: u64 = 2;
 
-/// A source of minibatches: `batch(n, rng)` returns n data points drawn with `rng`.
+/// A source of minibatches: `batch(n, rng)` returns n data points drawn with `rng` (and their
+/// paired source points, for transport between data sets).
 pub trait Minibatches {
-    /// n points (rows) in the model's dimension.
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points;
-
-    /// n points with a class label each, `None` for unlabelled data; the same draws as
-    /// [`Minibatches::batch`]. Default: unlabelled.
-    fn labelled_batch(&mut self, n: usize, rng: &mut Rng) -> (Points, Option<Vec<usize>>) {
-        (self.batch(n, rng), None)
-    }
+    /// n rows in the model's dimension.
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch;
 }
 
 impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
-        self(n, rng)
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        self(n, rng).into()
     }
 }
 
 impl Minibatches for DataSource {
-    fn batch(&mut self, n: usize, rng: &mut Rng) -> Points {
-        DataSource::batch(self, n, rng)
+    /// The points and, for a labelled source, their labels (the same draws either way).
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let (target, labels) = DataSource::batch_labelled(self, n, rng);
+        Batch {
+            target,
+            source: None,
+            labels,
+        }
     }
-    fn labelled_batch(&mut self, n: usize, rng: &mut Rng) -> (Points, Option<Vec<usize>>) {
-        DataSource::batch_labelled(self, n, rng)
+}
+
+/// Transport between two data sets: n targets from `target`, then n sources from `source`,
+/// drawn independently from the same stream (each side already in model units: apply each
+/// side's own normaliser inside the closures or sources given here).
+#[derive(Debug, Clone)]
+pub struct WithSource<S, T> {
+    /// Where source points x₀ come from (its batches' targets are used).
+    pub source: S,
+    /// Where target points x₁ come from.
+    pub target: T,
+}
+
+impl<S: Minibatches, T: Minibatches> Minibatches for WithSource<S, T> {
+    /// The targets keep their labels; the sources' are not used.
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let Batch { target, labels, .. } = self.target.batch(n, rng);
+        let source = self.source.batch(n, rng).target;
+        Batch {
+            target,
+            source: Some(source),
+            labels,
+        }
+    }
+}
+
+/// A fixed pair set (reflow): n pairs drawn with replacement, each kept together.
+impl Minibatches for PairSet {
+    fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
+        let (source, target) = PairSet::batch(self, n, rng);
+        Batch {
+            target,
+            source: Some(source),
+            labels: None,
+        }
     }
 }
 
@@ -69,7 +106,11 @@ impl Minibatches for DataSource {
 /// regression objectives). Both read and write the same checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EngineKind {
+    /// The fastest engine that trains the objective: fused for regression objectives (flow
+    /// matching, DSM), burn otherwise ([`EngineKind::resolve`]).
+    Auto,
     /// [`BurnEngine`]: burn autodiff + burn Adam/AdamW, any objective, f32 or f64.
     #[default]
     Burn,
@@ -81,16 +122,33 @@ impl EngineKind {
     /// "burn" or "fused".
     pub fn name(self) -> &'static str {
         match self {
+            EngineKind::Auto => "auto",
             EngineKind::Burn => "burn",
             EngineKind::Fused => "fused",
         }
     }
 
-    /// A new engine of this kind training `model` under `config`.
+    /// The concrete engine for an objective: `Auto` is fused for regression objectives and
+    /// burn otherwise; `Fused` for a non-regression objective is an error.
+    pub fn resolve(self, objective: &dyn Objective) -> Result<EngineKind> {
+        match (self, objective.is_regression()) {
+            (EngineKind::Auto, true) | (EngineKind::Fused, true) => Ok(EngineKind::Fused),
+            (EngineKind::Auto, false) | (EngineKind::Burn, _) => Ok(EngineKind::Burn),
+            (EngineKind::Fused, false) => Err(Error::InvalidInput(format!(
+                "the fused engine trains regression objectives only (cfm, dsm); use burn or auto for {}",
+                objective.name()
+            ))),
+        }
+    }
+
+    /// A new engine of this kind training `model` under `config` (`Auto` = fused; resolve it
+    /// for the objective first with [`EngineKind::resolve`]).
     pub fn build(self, model: &Mlp, config: &TrainConfig) -> Result<Box<dyn StepEngine>> {
         Ok(match self {
             EngineKind::Burn => Box::new(BurnEngine::new(model, &config.optimizer, config.ema)?),
-            EngineKind::Fused => Box::new(FusedEngine::new(model, &config.optimizer, config.ema)?),
+            EngineKind::Fused | EngineKind::Auto => {
+                Box::new(FusedEngine::new(model, &config.optimizer, config.ema)?)
+            }
         })
     }
 
@@ -120,7 +178,7 @@ impl EngineKind {
                 &config.optimizer,
                 config.ema,
             )?),
-            EngineKind::Fused => Box::new(FusedEngine::from_state_dict(
+            EngineKind::Fused | EngineKind::Auto => Box::new(FusedEngine::from_state_dict(
                 arch,
                 state,
                 &config.optimizer,
@@ -134,6 +192,7 @@ impl std::str::FromStr for EngineKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(EngineKind::Auto),
             "burn" => Ok(EngineKind::Burn),
             "fused" => Ok(EngineKind::Fused),
             other => Err(Error::InvalidInput(format!(
@@ -408,11 +467,12 @@ impl Trainer {
         while self.step < total {
             let n = self.step;
             let lr = self.config.schedule.lr(self.config.optimizer.lr, n, total);
-            let (batch, labels) = match label_classes {
-                None => (data.batch(self.config.batch_size, &mut self.data_rng), None),
+            let mut batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            match label_classes {
+                // An unconditional network ignores the labels a data set may carry.
+                None => batch.labels = None,
                 Some(k) => {
-                    let (b, l) = data.labelled_batch(self.config.batch_size, &mut self.data_rng);
-                    let l = l.ok_or_else(|| {
+                    let l = batch.labels.as_deref().ok_or_else(|| {
                         Error::InvalidInput(format!(
                             "the {} objective on a network of {k} classes needs class labels, and the data carry none",
                             objective.name()
@@ -423,19 +483,12 @@ impl Trainer {
                             "data label {y} is out of range for the network's {k} classes"
                         )));
                     }
-                    (b, Some(l))
                 }
-            };
+            }
             // An engine may report divergence itself; the loop's step count is authoritative.
             let stats = self
                 .engine
-                .step(
-                    objective,
-                    &batch,
-                    labels.as_deref(),
-                    &mut self.noise_rng,
-                    lr,
-                )
+                .step(objective, &batch, &mut self.noise_rng, lr)
                 .map_err(|e| match e {
                     Error::Diverged { msg, .. } => Error::Diverged { step: n + 1, msg },
                     other => other,

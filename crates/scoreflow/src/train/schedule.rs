@@ -41,6 +41,47 @@ pub enum LrSchedule {
     },
 }
 
+/// The learning-rate schedules by name (`--schedule`), each made concrete for a run of N steps
+/// with a warm-up fraction by [`ScheduleKind::schedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ScheduleKind {
+    /// lr throughout.
+    Constant,
+    /// Linear warm-up over the warm-up fraction, then constant.
+    Warmup,
+    /// Linear warm-up, then cosine decay to 0.
+    Cosine,
+    /// One-cycle (PyTorch OneCycleLR): cosine rise from lr/25 to lr over the warm-up fraction, then cosine decay to lr/2.5e5.
+    #[default]
+    Onecycle,
+}
+
+impl ScheduleKind {
+    /// The schedule for an N-step run with warm-up fraction `warmup` ∈ [0, 1): W = max(1,
+    /// round(warmup·N)) warm-up steps; one-cycle rises over max(warmup, 2/N) of the run (it
+    /// needs ≥ 2 rising steps and ≥ 1 falling step) and runs under 4 steps use a constant rate;
+    /// the cosine schedule has no warm-up when `warmup` = 0.
+    pub fn schedule(self, steps: usize, warmup: f64) -> LrSchedule {
+        let warm = ((warmup * steps as f64).round() as usize).max(1);
+        match self {
+            ScheduleKind::Constant => LrSchedule::Constant,
+            ScheduleKind::Warmup => LrSchedule::Warmup { warmup: warm },
+            ScheduleKind::Cosine => LrSchedule::Cosine {
+                warmup: if warmup > 0.0 { warm } else { 0 },
+                final_ratio: 0.0,
+            },
+            ScheduleKind::Onecycle if steps < 4 => LrSchedule::Constant,
+            ScheduleKind::Onecycle => LrSchedule::OneCycle {
+                pct_start: warmup.max(2.0 / steps as f64),
+                div_factor: 25.0,
+                final_div_factor: 1e4,
+            },
+        }
+    }
+}
+
 impl LrSchedule {
     /// One-cycle with PyTorch's defaults p = 0.3, a = 25, b = 10⁴.
     pub fn one_cycle() -> Self {

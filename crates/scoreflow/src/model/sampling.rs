@@ -7,12 +7,15 @@
 //! runs the blocks ⌊(K−1)·B/N⌋ … ⌊K·B/N⌋ − 1 (B = number of blocks), the shards are disjoint,
 //! and their concatenation is bit-for-bit the unsharded run. (Adaptive solvers choose their
 //! steps per block, which is why blocks, not the shard, are the unit of integration.)
+//!
+//! Blocks are handed to a sink one at a time ([`run_blocks`]), so a job's memory does not grow
+//! with the number of points requested.
 
 use std::ops::Range;
 
-use anyhow::{bail, Result};
-use scoreflow::data::Points;
-use scoreflow::tensor::{self, DType, Device, Rng, Tensor};
+use crate::data::Points;
+use crate::error::{Error, Result};
+use crate::tensor::{self, DType, Device, Rng, Tensor};
 
 /// Points per block.
 pub const BLOCK: usize = 4096;
@@ -53,7 +56,11 @@ impl Plan {
 
 /// Parses `K/N` with 1 ≤ K ≤ N.
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let bad = || anyhow::anyhow!("--shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/4");
+    let bad = || {
+        Error::InvalidInput(format!(
+            "--shard '{s}': expected K/N with 1 <= K <= N, e.g. 2/4"
+        ))
+    };
     let (k, n) = s.split_once('/').ok_or_else(bad)?;
     let (k, n): (usize, usize) = (
         k.trim().parse().map_err(|_| bad())?,
@@ -72,7 +79,7 @@ pub fn block_rng(seed: u64, b: usize) -> Rng {
     r
 }
 
-/// What a sampler returns for one block.
+/// What a sampler returns for one block (model units).
 pub struct BlockResult {
     /// Final states, `(len, d)`.
     pub x: Tensor<2>,
@@ -82,42 +89,57 @@ pub struct BlockResult {
     pub trajectory: Vec<(f64, Tensor<2>)>,
 }
 
-/// All blocks of a run, concatenated.
-pub struct SampleOutput {
-    /// Samples in global-index order (the plan's [`Plan::points`]).
+/// One finished block of a job, as handed to the sink.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// The block number b.
+    pub index: usize,
+    /// Global index of its first point.
+    pub start: usize,
+    /// Its points.
     pub points: Points,
-    /// Field evaluations per block (one entry per block).
-    pub nfe: Vec<usize>,
-    /// Per block: the global index of its first point and its trajectory (model units).
-    pub trajectories: Vec<(usize, Vec<(f64, Points)>)>,
+    /// Field evaluations spent on it.
+    pub nfe: usize,
+    /// Intermediate (t, states), if requested.
+    pub trajectory: Vec<(f64, Points)>,
 }
 
-impl SampleOutput {
+/// What a whole job reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobStats {
+    /// Points produced.
+    pub points: usize,
+    /// Blocks integrated.
+    pub blocks: usize,
+    /// Field evaluations summed over blocks.
+    pub nfe_total: usize,
+}
+
+impl JobStats {
     /// Mean NFE per block (the cost of one sample path), rounded.
     pub fn nfe_per_path(&self) -> usize {
-        if self.nfe.is_empty() {
+        if self.blocks == 0 {
             0
         } else {
-            (self.nfe.iter().sum::<usize>() as f64 / self.nfe.len() as f64).round() as usize
+            (self.nfe_total as f64 / self.blocks as f64).round() as usize
         }
     }
 }
 
 /// Runs `sampler(x0, rng)` on every block of `plan`, where x0 is the block's `(len, dim)`
-/// N(0, I) noise drawn first from the block's generator and `rng` continues that generator.
-/// `progress(done_points)` is called after each block.
+/// N(0, I) noise drawn first from the block's generator and `rng` continues that generator;
+/// each finished block goes through `map` (e.g. back to data units) and then to `sink`, in
+/// order. A block with a non-finite value is an error naming it.
 pub fn run_blocks(
     plan: &Plan,
     seed: u64,
     dim: usize,
     device: &Device,
-    mut sampler: impl FnMut(Tensor<2>, &mut Rng) -> scoreflow::Result<BlockResult>,
-    mut progress: impl FnMut(usize),
-) -> Result<SampleOutput> {
-    let mut data = Vec::with_capacity(plan.points().len() * dim);
-    let mut nfe = Vec::new();
-    let mut trajectories = Vec::new();
-    let mut done = 0;
+    mut sampler: impl FnMut(Tensor<2>, &mut Rng) -> Result<BlockResult>,
+    mut map: impl FnMut(Points) -> Result<Points>,
+    mut sink: impl FnMut(Block) -> Result<()>,
+) -> Result<JobStats> {
+    let mut stats = JobStats::default();
     for b in plan.blocks.clone() {
         let r = plan.block_range(b);
         let mut rng = block_rng(seed, b);
@@ -125,30 +147,31 @@ pub fn run_blocks(
         let out = sampler(x0, &mut rng)?;
         let pts = Points::from_tensor(&out.x);
         if pts.as_slice().iter().any(|v| !v.is_finite()) {
-            bail!("sampling produced non-finite values (NaN or inf) in block {b}; try more --steps or a smaller step size");
+            return Err(Error::Solver(format!(
+                "sampling produced non-finite values (NaN or inf) in block {b}; try more --steps or a smaller step size"
+            )));
         }
-        data.extend_from_slice(pts.as_slice());
-        nfe.push(out.nfe);
-        if !out.trajectory.is_empty() {
-            trajectories.push((
-                r.start,
-                out.trajectory
-                    .iter()
-                    .map(|(t, x)| (*t, Points::from_tensor(x)))
-                    .collect(),
-            ));
-        }
-        done += r.len();
-        progress(done);
+        let trajectory = out
+            .trajectory
+            .iter()
+            .map(|(t, x)| Ok((*t, map(Points::from_tensor(x))?)))
+            .collect::<Result<Vec<_>>>()?;
+        stats.points += r.len();
+        stats.blocks += 1;
+        stats.nfe_total += out.nfe;
+        sink(Block {
+            index: b,
+            start: r.start,
+            points: map(pts)?,
+            nfe: out.nfe,
+            trajectory,
+        })?;
     }
-    Ok(SampleOutput {
-        points: Points::new(data, dim)?,
-        nfe,
-        trajectories,
-    })
+    Ok(stats)
 }
 
-/// Trajectories as long-format CSV text: `t,index,x1,…,xd`, one row per (time, point).
+/// Trajectories as long-format CSV text: `t,index,x1,…,xd`, one row per (time, point); each
+/// entry is (global index of the block's first point, its trajectory).
 pub fn trajectories_csv(trajs: &[(usize, Vec<(f64, Points)>)], dim: usize) -> String {
     let mut s = String::from("t,index");
     for i in 1..=dim {
@@ -197,11 +220,11 @@ mod tests {
     }
 
     /// The union of shards equals the single run bit for bit, with a sampler that also uses
-    /// its generator (as SDE samplers do).
+    /// its generator (as SDE samplers do); blocks arrive in order.
     #[test]
     fn sharded_runs_reproduce_the_single_run() {
         let dev = tensor::cpu();
-        let noisy = |x0: Tensor<2>, rng: &mut Rng| -> scoreflow::Result<BlockResult> {
+        let noisy = |x0: Tensor<2>, rng: &mut Rng| -> Result<BlockResult> {
             let z = tensor::randn_like(&x0, rng);
             Ok(BlockResult {
                 x: x0 * 2.0 + z,
@@ -209,17 +232,29 @@ mod tests {
                 trajectory: vec![],
             })
         };
+        let collect = |plan: &Plan, seed: u64| {
+            let mut all = Vec::new();
+            let mut starts = Vec::new();
+            let stats = run_blocks(plan, seed, 2, &dev, noisy, Ok, |b| {
+                starts.push(b.start);
+                all.extend_from_slice(b.points.as_slice());
+                Ok(())
+            })
+            .unwrap();
+            (all, starts, stats)
+        };
         let n = 2 * BLOCK + 123;
-        let whole = run_blocks(&Plan::new(n, None), 7, 2, &dev, noisy, |_| {}).unwrap();
+        let (whole, starts, stats) = collect(&Plan::new(n, None), 7);
+        assert_eq!(starts, vec![0, BLOCK, 2 * BLOCK]);
+        assert_eq!(stats.nfe_per_path(), 3);
+        assert_eq!(stats.points, n);
         let mut parts = Vec::new();
         for k in 1..=3 {
-            let out = run_blocks(&Plan::new(n, Some((k, 3))), 7, 2, &dev, noisy, |_| {}).unwrap();
-            parts.extend_from_slice(out.points.as_slice());
+            parts.extend(collect(&Plan::new(n, Some((k, 3))), 7).0);
         }
-        assert_eq!(parts, whole.points.as_slice());
-        assert_eq!(whole.nfe_per_path(), 3);
+        assert_eq!(parts, whole);
         // A different seed gives different points.
-        let other = run_blocks(&Plan::new(n, None), 8, 2, &dev, noisy, |_| {}).unwrap();
-        assert_ne!(other.points.as_slice()[..4], whole.points.as_slice()[..4]);
+        let (other, _, _) = collect(&Plan::new(n, None), 8);
+        assert_ne!(other[..4], whole[..4]);
     }
 }

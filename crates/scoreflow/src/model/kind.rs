@@ -1,0 +1,183 @@
+//! What a trained network computes ([`ModelKind`]): a flow-matching velocity on a probability
+//! path, a score under a forward SDE, or a time-independent score — and everything that follows
+//! from it: the training objective, the field a sampler follows, the model's own time for a
+//! flow time, the prior a likelihood integrates to, the samplers that apply.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::field::VectorField;
+use crate::objective::cfm::FlowMatching;
+use crate::objective::dsm::{Dsm, DsmConfig};
+use crate::objective::sm::ScoreMatching;
+use crate::objective::Objective;
+use crate::path::{GaussianPath, PathKind};
+use crate::sde::{Sde, SdeConfig};
+
+/// The training methods by name (`--method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum TrainMethod {
+    /// Conditional flow matching on a probability path (--path); samples with ODE solvers.
+    #[default]
+    #[cfg_attr(feature = "clap", value(alias = "velocity"))]
+    Cfm,
+    /// Denoising score matching under an SDE (--sde); samples with em/pc/ald/ode.
+    #[cfg_attr(feature = "clap", value(alias = "score"))]
+    Dsm,
+    /// Hyvärinen (exact) score matching on the clean data.
+    Sm,
+    /// Sliced score matching on the clean data.
+    Ssm,
+}
+
+impl TrainMethod {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainMethod::Cfm => "cfm",
+            TrainMethod::Dsm => "dsm",
+            TrainMethod::Sm => "sm",
+            TrainMethod::Ssm => "ssm",
+        }
+    }
+
+    /// True for objectives that are weighted regressions (the fused engine trains them).
+    pub fn is_regression(self) -> bool {
+        matches!(self, TrainMethod::Cfm | TrainMethod::Dsm)
+    }
+}
+
+/// What the network of a run computes; stored as `meta.json`'s `objective` (tag `method`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A flow-matching velocity v(x, t) on `path`, t = 0 noise N(0, I), t = 1 data.
+    Cfm {
+        /// The probability path x_t = α(t)·x₁ + σ(t)·x₀.
+        #[serde(default)]
+        path: PathKind,
+    },
+    /// A score network under an SDE, taking diffusion time τ (τ = 0 data) through its noise
+    /// input.
+    Dsm {
+        /// The forward SDE.
+        sde: SdeConfig,
+        /// Target, weighting, noise levels, noise input.
+        dsm: DsmConfig,
+    },
+    /// A time-independent score s(x) ≈ ∇log p(x) trained by noise-free score matching
+    /// (Hyvärinen "sm" or sliced "ssm"); the network's time input is held at the objective's
+    /// constant `time`.
+    #[serde(rename = "sm")]
+    NoiseFree {
+        /// The objective (its `method` tag says sm or ssm).
+        objective: ScoreMatching,
+    },
+}
+
+impl ModelKind {
+    /// The training method.
+    pub fn method(&self) -> TrainMethod {
+        match self {
+            ModelKind::Cfm { .. } => TrainMethod::Cfm,
+            ModelKind::Dsm { .. } => TrainMethod::Dsm,
+            ModelKind::NoiseFree {
+                objective: ScoreMatching::Hyvarinen(_),
+            } => TrainMethod::Sm,
+            ModelKind::NoiseFree {
+                objective: ScoreMatching::Sliced(_),
+            } => TrainMethod::Ssm,
+        }
+    }
+
+    /// The training objective.
+    pub fn objective(&self) -> Result<Box<dyn Objective>> {
+        Ok(match self {
+            ModelKind::Cfm { path } => Box::new(FlowMatching::new(GaussianPath::new(*path))),
+            ModelKind::Dsm { sde, dsm } => Box::new(Dsm::new(sde.build()?, dsm.clone())?),
+            ModelKind::NoiseFree { objective } => Box::new(*objective),
+        })
+    }
+
+    /// The forward SDE of a score model.
+    pub fn sde(&self) -> Result<Option<Arc<dyn Sde>>> {
+        match self {
+            ModelKind::Dsm { sde, .. } => Ok(Some(sde.build()?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The fixed time input of a noise-free score model.
+    pub fn noise_free_time(&self) -> Option<f64> {
+        match self {
+            ModelKind::NoiseFree {
+                objective: ScoreMatching::Hyvarinen(h),
+            } => Some(h.time),
+            ModelKind::NoiseFree {
+                objective: ScoreMatching::Sliced(s),
+            } => Some(s.time),
+            _ => None,
+        }
+    }
+
+    /// True when the network's field is a velocity (flow matching), false for a score.
+    pub fn is_velocity(&self) -> bool {
+        matches!(self, ModelKind::Cfm { .. })
+    }
+
+    /// The model's own time for a flow time t ∈ [0, 1] (0 = noise, 1 = data): t itself for
+    /// flow matching, τ = T(1 − t) clamped to [ε, T] for SDE models, the fixed time for
+    /// noise-free score models.
+    pub fn model_time(&self, t: f64) -> Result<f64> {
+        Ok(match self {
+            ModelKind::Cfm { .. } => t,
+            ModelKind::Dsm { sde, .. } => {
+                let sde = sde.build()?;
+                (sde.t_max() * (1.0 - t)).clamp(sde.sampling_eps(), sde.t_max())
+            }
+            ModelKind::NoiseFree { .. } => self.noise_free_time().unwrap_or(0.0),
+        })
+    }
+
+    /// The field a sampler follows, from the network's field `net` (model units, model time):
+    /// the velocity itself (flow matching, noise-free score models) or the score of a DSM
+    /// network s = a(τ)·x + c(τ)·net(x, c_noise(τ)) (its target and noise input).
+    pub fn field<'a>(&self, net: Box<dyn VectorField + 'a>) -> Result<Box<dyn VectorField + 'a>> {
+        Ok(match self {
+            ModelKind::Dsm { sde, dsm } => Box::new(dsm.score_field(net, sde.build()?)),
+            _ => net,
+        })
+    }
+
+    /// Errors unless the kind's parameters are valid (the SDE builds, the DSM config is
+    /// consistent with it).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelKind::Dsm { sde, dsm } => Dsm::new(sde.build()?, dsm.clone()).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelKind::Cfm { path } => write!(f, "flow matching ({} path)", path.name()),
+            ModelKind::Dsm { sde, .. } => write!(f, "score model ({} SDE)", sde_name(sde)),
+            ModelKind::NoiseFree { .. } => {
+                write!(f, "noise-free score model ({})", self.method().name())
+            }
+        }
+    }
+}
+
+/// The name of an SDE configuration.
+fn sde_name(sde: &SdeConfig) -> String {
+    sde.build()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|e: Error| format!("invalid: {e}"))
+}

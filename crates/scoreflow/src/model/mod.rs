@@ -1,0 +1,590 @@
+//! A trained model as a library value: everything a run directory *means*.
+//!
+//! A [`Model`] is a network ([`Network`]) plus what it computes ([`ModelKind`]: a flow velocity
+//! on a probability path, a score under a forward SDE, or a noise-free score), the data
+//! normalisation it was trained in ([`Normalizer`]: model units z = (x − μ)/σ), the recipe that
+//! made it ([`TrainSettings`]) and its checkpoint metadata. From it come
+//! * the field a sampler follows, in model units ([`Model::field`]) or data units
+//!   ([`Model::field_in_data_units`]), at the model's own time for a flow time
+//!   ([`ModelKind::model_time`]);
+//! * samples by any sampler that applies, chosen by name with its options ([`SamplerSpec`]),
+//!   in reproducible, shardable, streamed blocks ([`Model::sample_each`], [`sampling`]);
+//! * exact log-likelihoods in data units, with the normaliser's log-determinant
+//!   ([`Model::log_likelihood`]);
+//! * held-out data and, for Gaussian-mixture data, the exact field it should have learned.
+//!
+//! A run directory holds [`CONFIG_FILE`] (the [`TrainSettings`]), `meta.json` +
+//! `model.safetensors` + `train_state.safetensors` (the checkpoint: [`crate::checkpoint`];
+//! `meta.json`'s `objective` is the [`ModelKind`], its `normalization` the [`Normalizer`]),
+//! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
+
+pub mod evaluate;
+pub mod import;
+pub mod kind;
+pub mod sampling;
+pub mod settings;
+pub mod training;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use kind::{ModelKind, TrainMethod};
+pub use sampling::{Block, JobStats, Plan, BLOCK};
+pub use settings::{load_points_or_explain, TrainSettings};
+pub use training::TrainingRun;
+pub use units::DataUnits;
+
+use crate::checkpoint::{self, RunMeta};
+use crate::data::{self, DataSource, Dataset, Normalizer, Points};
+use crate::error::{Error, Result};
+use crate::field::analytic::{MixtureScore, MixtureVelocity};
+use crate::field::mlp::Mlp;
+use crate::field::network::{Architecture, Conditioned, Network};
+use crate::field::VectorField;
+use crate::fused::FusedMlp;
+use crate::gaussian::GaussianMixture;
+use crate::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
+use crate::path::GaussianPath;
+use crate::sde::ReverseDrift;
+use crate::solve::langevin::Ula;
+use crate::solve::{odeint, Method, Sampler, SamplerName, SamplerSpec};
+use crate::tensor::{self, DType, Rng, Tensor};
+use sampling::{run_blocks, BlockResult};
+
+/// File of the held-out split of a file data set.
+pub const HELDOUT_FILE: &str = "heldout.npy";
+/// File of the training settings.
+pub const CONFIG_FILE: &str = "config.toml";
+/// File of the training log.
+pub const LOG_FILE: &str = "train_log.csv";
+
+/// A trained model (see the module documentation), or an exact one: a built-in Gaussian-mixture
+/// data set whose field is computed in closed form ([`Model::exact`]) — the same samplers and
+/// evaluations with no learning error.
+#[derive(Clone)]
+pub struct Model {
+    /// The run directory it was loaded from or saved to, if any.
+    pub dir: Option<PathBuf>,
+    /// The recipe.
+    pub settings: TrainSettings,
+    /// The checkpoint metadata (`None` for an exact model).
+    pub meta: Option<RunMeta>,
+    /// What the network computes.
+    pub kind: ModelKind,
+    /// The data normalisation (model units = normalised units).
+    pub normalizer: Normalizer,
+    source: Source,
+}
+
+/// Where a model's field comes from.
+#[derive(Clone)]
+enum Source {
+    /// A trained network (model units, model time).
+    Network(Arc<dyn Network>),
+    /// The closed form of a Gaussian mixture (in model units).
+    Exact(GaussianMixture),
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("dir", &self.dir)
+            .field("kind", &self.kind)
+            .field("architecture", &self.meta.as_ref().map(|m| &m.model))
+            .finish()
+    }
+}
+
+fn run_error(dir: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{}: {msg}", dir.display()))
+}
+
+/// The sampling network of an architecture's weights on the CPU: the fused engine for MLPs.
+fn cpu_network(mlp: &Mlp) -> Arc<dyn Network> {
+    Arc::new(FusedMlp::from_mlp(mlp))
+}
+
+impl Model {
+    /// A model from its parts (e.g. imported weights); `meta.model` is set from the network.
+    pub fn new(
+        network: Arc<dyn Network>,
+        kind: ModelKind,
+        normalizer: Normalizer,
+        settings: TrainSettings,
+        mut meta: RunMeta,
+    ) -> Result<Model> {
+        kind.validate()?;
+        normalizer.validate()?;
+        if normalizer.dim() != network.dim() {
+            return Err(Error::Shape(format!(
+                "normalization is {}-D but the network is {}-D",
+                normalizer.dim(),
+                network.dim()
+            )));
+        }
+        meta.model = network.architecture();
+        meta.objective = serde_json::to_value(&kind)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode the model kind: {e}")))?;
+        meta.normalization = serde_json::to_value(&normalizer)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode the normaliser: {e}")))?;
+        Ok(Model {
+            dir: None,
+            settings,
+            meta: Some(meta),
+            kind,
+            normalizer,
+            source: Source::Network(network),
+        })
+    }
+
+    /// The exact model of a built-in Gaussian-mixture data set under `kind`: the score of the
+    /// data perturbed by the SDE (DSM kinds), the marginal velocity of the path from N(0, I)
+    /// (flow kinds, [`crate::field::analytic::MixtureVelocity`]) or the score of the data
+    /// (noise-free kinds), in data units (identity normaliser). Every sampler and evaluation that
+    /// takes a model takes it, so sampler error can be told from learning error.
+    pub fn exact(dataset: Dataset, kind: ModelKind) -> Result<Model> {
+        let spec = dataset.mixture().ok_or_else(|| {
+            let names: Vec<&str> = Dataset::ALL
+                .iter()
+                .filter(|d| d.mixture().is_some())
+                .map(|d| d.name())
+                .collect();
+            Error::InvalidInput(format!(
+                "{dataset} has no closed-form density; exact fields exist for the Gaussian mixtures: {}",
+                names.join(", ")
+            ))
+        })?;
+        kind.validate()?;
+        let settings = TrainSettings {
+            data: dataset.name().into(),
+            method: kind.method(),
+            ..TrainSettings::default()
+        };
+        Ok(Model {
+            dir: None,
+            settings,
+            meta: None,
+            normalizer: Normalizer::identity(spec.dim()),
+            source: Source::Exact(GaussianMixture::from(&spec)),
+            kind,
+        })
+    }
+
+    /// True for an exact (closed-form) model.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.source, Source::Exact(_))
+    }
+
+    /// Loads a run directory, with errors that say what is wrong with it.
+    pub fn load(dir: &Path) -> Result<Model> {
+        if !dir.is_dir() {
+            return Err(run_error(dir, "no such run directory"));
+        }
+        let meta_path = dir.join(checkpoint::META_FILE);
+        if !meta_path.exists() {
+            return Err(run_error(
+                dir,
+                "not a scoreflow run directory (no meta.json; train one with `scoreflow train --out DIR`)",
+            ));
+        }
+        let settings = TrainSettings::from_file(&dir.join(CONFIG_FILE))?;
+        let meta = checkpoint::read_meta(&meta_path)?;
+        let kind: ModelKind = serde_json::from_value(meta.objective.clone()).map_err(|e| {
+            run_error(
+                &meta_path,
+                format!("the run's objective is not one this scoreflow knows: {e}"),
+            )
+        })?;
+        if kind.method() != settings.method {
+            return Err(run_error(
+                dir,
+                format!(
+                    "config.toml says method {} but meta.json holds a {} model; the files come from different runs",
+                    settings.method.name(),
+                    kind.method().name()
+                ),
+            ));
+        }
+        let normalizer: Normalizer = serde_json::from_value(meta.normalization.clone())
+            .map_err(|e| run_error(&meta_path, format!("malformed normalization: {e}")))?;
+        normalizer.validate()?;
+        if normalizer.dim() != meta.model.dim() {
+            return Err(run_error(
+                &meta_path,
+                format!(
+                    "normalization is {}-D but the model is {}-D",
+                    normalizer.dim(),
+                    meta.model.dim()
+                ),
+            ));
+        }
+        let network = match &meta.model {
+            Architecture::Mlp(config) => cpu_network(&Mlp::load_safetensors(
+                &dir.join(checkpoint::MODEL_FILE),
+                config,
+                &tensor::cpu(),
+                DType::F32,
+            )?),
+        };
+        Ok(Model {
+            dir: Some(dir.to_path_buf()),
+            settings,
+            meta: Some(meta),
+            kind,
+            normalizer,
+            source: Source::Network(network),
+        })
+    }
+
+    /// Writes the model as a run directory `dir` (created if needed): `config.toml`,
+    /// `model.safetensors` (the network's state dict, f32) and `meta.json`, each atomically.
+    /// There is no training state: such a run samples and evaluates but does not resume.
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let (Source::Network(network), Some(meta)) = (&self.source, &self.meta) else {
+            return Err(Error::InvalidInput(
+                "an exact model has no weights to save".into(),
+            ));
+        };
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::fsutil::write_atomic(&dir.join(CONFIG_FILE), self.settings.to_toml()?.as_bytes())?;
+        let mut sd = network.state_dict();
+        sd.metadata.insert("format".into(), "pt".into());
+        sd.write(&dir.join(checkpoint::MODEL_FILE))?;
+        checkpoint::write_meta(&dir.join(checkpoint::META_FILE), meta)?;
+        self.dir = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Data dimension d.
+    pub fn dim(&self) -> usize {
+        match &self.source {
+            Source::Network(n) => n.dim(),
+            Source::Exact(m) => m.dim(),
+        }
+    }
+
+    /// The sampling network (model units, model time); `None` for an exact model.
+    pub fn network(&self) -> Option<&Arc<dyn Network>> {
+        match &self.source {
+            Source::Network(n) => Some(n),
+            Source::Exact(_) => None,
+        }
+    }
+
+    /// The built-in data set the run trained on, if any.
+    pub fn dataset(&self) -> Option<Dataset> {
+        self.settings.dataset()
+    }
+
+    /// `n` held-out data points (data units): fresh draws of a built-in set from a dedicated
+    /// stream, or the run's saved held-out split (all of it when n exceeds it).
+    pub fn held_out(&self, n: usize, seed: u64) -> Result<Points> {
+        match self.dataset() {
+            Some(ds) => DataSource::generator(ds).held_out(n, seed),
+            None => {
+                let dir = self.dir.as_deref().unwrap_or(Path::new("."));
+                let p = dir.join(HELDOUT_FILE);
+                if !p.exists() {
+                    return Err(run_error(
+                        &p,
+                        "missing (the held-out split of the run's data)",
+                    ));
+                }
+                let test = data::load_points(&p, Some(self.dim()))?;
+                DataSource::finite("held-out", test.clone(), Some(test))?.held_out(n, seed)
+            }
+        }
+    }
+
+    /// The default sampler of the model's kind: Euler for flows, reverse-SDE Euler–Maruyama for
+    /// score models, Langevin for noise-free score models.
+    pub fn default_sampler(&self) -> SamplerName {
+        match self.kind {
+            ModelKind::Cfm { .. } => SamplerName::Euler,
+            ModelKind::Dsm { .. } => SamplerName::Em,
+            ModelKind::NoiseFree { .. } => SamplerName::Ula,
+        }
+    }
+
+    /// Errors unless `sampler` applies to the model's kind, saying which ones do.
+    pub fn check_sampler(&self, sampler: SamplerName) -> Result<()> {
+        let name = sampler.name();
+        match &self.kind {
+            ModelKind::Cfm { .. } if !sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
+                "--sampler {name} is for score models; this run is a flow-matching model: use euler, midpoint, heun, rk4 or dopri5"
+            ))),
+            ModelKind::Dsm { sde, .. } if sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
+                "this run is a score model ({} SDE); sample it with --sampler em, pc, ald or ode (--sampler ode --solver {name} integrates the probability-flow ODE)",
+                sde.build()?.name()
+            ))),
+            ModelKind::NoiseFree { .. } if sampler != SamplerName::Ula => Err(Error::InvalidInput(format!(
+                "this run is a noise-free score model ({}); sample it with --sampler ula (Langevin dynamics)",
+                self.kind.method().name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The field the network defines, in model (normalised) units and the model's own time:
+    /// the velocity (flow matching, noise-free score) or the score (DSM).
+    pub fn field(&self) -> Result<Box<dyn VectorField + '_>> {
+        match &self.source {
+            Source::Network(net) => self
+                .kind
+                .field(Box::new(Conditioned::unconditional(net.clone()))),
+            Source::Exact(mix) => exact_field(mix.clone(), &self.kind),
+        }
+    }
+
+    /// The network's field in data units (see [`DataUnits`]).
+    pub fn field_in_data_units(&self) -> Result<DataUnits<Box<dyn VectorField + '_>>> {
+        Ok(DataUnits {
+            field: self.field()?,
+            mean: self.normalizer.mean.clone(),
+            std: self.normalizer.std.clone(),
+            velocity: self.kind.is_velocity(),
+        })
+    }
+
+    /// The learned field (velocity or score) at `x` (data units) at the model's time `t`, in
+    /// data units.
+    pub fn field_at(&self, x: &Points, t: f64) -> Result<Points> {
+        if x.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "points are {}-D, the model is {}-D",
+                x.dim(),
+                self.dim()
+            )));
+        }
+        let xt = x.to_tensor(&tensor::cpu(), DType::F32);
+        Ok(Points::from_tensor(
+            &self.field_in_data_units()?.eval_at(&xt, t),
+        ))
+    }
+
+    /// For a Gaussian-mixture data set, the exact field the network should have learned, in
+    /// data units at the model's time: the score of the data perturbed by the SDE (DSM), the
+    /// score of the data (noise-free), or the marginal velocity of the path (flow matching:
+    /// u = (α̇/α)x − (σ̇ − α̇σ/α)σ·∇log p_t). `None` for other data.
+    pub fn exact_field(&self) -> Result<Option<(Box<dyn VectorField>, String)>> {
+        let Some(spec) = self.dataset().and_then(|d| d.mixture()) else {
+            return Ok(None);
+        };
+        let z = GaussianMixture::from(&self.normalizer.apply_mixture(&spec)?);
+        let data = &self.settings.data;
+        let what = match &self.kind {
+            ModelKind::Dsm { .. } => format!("exact score of {data} perturbed by the SDE"),
+            ModelKind::NoiseFree { .. } => format!("exact score of {data}"),
+            ModelKind::Cfm { path } => {
+                format!("exact velocity of {data} on the {} path", path.name())
+            }
+        };
+        Ok(Some((
+            Box::new(DataUnits {
+                field: exact_field(z, &self.kind)?,
+                mean: self.normalizer.mean.clone(),
+                std: self.normalizer.std.clone(),
+                velocity: self.kind.is_velocity(),
+            }),
+            what,
+        )))
+    }
+
+    /// Samples `plan` with `spec`, handing each finished block (data units) to `sink` in order;
+    /// memory does not grow with the number of points. Every sampler starts from the block's
+    /// N(0, I) noise (scaled to the prior's standard deviation for SDE samplers).
+    pub fn sample_each(
+        &self,
+        plan: &Plan,
+        seed: u64,
+        spec: &SamplerSpec,
+        sink: impl FnMut(Block) -> Result<()>,
+    ) -> Result<JobStats> {
+        spec.validate()?;
+        self.check_sampler(spec.sampler)?;
+        let field = self.field()?;
+        let dev = tensor::cpu();
+        let d = self.dim();
+        let to_data = |p: Points| self.normalizer.invert(&p);
+        let ode = |f: &dyn VectorField, x0: Tensor<2>, t0: f64, t1: f64| -> Result<BlockResult> {
+            let opts = spec.ode_options().expect("an ODE spec");
+            let sol = odeint(f, x0, t0, t1, &opts)?;
+            Ok(BlockResult {
+                x: sol.x,
+                nfe: sol.nfe,
+                trajectory: sol.trajectory,
+            })
+        };
+        let stochastic = |s: &dyn Sampler, x0: Tensor<2>, rng: &mut Rng| -> Result<BlockResult> {
+            let out = s.sample(field.as_ref(), x0, rng)?;
+            Ok(BlockResult {
+                x: out.x,
+                nfe: out.nfe,
+                trajectory: Vec::new(),
+            })
+        };
+        match &self.kind {
+            ModelKind::Cfm { .. } => run_blocks(
+                plan,
+                seed,
+                d,
+                &dev,
+                |x0, _| ode(field.as_ref(), x0, 0.0, 1.0),
+                to_data,
+                sink,
+            ),
+            ModelKind::Dsm { sde, .. } => {
+                let sde = sde.build()?;
+                let prior = sde.prior_std();
+                if spec.sampler == SamplerName::Ode && spec.trajectories {
+                    if spec
+                        .denoise
+                        .is_some_and(|d| d != crate::solve::Denoise::None)
+                    {
+                        return Err(Error::InvalidInput(
+                            "--trajectories records the probability-flow ODE itself; it does not combine with --denoise".into(),
+                        ));
+                    }
+                    // The probability-flow ODE dx/dτ = f − ½g²s from τ = T to ε, every state kept.
+                    let pf = ReverseDrift::probability_flow(sde.clone(), field.as_ref());
+                    let (t0, t1) = (sde.t_max(), sde.sampling_eps());
+                    run_blocks(
+                        plan,
+                        seed,
+                        d,
+                        &dev,
+                        |x0, _| ode(&pf, x0 * prior, t0, t1),
+                        to_data,
+                        sink,
+                    )
+                } else {
+                    let sampler = spec.build(sde)?;
+                    run_blocks(
+                        plan,
+                        seed,
+                        d,
+                        &dev,
+                        |x0, rng| stochastic(sampler.as_ref(), x0 * prior, rng),
+                        to_data,
+                        sink,
+                    )
+                }
+            }
+            ModelKind::NoiseFree { .. } => {
+                let ula = Ula {
+                    step: spec.step.unwrap_or(crate::solve::choice::ULA_STEP),
+                    steps: spec.steps.unwrap_or(crate::solve::choice::SDE_STEPS),
+                    tau: self.kind.noise_free_time().unwrap_or(0.0),
+                };
+                run_blocks(
+                    plan,
+                    seed,
+                    d,
+                    &dev,
+                    |x0, rng| stochastic(&ula, x0, rng),
+                    to_data,
+                    sink,
+                )
+            }
+        }
+    }
+
+    /// [`Model::sample_each`] collected: all points of the plan (data units) in order, the job
+    /// statistics and, per block, (index of its first point, trajectory).
+    pub fn sample(&self, plan: &Plan, seed: u64, spec: &SamplerSpec) -> Result<Samples> {
+        let mut data = Vec::with_capacity(plan.points().len() * self.dim());
+        let mut trajectories = Vec::new();
+        let stats = self.sample_each(plan, seed, spec, |b| {
+            data.extend_from_slice(b.points.as_slice());
+            if !b.trajectory.is_empty() {
+                trajectories.push((b.start, b.trajectory));
+            }
+            Ok(())
+        })?;
+        Ok(Samples {
+            points: Points::new(data, self.dim())?,
+            stats,
+            trajectories,
+        })
+    }
+
+    /// log p(x) of points `x` in data units by the instantaneous change of variables along the
+    /// flow ODE (flow matching: t = 1 → 0 to N(0, I)) or the probability-flow ODE (DSM: τ = ε →
+    /// T to the SDE's prior). The model works in normalised units z = (x − μ)/σ, so
+    /// log p_x(x) = log p_z(z) − Σᵢ log σᵢ.
+    pub fn log_likelihood(
+        &self,
+        x: &Points,
+        opts: &LikelihoodOptions,
+        rng: &mut Rng,
+    ) -> Result<Likelihood> {
+        let z = self
+            .normalizer
+            .apply(x)?
+            .to_tensor(&tensor::cpu(), DType::F32);
+        let field = self.field()?;
+        let mut lik = match &self.kind {
+            ModelKind::Cfm { .. } => log_likelihood(
+                field.as_ref(),
+                &IsotropicGaussian::standard(),
+                &z,
+                1.0,
+                0.0,
+                opts,
+                rng,
+            )?,
+            ModelKind::Dsm { sde, .. } => {
+                let sde = sde.build()?;
+                let pf = ReverseDrift::probability_flow(sde.clone(), field.as_ref());
+                let prior = |x: &Tensor<2>| sde.prior_log_density(x);
+                log_likelihood(&pf, &prior, &z, sde.sampling_eps(), sde.t_max(), opts, rng)?
+            }
+            ModelKind::NoiseFree { .. } => {
+                return Err(Error::InvalidInput(format!(
+                    "a noise-free score model ({}) defines no flow to integrate, so it has no ODE likelihood; train with --method cfm or dsm",
+                    self.kind.method().name()
+                )))
+            }
+        };
+        let c = self.normalizer.log_det();
+        for v in &mut lik.log_prob {
+            *v -= c;
+        }
+        lik.mean_log_prob -= c;
+        lik.nll += c;
+        Ok(lik)
+    }
+}
+
+/// The closed-form field of `kind` for data distributed as `mixture` (model units, model time):
+/// the perturbed score under the SDE, the path's marginal velocity, or the score itself.
+fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn VectorField>> {
+    Ok(match kind {
+        ModelKind::Dsm { sde, .. } => Box::new(MixtureScore::new(mixture, sde.build()?)),
+        ModelKind::NoiseFree { .. } => Box::new(MixtureScore::fixed(mixture)),
+        ModelKind::Cfm { path } => {
+            Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
+        }
+    })
+}
+
+/// The points of a sampling job, collected.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    /// Samples in global-index order (the plan's [`Plan::points`]), data units.
+    pub points: Points,
+    /// What the job cost.
+    pub stats: JobStats,
+    /// Per block: the global index of its first point and its trajectory (data units).
+    pub trajectories: Vec<(usize, Vec<(f64, Points)>)>,
+}
+
+/// The ODE method names, for help texts and errors.
+pub fn ode_methods() -> String {
+    Method::ALL
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,547 @@
+//! [`TrainSettings`]: the complete, resolved recipe of a training run — data, method, path or
+//! SDE, network, optimiser and schedule — as written to a run's `config.toml` (keys in
+//! kebab-case, the names of `scoreflow train`'s flags), and what follows from it: the data source
+//! and its normaliser, the network architecture, the [`ModelKind`], the [`TrainConfig`].
+//!
+//! [`TrainSettings::default`] is the one source of every default.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::kind::{ModelKind, TrainMethod};
+use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
+use crate::error::{Error, Result};
+use crate::field::convert::{NoiseInput, Prediction};
+use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
+use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
+use crate::objective::sm::ScoreMatching;
+use crate::path::PathKind;
+use crate::sde::{BetaSchedule, SdeConfig, SdeKind, VeSde};
+use crate::tensor;
+use crate::train::{
+    EmaConfig, EngineKind, OptimizerConfig, OptimizerKind, ScheduleKind, TrainConfig,
+};
+
+/// Runs written before `noise-input` existed fed the network τ.
+fn time_input() -> NoiseInput {
+    NoiseInput::Time
+}
+
+/// Every training setting of a run (see the module documentation). Fields are documented by
+/// the help texts of the CLI flags of the same names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrainSettings {
+    /// A built-in data set name or a .csv/.npy file.
+    pub data: String,
+    /// Objective.
+    pub method: TrainMethod,
+    /// Probability path of flow matching (runs written before it existed used the straight one).
+    #[serde(default)]
+    pub path: PathKind,
+    /// Forward SDE of DSM.
+    pub sde: SdeKind,
+    /// Network target of DSM.
+    pub target: Prediction,
+    /// DSM loss weighting λ(τ).
+    pub weighting: Weighting,
+    /// DSM noise levels: 0 = continuous τ ~ U(ε, T); L ≥ 2 = NCSN's ladder of L levels.
+    pub noise_levels: usize,
+    /// DSM network time input (runs written before it existed fed τ).
+    #[serde(default = "time_input")]
+    pub noise_input: NoiseInput,
+    /// VP/sub-VP β_min.
+    pub beta_min: f64,
+    /// VP/sub-VP β_max.
+    pub beta_max: f64,
+    /// VE σ_min.
+    pub sigma_min: f64,
+    /// VE σ_max; `None` = from the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_max: Option<f64>,
+    /// Hidden width of the MLP.
+    pub width: usize,
+    /// Hidden layers of the MLP.
+    pub depth: usize,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Time input of the network.
+    pub time_embedding: TimeEmbeddingKind,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleKind,
+    /// Warm-up length as a fraction of the steps.
+    pub warmup: f64,
+    /// EMA decay of the sampling weights; 0 disables EMA.
+    pub ema: f64,
+    /// Global gradient-norm clip; 0 disables clipping.
+    pub clip: f64,
+    /// Random seed (initial weights, batches, noise).
+    pub seed: u64,
+    /// Checkpoint every N steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Fraction of a file data set held out for evaluation.
+    pub holdout: f64,
+    /// Standardise each data dimension.
+    pub normalize: NormalizeMode,
+    /// Training engine.
+    pub engine: EngineKind,
+}
+
+impl Default for TrainSettings {
+    /// The default recipe: conditional flow matching on the straight path with a 3→128×4→2 SiLU
+    /// MLP, 5,000 Adam steps of batch 256, one-cycle learning rate peaking at 2e-3 with 5 %
+    /// warm-up, EMA 0.999, on 8gaussians; DSM: VP (β 0.1 → 20), ε target, σ² weighting,
+    /// ¼ ln σ noise input.
+    fn default() -> Self {
+        Self {
+            data: "8gaussians".into(),
+            method: TrainMethod::Cfm,
+            path: PathKind::Condot,
+            sde: SdeKind::Vp,
+            target: Prediction::Epsilon,
+            weighting: Weighting::Sigma2,
+            noise_levels: 0,
+            noise_input: NoiseInput::LogSigma,
+            beta_min: 0.1,
+            beta_max: 20.0,
+            sigma_min: 0.01,
+            sigma_max: None,
+            width: 128,
+            depth: 4,
+            activation: Activation::Silu,
+            time_embedding: TimeEmbeddingKind::Raw,
+            steps: 5000,
+            batch: 256,
+            optimizer: OptimizerKind::Adam,
+            lr: 2e-3,
+            weight_decay: 0.0,
+            schedule: ScheduleKind::Onecycle,
+            warmup: 0.05,
+            ema: 0.999,
+            clip: 0.0,
+            seed: 0,
+            checkpoint_every: 500,
+            holdout: 0.1,
+            normalize: NormalizeMode::Auto,
+            engine: EngineKind::Auto,
+        }
+    }
+}
+
+/// Parses TOML text into `T`; the error is one line: `line N: key `k`: message`.
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    toml::from_str::<T>(text).map_err(|e| {
+        let msg = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => {
+                let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let line = text.lines().nth(line_no - 1).unwrap_or("");
+                let key = line
+                    .split('=')
+                    .next()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty() && line.contains('='));
+                match key {
+                    Some(k) if !msg.contains(&format!("`{k}`")) => {
+                        format!("line {line_no}: key `{k}`: {msg}")
+                    }
+                    _ => format!("line {line_no}: {msg}"),
+                }
+            }
+            None => msg,
+        }
+    })
+}
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidInput(msg)
+}
+
+impl TrainSettings {
+    /// Range checks with one clear message per problem (flag names as on the command line).
+    pub fn validate(&self) -> Result<()> {
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        if self.steps == 0 {
+            return Err(invalid("--steps must be at least 1".into()));
+        }
+        if self.batch == 0 {
+            return Err(invalid("--batch must be at least 1".into()));
+        }
+        if self.width == 0 || self.depth == 0 {
+            return Err(invalid(format!(
+                "--width and --depth must be at least 1 (got {} and {})",
+                self.width, self.depth
+            )));
+        }
+        if !pos(self.lr) {
+            return Err(invalid(format!(
+                "--lr must be a positive number (got {})",
+                self.lr
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(invalid(format!(
+                "--weight-decay must be >= 0 (got {})",
+                self.weight_decay
+            )));
+        }
+        if !(0.0..1.0).contains(&self.warmup) {
+            return Err(invalid(format!(
+                "--warmup is a fraction of the steps in [0, 1) (got {})",
+                self.warmup
+            )));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(invalid(format!(
+                "--ema is a decay in [0, 1), 0 = off (got {})",
+                self.ema
+            )));
+        }
+        if !(self.clip.is_finite() && self.clip >= 0.0) {
+            return Err(invalid(format!(
+                "--clip must be >= 0, 0 = off (got {})",
+                self.clip
+            )));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(invalid("--checkpoint-every must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.holdout) {
+            return Err(invalid(format!(
+                "--holdout is a fraction in [0, 1) (got {})",
+                self.holdout
+            )));
+        }
+        if !(pos(self.beta_min) && pos(self.beta_max) && self.beta_min < self.beta_max) {
+            return Err(invalid(format!(
+                "need 0 < --beta-min < --beta-max (got {}, {})",
+                self.beta_min, self.beta_max
+            )));
+        }
+        if !pos(self.sigma_min) {
+            return Err(invalid(format!(
+                "--sigma-min must be positive (got {})",
+                self.sigma_min
+            )));
+        }
+        if let Some(m) = self.sigma_max {
+            if !(pos(m) && m > self.sigma_min) {
+                return Err(invalid(format!(
+                    "need --sigma-max > --sigma-min (got {m}, {})",
+                    self.sigma_min
+                )));
+            }
+        }
+        if self.schedule == ScheduleKind::Onecycle && self.warmup == 0.0 {
+            return Err(invalid(
+                "--schedule onecycle needs a rising phase: --warmup > 0 (e.g. 0.05)".into(),
+            ));
+        }
+        if self.noise_levels == 1 {
+            return Err(invalid(
+                "--noise-levels is 0 (continuous) or at least 2 (got 1)".into(),
+            ));
+        }
+        if self.data.trim().is_empty() {
+            return Err(invalid("--data is empty".into()));
+        }
+        if self.engine == EngineKind::Fused && !self.method.is_regression() {
+            return Err(invalid(format!(
+                "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
+                self.method.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `config.toml` text: every setting, with a header comment.
+    pub fn to_toml(&self) -> Result<String> {
+        let body = toml::to_string(self)
+            .map_err(|e| invalid(format!("cannot serialise the settings: {e}")))?;
+        Ok(format!(
+            "# scoreflow training settings (keys = `scoreflow train` flags)\n{body}"
+        ))
+    }
+
+    /// Parses and validates `config.toml` text (`source` names it in errors). Keys missing from
+    /// runs written before they existed take the value those runs used (`noise-input = time`,
+    /// `path = condot`), not today's default.
+    pub fn from_toml(text: &str, source: &Path) -> Result<TrainSettings> {
+        let s: TrainSettings = parse_toml(text).map_err(|e| Error::Data {
+            path: source.display().to_string(),
+            location: String::new(),
+            msg: e,
+        })?;
+        s.validate().map_err(|e| Error::Data {
+            path: source.display().to_string(),
+            location: String::new(),
+            msg: e.to_string(),
+        })?;
+        Ok(s)
+    }
+
+    /// Reads a run's `config.toml`.
+    pub fn from_file(path: &Path) -> Result<TrainSettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The built-in data set named by `data`, if it is one.
+    pub fn dataset(&self) -> Option<Dataset> {
+        self.data.parse::<Dataset>().ok()
+    }
+
+    /// The training data: the source of minibatches (data units) and the normaliser (fitted on
+    /// 100,000 draws of a fixed stream for built-in sets, on the training split for files).
+    pub fn training_data(&self) -> Result<(DataSource, Normalizer)> {
+        let source = match self.dataset() {
+            Some(ds) => DataSource::generator(ds),
+            None => {
+                let pts = load_points_or_explain(&self.data, None)?;
+                if pts.len() < 2 {
+                    return Err(invalid(format!(
+                        "{}: need at least 2 points to train, found {}",
+                        self.data,
+                        pts.len()
+                    )));
+                }
+                let name = Path::new(&self.data)
+                    .file_name()
+                    .map_or(self.data.clone(), |f| f.to_string_lossy().into_owned());
+                DataSource::finite_split(name, &pts, self.holdout, self.seed)?
+            }
+        };
+        let standardise = match self.normalize {
+            NormalizeMode::Yes => true,
+            NormalizeMode::No => false,
+            NormalizeMode::Auto => source.dataset().is_none(),
+        };
+        let norm = if standardise {
+            let fit_on = match (source.dataset(), source.train()) {
+                (Some(ds), _) => {
+                    let mut r = tensor::rng(0x4e4f_524d); // "NORM"
+                    ds.sample(100_000, &mut r)
+                }
+                (None, Some(train)) => train.clone(),
+                (None, None) => {
+                    return Err(invalid(
+                        "data source has neither a generator nor points".into(),
+                    ))
+                }
+            };
+            Normalizer::fit(&fit_on)?
+        } else {
+            Normalizer::identity(source.dim())
+        };
+        Ok((source, norm))
+    }
+
+    /// The network architecture in dimension `dim` (Fourier frequencies ~ N(0, 1) drawn from a
+    /// stream of the run seed, then stored in `meta.json`).
+    pub fn mlp_config(&self, dim: usize) -> MlpConfig {
+        let mut r = tensor::rng(self.seed);
+        r.set_stream(0x5449_4d45); // "TIME"
+        MlpConfig {
+            dim,
+            width: self.width,
+            depth: self.depth,
+            activation: self.activation,
+            time: self.time_embedding.embedding(&mut r),
+            classes: 0,
+            outputs: None,
+        }
+    }
+
+    /// The model description; `data` (normalised points) sets VE's σ_max when not given.
+    pub fn model_kind(&self, data: impl FnOnce() -> Points) -> Result<ModelKind> {
+        Ok(match self.method {
+            TrainMethod::Cfm => ModelKind::Cfm { path: self.path },
+            TrainMethod::Dsm => {
+                let t_min = 1e-5;
+                let linear = BetaSchedule::Linear {
+                    beta_min: self.beta_min,
+                    beta_max: self.beta_max,
+                };
+                let sde = match self.sde {
+                    SdeKind::Vp => SdeConfig::Vp {
+                        schedule: linear,
+                        t_min,
+                    },
+                    SdeKind::VpCosine => SdeConfig::Vp {
+                        schedule: BetaSchedule::cosine(),
+                        t_min,
+                    },
+                    SdeKind::Subvp => SdeConfig::SubVp {
+                        schedule: linear,
+                        t_min,
+                    },
+                    SdeKind::Ve => SdeConfig::Ve {
+                        sigma_min: self.sigma_min,
+                        sigma_max: self
+                            .sigma_max
+                            .unwrap_or_else(|| VeSde::sigma_max_for(&data())),
+                        t_min,
+                    },
+                };
+                ModelKind::Dsm {
+                    sde,
+                    dsm: DsmConfig {
+                        target: self.target,
+                        weighting: self.weighting,
+                        noise: match self.noise_levels {
+                            0 => NoiseLevels::Continuous,
+                            l => NoiseLevels::Ladder { levels: l },
+                        },
+                        noise_input: self.noise_input,
+                    },
+                }
+            }
+            TrainMethod::Sm | TrainMethod::Ssm => ModelKind::NoiseFree {
+                objective: ScoreMatching::from_name(self.method.name())?,
+            },
+        })
+    }
+
+    /// The library's training configuration: Adam/AdamW at the peak rate with the schedule,
+    /// clipping and EMA (with warm-up β_n = min(β, (1 + n)/(10 + n)), so short runs do not keep
+    /// a share of the random initial weights: 0.999³⁰⁰⁰ ≈ 5 % without it).
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            steps: self.steps,
+            batch_size: self.batch,
+            seed: self.seed,
+            optimizer: OptimizerConfig {
+                kind: self.optimizer,
+                weight_decay: self.weight_decay,
+                clip_grad_norm: (self.clip > 0.0).then_some(self.clip),
+                ..OptimizerConfig::adam(self.lr)
+            },
+            schedule: self.schedule.schedule(self.steps, self.warmup),
+            ema: (self.ema > 0.0).then_some(EmaConfig {
+                decay: self.ema,
+                warmup: true,
+            }),
+            checkpoint_every: None,
+        }
+    }
+}
+
+/// Loads points from a .csv/.npy file, or explains what `name` could have been (the built-in
+/// data sets) when it looks like neither a name nor a path.
+pub fn load_points_or_explain(name: &str, expected_dim: Option<usize>) -> Result<Points> {
+    let p = Path::new(name);
+    let is_file_like =
+        p.extension().is_some() || p.exists() || name.contains(std::path::MAIN_SEPARATOR);
+    if !is_file_like {
+        return Err(match name.parse::<Dataset>() {
+            Err(e) => invalid(format!("{e} (or give a .csv/.npy file)")),
+            Ok(ds) => invalid(format!("{ds} is a built-in data set, not a file")),
+        });
+    }
+    if !p.exists() {
+        return Err(invalid(format!("{name}: no such file")));
+    }
+    data::load_points(p, expected_dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() {
+        let s = TrainSettings {
+            sigma_max: Some(5.0),
+            ..TrainSettings::default()
+        };
+        s.validate().unwrap();
+        let text = s.to_toml().unwrap();
+        let back = TrainSettings::from_toml(&text, Path::new("config.toml")).unwrap();
+        assert_eq!(back, s);
+    }
+
+    /// A run's config.toml written before `noise-input` and `path` existed reads as what those
+    /// runs used (τ input, straight path), while a new run defaults to ¼ ln σ.
+    #[test]
+    fn old_run_configs_read_as_what_they_used() {
+        let text = TrainSettings::default().to_toml().unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("noise-input") && !l.starts_with("path"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let s = TrainSettings::from_toml(&old, Path::new("c")).unwrap();
+        assert_eq!(s.noise_input, NoiseInput::Time);
+        assert_eq!(s.path, PathKind::Condot);
+        let s = TrainSettings::from_toml(&text, Path::new("c")).unwrap();
+        assert_eq!(s.noise_input, NoiseInput::LogSigma);
+    }
+
+    #[test]
+    fn unknown_and_malformed_keys_are_named_with_their_line() {
+        let e = parse_toml::<TrainSettings>("width = 64\nwidht = 3\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("widht"), "{e}");
+        let e = parse_toml::<TrainSettings>("steps = \"many\"\n").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("steps"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn model_kind_round_trips_through_meta_json() {
+        let s = TrainSettings {
+            method: TrainMethod::Dsm,
+            sde: SdeKind::Ve,
+            sigma_max: Some(6.0),
+            ..TrainSettings::default()
+        };
+        let kind = s.model_kind(|| unreachable!()).unwrap();
+        let v = serde_json::to_value(&kind).unwrap();
+        assert_eq!(v["method"], "dsm");
+        let back: ModelKind = serde_json::from_value(v).unwrap();
+        assert_eq!(back, kind);
+        assert!(back.objective().is_ok());
+        // A flow run records its path; one written before paths existed reads as straight.
+        let cos = TrainSettings {
+            path: PathKind::Cosine,
+            ..TrainSettings::default()
+        };
+        let v = serde_json::to_value(cos.model_kind(|| unreachable!()).unwrap()).unwrap();
+        assert_eq!(v["path"], "cosine");
+        let legacy: ModelKind =
+            serde_json::from_value(serde_json::json!({"method": "cfm", "path": "condot"})).unwrap();
+        assert_eq!(
+            legacy,
+            ModelKind::Cfm {
+                path: PathKind::Condot
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_data_names_list_the_builtins() {
+        let e = load_points_or_explain("spirals", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("8gaussians") && e.contains("moons") && e.contains(".csv"),
+            "{e}"
+        );
+        let e = load_points_or_explain("nowhere/points.csv", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file"), "{e}");
+    }
+}
