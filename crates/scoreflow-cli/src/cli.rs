@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use scoreflow::data::Dataset;
 use scoreflow::data::NormalizeMode;
 use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, TimeColumn};
-use scoreflow::model::TrainMethod;
+use scoreflow::model::{PosteriorMethod, TrainMethod};
 use scoreflow::path::PathKind;
 use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
@@ -191,9 +192,30 @@ impl SamplerOptions {
         scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices"
 )]
 pub struct SampleArgs {
-    /// Run directory written by `scoreflow train`.
-    #[arg(value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    /// Run directory written by `scoreflow train` (or --exact NAME instead).
+    #[arg(value_name = "RUN_DIR", required_unless_present = "exact")]
+    pub run: Option<PathBuf>,
+    /// Sample a built-in Gaussian mixture's exact prior (closed-form field, no network) instead of a run: 8gaussians, 25gaussians or gmm_aniso; tells sampler error from learning error.
+    #[arg(long, value_name = "NAME", conflicts_with = "run")]
+    pub exact: Option<Dataset>,
+    /// What the --exact model is: cfm (the straight path's exact velocity) or dsm (the VP SDE's exact score) [default: cfm].
+    #[arg(long, value_enum, requires = "exact")]
+    pub method: Option<TrainMethod>,
+    /// Sample class K: a --conditional run's label, or an exact mixture's component.
+    #[arg(long, value_name = "K")]
+    pub class: Option<usize>,
+    /// Classifier-free guidance scale G, diffusers' convention: u + G·(c − u), 1 = conditional, 0 = unconditional, > 1 guided (Ho & Salimans' w = G − 1).
+    #[arg(long, value_name = "G", default_value_t = 1.0, requires = "class")]
+    pub guidance: f64,
+    /// Condition on an observation y = A x + σ ε: OBS.json with {"A": [[…]], "y": […], "sigma": σ} or {"mask": [0/1 per coordinate], "values": […], "sigma": σ}, in data units.
+    #[arg(long, value_name = "OBS.json")]
+    pub observe: Option<PathBuf>,
+    /// Posterior method with --observe: pigdm, tmpd or noisy (a field: any sampler, any model), dps or replacement (score models; replacement needs a mask) [default: pigdm].
+    #[arg(long, value_enum, requires = "observe")]
+    pub posterior: Option<PosteriorMethod>,
+    /// DPS step size ζ on ‖y − A x̂₀‖ [default: 1].
+    #[arg(long, value_name = "ZETA", requires = "observe")]
+    pub zeta: Option<f64>,
     /// Number of samples (of the whole job when --shard is given).
     #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
     pub n: usize,

@@ -116,6 +116,15 @@ pub struct TrainOpts {
     /// Training engine: auto (fused for cfm/dsm, burn for sm/ssm), fused (the fused CPU MLP engine) or burn (burn autodiff, the reference) [default: auto]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
+    /// Train a class-conditional network (cfm, dsm) on the data's labels: a built-in set's classes (mixture components, moons, circles, rings, 2spirals and pinwheel arms) or a CSV column (--label-column); sample with `scoreflow sample --class K --guidance G` [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub conditional: Option<bool>,
+    /// The CSV column (by header name) holding integer class labels, for --conditional on a file
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
+    /// Label dropout of --conditional training: the probability that a label is replaced by the null label, so one network also learns the unconditional field (classifier-free guidance) [default: 0.1]
+    #[arg(long, value_name = "P")]
+    pub label_dropout: Option<f64>,
     /// Run directory [default: runs/<data>-<method>-<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -137,6 +146,7 @@ impl TrainOpts {
             ($($f:ident),*) => { TrainSettings {
                 $($f: self.$f.or(file.$f).unwrap_or(d.$f),)*
                 sigma_max: self.sigma_max.or(file.sigma_max).or(d.sigma_max),
+                label_column: self.label_column.or(file.label_column).or(d.label_column),
             } };
         }
         let s = pick!(
@@ -168,7 +178,9 @@ impl TrainOpts {
             checkpoint_every,
             holdout,
             normalize,
-            engine
+            engine,
+            conditional,
+            label_dropout
         );
         s.validate()?;
         Ok((s, self.out.or(file.out)))

@@ -1,12 +1,14 @@
 //! `scoreflow sample`: draw samples from a trained run, optionally one shard of a larger job.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use scoreflow::data::PointWriter;
+use scoreflow::inverse::Observation;
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
-use scoreflow::model::{Model, Plan};
+use scoreflow::model::{Guide, Model, Plan};
 use scoreflow::solve::SamplerSpec;
 use serde::Serialize;
 
@@ -45,6 +47,21 @@ pub fn sampler_spec(args: &SampleArgs, model: &Model) -> Result<SamplerSpec> {
     Ok(spec)
 }
 
+/// The condition of `args`: class and guidance scale, observation and posterior method.
+pub fn guide(args: &SampleArgs) -> Result<Guide> {
+    let d = Guide::default();
+    Ok(Guide {
+        class: args.class,
+        guidance: args.guidance,
+        observation: match &args.observe {
+            Some(p) => Some(Arc::new(Observation::load(p)?)),
+            None => None,
+        },
+        posterior: args.posterior.unwrap_or(d.posterior),
+        zeta: args.zeta.unwrap_or(d.zeta),
+    })
+}
+
 /// `<out>.trajectories.csv` beside the sample file.
 fn trajectory_path(out: &Path) -> PathBuf {
     let stem = out
@@ -77,8 +94,14 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let model = Model::load(&args.run)?;
+    let model = match (&args.exact, &args.run) {
+        (Some(ds), _) => Model::exact_default(*ds, args.method.unwrap_or_default())?,
+        (None, Some(run)) => Model::load(run)?,
+        (None, None) => bail!("give a run directory or --exact NAME"),
+    };
     let spec = sampler_spec(&args, &model)?;
+    let guide = guide(&args)?;
+    guide.validate(model.classes())?;
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
@@ -95,7 +118,7 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let started = Instant::now();
     let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
     let mut trajectories = Vec::new();
-    let stats = model.sample_each(&plan, args.seed, &spec, |block| {
+    let stats = model.sample_guided_each(&plan, args.seed, &spec, &guide, |block| {
         writer.write(&block.points)?;
         if !block.trajectory.is_empty() {
             trajectories.push((block.start, block.trajectory));
@@ -138,8 +161,18 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         ),
         None => String::new(),
     };
+    let given = match (&guide.class, &guide.observation) {
+        (Some(k), None) => format!(" of class {k} (guidance {})", guide.guidance),
+        (None, Some(_)) => format!(" given the observation ({})", guide.posterior.name()),
+        (Some(k), Some(_)) => format!(
+            " of class {k} (guidance {}) given the observation ({})",
+            guide.guidance,
+            guide.posterior.name()
+        ),
+        (None, None) => String::new(),
+    };
     mode.say(format!(
-        "sampled {} points{what} with {} in {}: NFE {} per sample\nwrote {}{}",
+        "sampled {} points{given}{what} with {} in {}: NFE {} per sample\nwrote {}{}",
         stats.points,
         spec.sampler.name(),
         human_secs(wall),

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::Points;
-use scoreflow::model::{TrainSettings, TrainingRun, CONFIG_FILE, LOG_FILE};
-use scoreflow::tensor::Rng;
+use scoreflow::model::{ModelBatches, TrainSettings, TrainingRun, CONFIG_FILE, LOG_FILE};
 use scoreflow::train::{Control, StepInfo};
 use serde::Serialize;
 
@@ -190,10 +188,9 @@ pub fn train(
     let log_path = dir.join(LOG_FILE);
     let mut save_error: Option<anyhow::Error> = None;
     let mut interrupted = false;
-    let mut batches = |n: usize, r: &mut Rng| -> Points {
-        normalizer
-            .apply(&source.batch(n, r))
-            .expect("data and normaliser share a dimension")
+    let mut batches = ModelBatches {
+        source: &source,
+        normalizer: &normalizer,
     };
     let started = Instant::now();
     let outcome = loop {

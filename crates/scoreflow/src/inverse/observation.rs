@@ -220,6 +220,42 @@ impl Observation {
         v.to_string()
     }
 
+    /// The same observation of z = (x − μ)/σ (a model's standardised units, x = μ + σ ⊙ z):
+    /// y − Aμ = A diag(σ) z + σ_y ε. A mask stays a mask when the observed coordinates share
+    /// one σ = s (then (yᵢ − μᵢ)/s = zᵢ + (σ_y/s) ε); otherwise it becomes the matrix form.
+    /// `Error::Shape` unless μ and σ have d entries; σ must be positive.
+    pub fn standardized(&self, mean: &[f64], std: &[f64]) -> Result<Self> {
+        self.check_dim(mean.len())?;
+        self.check_dim(std.len())?;
+        if let Some(i) = std.iter().position(|&s| !(s.is_finite() && s > 0.0)) {
+            return Err(bad(format!("scale {i} of the normaliser is not positive")));
+        }
+        let d = self.dim;
+        if let Some(m) = &self.mask {
+            let s0 = std[m[0]];
+            if m.iter().all(|&i| std[i] == s0) {
+                let y = m
+                    .iter()
+                    .zip(&self.y)
+                    .map(|(&i, v)| (v - mean[i]) / s0)
+                    .collect();
+                return Self::finish(d, self.a.clone(), y, self.sigma / s0, Some(m.clone()));
+            }
+        }
+        let a: Vec<f64> = self
+            .a
+            .chunks_exact(d)
+            .flat_map(|row| row.iter().zip(std).map(|(a, s)| a * s))
+            .collect();
+        let y = self
+            .a
+            .chunks_exact(d)
+            .zip(&self.y)
+            .map(|(row, v)| v - row.iter().zip(mean).map(|(a, m)| a * m).sum::<f64>())
+            .collect();
+        Self::finish(d, a, y, self.sigma, None)
+    }
+
     /// Errors unless the observation is of points in R^`d`.
     pub fn check_dim(&self, d: usize) -> Result<()> {
         if d == self.dim {
@@ -344,6 +380,42 @@ mod tests {
 
     fn parse(s: &str) -> Result<Observation> {
         Observation::from_json(s, "OBS.json")
+    }
+
+    /// In standardised units the residual is the same: y − A x = y' − A' z for x = μ + σ ⊙ z
+    /// (to rounding), σ_y is kept; a mask with equal scales stays a mask with σ_y/s, unequal
+    /// scales give the matrix form (whose residual is s times the mask form's).
+    #[test]
+    fn standardized_observations_have_the_same_residual() {
+        let (mu, sd) = ([0.5, -1.0, 2.0], [2.0, 0.5, 4.0]);
+        let x = [1.5, -0.25, 3.0];
+        let z: Vec<f64> = (0..3).map(|i| (x[i] - mu[i]) / sd[i]).collect();
+        let xt = matrix(x.to_vec(), 1, 3, &cpu(), DType::F64);
+        let zt = matrix(z.clone(), 1, 3, &cpu(), DType::F64);
+        let o = parse(r#"{"A": [[1, 2, 0], [0, -1, 3]], "y": [0.5, 1.5], "sigma": 0.1}"#).unwrap();
+        let s = o.standardized(&mu, &sd).unwrap();
+        assert_eq!(s.sigma(), 0.1);
+        for (a, b) in to_vec(&o.residual(&xt))
+            .iter()
+            .zip(to_vec(&s.residual(&zt)))
+        {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        let m = parse(r#"{"mask": [1, 0, 1], "values": [0.4, 2.5], "sigma": 0.2}"#).unwrap();
+        let eq = m.standardized(&mu, &[2.0, 1.0, 2.0]).unwrap();
+        assert_eq!(eq.mask(), Some(&[0, 2][..]));
+        assert_eq!(eq.values(), &[(0.4 - 0.5) / 2.0, (2.5 - 2.0) / 2.0]);
+        assert_eq!(eq.sigma(), 0.1);
+        let uneq = m.standardized(&mu, &sd).unwrap();
+        assert!(uneq.mask().is_none());
+        for (a, b) in to_vec(&m.residual(&xt))
+            .iter()
+            .zip(to_vec(&uneq.residual(&zt)))
+        {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        assert!(o.standardized(&mu[..2], &sd[..2]).is_err());
+        assert!(o.standardized(&mu, &[1.0, 0.0, 1.0]).is_err());
     }
 
     /// Both `OBS.json` forms parse (a mask's values per coordinate or per observed one), A x

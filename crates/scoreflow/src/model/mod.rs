@@ -19,6 +19,7 @@
 //! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
 
 pub mod evaluate;
+pub mod guide;
 pub mod import;
 pub mod kind;
 pub mod sampling;
@@ -29,10 +30,11 @@ pub mod units;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use guide::{Guide, PosteriorMethod};
 pub use kind::{ModelKind, TrainMethod};
 pub use sampling::{Block, JobStats, Plan, BLOCK};
 pub use settings::{load_points_or_explain, TrainSettings};
-pub use training::TrainingRun;
+pub use training::{ModelBatches, TrainingRun};
 pub use units::DataUnits;
 
 use crate::checkpoint::{self, RunMeta};
@@ -44,6 +46,8 @@ use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
 use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
+use crate::guidance::ClassifierFree;
+use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
 use crate::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
 use crate::sde::ReverseDrift;
@@ -169,6 +173,18 @@ impl Model {
             source: Source::Exact(GaussianMixture::from(&spec)),
             kind,
         })
+    }
+
+    /// [`Model::exact`] with the path (cfm), SDE (dsm) or objective (sm, ssm) that
+    /// [`TrainSettings::default`] gives `method`: what `scoreflow sample --exact NAME` samples.
+    pub fn exact_default(dataset: Dataset, method: TrainMethod) -> Result<Model> {
+        let settings = TrainSettings {
+            data: dataset.name().into(),
+            method,
+            ..TrainSettings::default()
+        };
+        let kind = settings.model_kind(|| dataset.sample(2000, &mut tensor::rng(settings.seed)))?;
+        Model::exact(dataset, kind)
     }
 
     /// True for an exact (closed-form) model.
@@ -401,9 +417,23 @@ impl Model {
         spec: &SamplerSpec,
         sink: impl FnMut(Block) -> Result<()>,
     ) -> Result<JobStats> {
+        self.sample_guided_each(plan, seed, spec, &Guide::default(), sink)
+    }
+
+    /// [`Model::sample_each`] of p(x | condition): the field is [`Model::guided_field`], or for
+    /// DPS and replacement (score models) the posterior method is the sampler itself, with
+    /// `spec.steps` steps (default [`crate::solve::choice::SDE_STEPS`]).
+    pub fn sample_guided_each(
+        &self,
+        plan: &Plan,
+        seed: u64,
+        spec: &SamplerSpec,
+        guide: &Guide,
+        sink: impl FnMut(Block) -> Result<()>,
+    ) -> Result<JobStats> {
         spec.validate()?;
         self.check_sampler(spec.sampler)?;
-        let field = self.field()?;
+        let field = self.guided_field(guide)?;
         let dev = tensor::cpu();
         let d = self.dim();
         let to_data = |p: Points| self.normalizer.invert(&p);
@@ -437,7 +467,17 @@ impl Model {
             ModelKind::Dsm { sde, .. } => {
                 let sde = sde.build()?;
                 let prior = sde.prior_std();
-                if spec.sampler == SamplerName::Ode && spec.trajectories {
+                if let Some(sampler) = self.posterior_sampler(guide, &sde, spec)? {
+                    run_blocks(
+                        plan,
+                        seed,
+                        d,
+                        &dev,
+                        |x0, rng| stochastic(sampler.as_ref(), x0 * prior, rng),
+                        to_data,
+                        sink,
+                    )
+                } else if spec.sampler == SamplerName::Ode && spec.trajectories {
                     if spec
                         .denoise
                         .is_some_and(|d| d != crate::solve::Denoise::None)
@@ -488,6 +528,125 @@ impl Model {
                 )
             }
         }
+    }
+
+    /// The number of classes K the model can be conditioned on: a conditional network's labels,
+    /// an exact mixture's components (its classes are the component ids the data set labels
+    /// points with); 0 for an unconditional network.
+    pub fn classes(&self) -> usize {
+        match &self.source {
+            Source::Network(n) => n.classes(),
+            Source::Exact(m) => m.weights().len(),
+        }
+    }
+
+    /// The field of p(x | condition) in model units and model time (see [`guide`]):
+    /// * a class k at guidance scale G: u + G·(c − u) of the unconditional (null-label) and the
+    ///   class-k network outputs, converted as [`Model::field`] converts; for an exact model the
+    ///   fields of the mixture and of its component k;
+    /// * an observation with Π-GDM, TMPD or the noisy-likelihood method: the prior field (the
+    ///   class-guided one, if a class is given) plus the likelihood term
+    ///   ([`crate::inverse::Posterior`]; a flow velocity through the path's score factor).
+    ///
+    /// DPS and replacement are samplers ([`Model::sample_guided_each`]); for them this is the
+    /// prior field. Errors: those of [`Guide::validate`], an observation of another dimension,
+    /// or a posterior on a noise-free score model.
+    pub fn guided_field(&self, guide: &Guide) -> Result<Box<dyn VectorField + '_>> {
+        guide.validate(self.classes())?;
+        let prior: Box<dyn VectorField + '_> = match (guide.class, &self.source) {
+            (None, _) => self.field()?,
+            (Some(k), Source::Network(net)) => self.kind.field(Box::new(
+                ClassifierFree::for_class(net.clone(), k, guide.guidance)?,
+            ))?,
+            (Some(k), Source::Exact(mix)) => {
+                let component =
+                    GaussianMixture::from_components(vec![1.0], vec![mix.components()[k].clone()])?;
+                Box::new(ClassifierFree::new(
+                    exact_field(mix.clone(), &self.kind)?,
+                    exact_field(component, &self.kind)?,
+                    guide.guidance,
+                )?)
+            }
+        };
+        let Some(obs) = &guide.observation else {
+            return Ok(prior);
+        };
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
+        obs.check_dim(self.dim())?;
+        let approx = match guide.posterior {
+            PosteriorMethod::Pigdm => Approximation::PiGdm {
+                data_variance: self.data_variance()?,
+            },
+            PosteriorMethod::Tmpd => Approximation::Tmpd,
+            PosteriorMethod::Noisy => Approximation::Noisy,
+            PosteriorMethod::Dps | PosteriorMethod::Replacement => return Ok(prior),
+        };
+        Ok(match &self.kind {
+            ModelKind::Dsm { sde, .. } => Box::new(Posterior::new(
+                prior,
+                ScoreParam(sde.build()?),
+                obs,
+                approx,
+            )?),
+            ModelKind::Cfm { path } => Box::new(Posterior::new(
+                prior,
+                VelocityParam::new(GaussianPath::new(*path)),
+                obs,
+                approx,
+            )?),
+            ModelKind::NoiseFree { .. } => {
+                return Err(Error::InvalidInput(
+                    "posterior sampling needs a noise-conditional model (--method cfm or dsm); a noise-free score has no x̂₀".into(),
+                ))
+            }
+        })
+    }
+
+    /// DPS or replacement for a score model under `sde` (model units), or `None` when the
+    /// guide's posterior is a field.
+    fn posterior_sampler(
+        &self,
+        guide: &Guide,
+        sde: &Arc<dyn crate::sde::Sde>,
+        spec: &SamplerSpec,
+    ) -> Result<Option<Box<dyn Sampler>>> {
+        let Some(obs) = &guide.observation else {
+            return Ok(None);
+        };
+        if !guide.posterior.is_sampler() {
+            return Ok(None);
+        }
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
+        obs.check_dim(self.dim())?;
+        let steps = spec.steps.unwrap_or(crate::solve::choice::SDE_STEPS);
+        Ok(Some(match guide.posterior {
+            PosteriorMethod::Dps => Box::new(Dps::new(sde.clone(), obs, steps, guide.zeta)),
+            _ => Box::new(Replacement::new(sde.clone(), obs, steps)?),
+        }))
+    }
+
+    /// The per-coordinate variance v of the data in model units (Π-GDM's r_t² = v s²/(m² v + s²)):
+    /// the exact mixture's mean diagonal covariance, or that of 2,000 held-out points.
+    fn data_variance(&self) -> Result<f64> {
+        let d = self.dim();
+        let var = match &self.source {
+            Source::Exact(m) => {
+                let c = m.covariance();
+                (0..d).map(|i| c[i * d + i]).sum::<f64>() / d as f64
+            }
+            Source::Network(_) => {
+                let z = self.normalizer.apply(&self.held_out(2000, 0)?)?;
+                let n = z.len() as f64;
+                let mut total = 0.0;
+                for i in 0..d {
+                    let col: Vec<f64> = z.rows().map(|r| r[i]).collect();
+                    let mean = col.iter().sum::<f64>() / n;
+                    total += col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                }
+                total / d as f64
+            }
+        };
+        Ok(var)
     }
 
     /// [`Model::sample_each`] collected: all points of the plan (data units) in order, the job

@@ -14,7 +14,7 @@ use crate::data::{self, DataSource, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::objective::Objective;
 use crate::tensor::{self, DType};
-use crate::train::{EngineKind, Trainer};
+use crate::train::{Batch, EngineKind, Minibatches, Trainer};
 
 /// A run ready to train: the trainer (positioned at its step) and what its batches need.
 pub struct TrainingRun {
@@ -53,10 +53,14 @@ impl TrainingRun {
                 .apply(&source.batch(2000, &mut r))
                 .expect("same dimension")
         })?;
-        let objective = kind.objective()?;
+        let objective = objective_of(settings, &kind)?;
         let engine = settings.engine.resolve(objective.as_ref())?;
         let cfg = settings.train_config();
-        let model = cfg.init_model(&settings.mlp_config(dim), &tensor::cpu(), DType::F32);
+        let mut arch = settings.mlp_config(dim);
+        if settings.conditional {
+            arch = arch.with_classes(source.classes());
+        }
+        let model = cfg.init_model(&arch, &tensor::cpu(), DType::F32);
         let trainer = Trainer::new_on(engine, &model, cfg)?.checkpoint_to(
             dir,
             to_json(&kind)?,
@@ -88,7 +92,7 @@ impl TrainingRun {
             .map_err(|e| bad(format!("unknown objective in meta.json: {e}")))?;
         let normalizer: Normalizer = serde_json::from_value(meta.normalization.clone())
             .map_err(|e| bad(format!("malformed normalization in meta.json: {e}")))?;
-        let objective = kind.objective()?;
+        let objective = objective_of(settings, &kind)?;
         let engine = settings.engine.resolve(objective.as_ref())?;
         let mut trainer = Trainer::resume_on(engine, dir, &tensor::cpu())?;
         if meta.model.dim() != source.dim() {
@@ -117,6 +121,39 @@ impl TrainingRun {
             objective,
             engine,
         })
+    }
+}
+
+/// The objective of `kind`, with the settings' label dropout for a conditional run.
+fn objective_of(settings: &TrainSettings, kind: &ModelKind) -> Result<Box<dyn Objective>> {
+    if settings.conditional {
+        kind.conditional_objective(settings.label_dropout)
+    } else {
+        kind.objective()
+    }
+}
+
+/// The minibatches of a run in model units: normalised points with their class labels (for a
+/// labelled source), the same draws as [`TrainingRun::batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct ModelBatches<'a> {
+    /// The source (data units).
+    pub source: &'a DataSource,
+    /// The run's normaliser.
+    pub normalizer: &'a Normalizer,
+}
+
+impl Minibatches for ModelBatches<'_> {
+    fn batch(&mut self, n: usize, rng: &mut tensor::Rng) -> Batch {
+        let (points, labels) = self.source.batch_labelled(n, rng);
+        Batch {
+            target: self
+                .normalizer
+                .apply(&points)
+                .expect("data and normaliser share a dimension"),
+            source: None,
+            labels,
+        }
     }
 }
 
