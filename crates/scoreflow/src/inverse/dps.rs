@@ -56,6 +56,9 @@ impl Dps {
     }
 }
 
+/// The floor of ‖y − A x̂₀‖ in DPS's step ζ/‖r‖.
+const RESIDUAL_FLOOR: f64 = 1e-12;
+
 /// ∇ₓ‖y − A x̂₀(x)‖ per row and the score, from one VJP of the score field.
 pub(crate) fn residual_norm_gradient(
     score: &dyn VectorField,
@@ -72,7 +75,9 @@ pub(crate) fn residual_norm_gradient(
         let r = obs.residual(&xhat);
         let norms: Vec<f64> = to_vec(&r.clone().powi_scalar(2).sum_dim(1))
             .into_iter()
-            .map(|v| 1.0 / v.sqrt().max(f64::MIN_POSITIVE))
+            // ‖r‖ floored at 1e-12: 1/‖r‖ stays finite in f32 when ‖r‖² underflows there
+            // (a residual of exactly 0 then contributes 0, as the limit of r/‖r‖·‖r‖ → 0).
+            .map(|v| 1.0 / v.sqrt().max(RESIDUAL_FLOOR))
             .collect();
         let inv = crate::tensor::col(&vector_like(norms, x));
         let u = obs.adjoint(&(r * inv));

@@ -571,8 +571,15 @@ impl Model {
         let Some(obs) = &guide.observation else {
             return Ok(prior);
         };
-        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
         obs.check_dim(self.dim())?;
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
+        if guide.posterior.is_sampler() && !matches!(self.kind, ModelKind::Dsm { .. }) {
+            return Err(Error::InvalidInput(format!(
+                "--posterior {} samples score models (--method dsm); for this {} use pigdm, tmpd or noisy",
+                guide.posterior.name(),
+                self.kind
+            )));
+        }
         let approx = match guide.posterior {
             PosteriorMethod::Pigdm => Approximation::PiGdm {
                 data_variance: self.data_variance()?,
@@ -616,8 +623,8 @@ impl Model {
         if !guide.posterior.is_sampler() {
             return Ok(None);
         }
-        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
         obs.check_dim(self.dim())?;
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
         let steps = spec.steps.unwrap_or(crate::solve::choice::SDE_STEPS);
         Ok(Some(match guide.posterior {
             PosteriorMethod::Dps => Box::new(Dps::new(sde.clone(), obs, steps, guide.zeta)),
