@@ -216,6 +216,9 @@ pub struct SampleArgs {
     /// DPS step size ζ on ‖y − A x̂₀‖ [default: 1].
     #[arg(long, value_name = "ZETA", requires = "observe")]
     pub zeta: Option<f64>,
+    /// With --class or --observe (2-D models): also draw FILE.png, three quiver panels at flow time 0.7 — the model's own field | the condition's term (likelihood, or guidance G·(c − u)) | their sum, the field sampled — with the samples in the background.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     /// Number of samples (of the whole job when --shard is given).
     #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
     pub n: usize,

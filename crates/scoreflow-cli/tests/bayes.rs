@@ -122,6 +122,7 @@ fn conditional_run_samples_the_requested_class() {
 /// 2.005 (Observation::posterior, Woodbury) within 0.05: 4 SE of 1,000 samples (sd ≈ 0.3, SE
 /// 0.01) plus TMPD's approximation error (≈ 0.01 here); the two modes at x₂ = ±2 are equally
 /// likely a posteriori (0.46 each), so each holds 46 % ± 6 % of the samples (4 SE = 0.063).
+/// `--plot` writes the prior | likelihood | posterior picture.
 #[test]
 fn exact_prior_by_class_and_given_an_observation() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,9 +165,13 @@ fn exact_prior_by_class_and_given_an_observation() {
             "1000",
             "--out",
             "post.csv",
+            "--plot",
+            "post.png",
         ],
         d,
     ));
+    let png = std::fs::read(d.join("post.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG", "post.png is not a PNG");
     let obs = Observation::from_json(obs_text, "obs").unwrap();
     let prior = LowRankMixture::from(&GaussianMixture::from(
         &Dataset::EightGaussians.mixture().unwrap(),
@@ -191,7 +196,8 @@ fn exact_prior_by_class_and_given_an_observation() {
 
 /// Bad conditions are one-line errors: malformed OBS.json (shapes, σ < 0, unknown keys), an
 /// observation of another dimension, a class or guidance on an unconditional run, --guidance
-/// without --class, DPS on a flow model, --conditional on a set without classes, and
+/// without --class, DPS on a flow model, --plot without a condition, --conditional on a set
+/// without classes, and
 /// --label-column without --conditional.
 #[test]
 fn bad_conditions_are_one_line_errors() {
@@ -230,6 +236,9 @@ fn bad_conditions_are_one_line_errors() {
         args.extend(["--observe", "bad.json"]);
         assert_one_line_error(&scoreflow(&args, d), needles);
     }
+    let mut args = exact.to_vec();
+    args.extend(["--plot", "x.png"]);
+    assert_one_line_error(&scoreflow(&args, d), &["x.png", "--plot", "--class"]);
     assert_one_line_error(
         &scoreflow(&["sample", "u", "--class", "1", "-n", "10"], d),
         &["--class 1", "unconditional", "--conditional"],

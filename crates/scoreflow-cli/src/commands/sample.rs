@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use scoreflow::data::PointWriter;
+use scoreflow::data::Points;
 use scoreflow::inverse::Observation;
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
 use scoreflow::model::{Guide, Model, Plan};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::cli::SampleArgs;
 use crate::output::{atomic_write, human_secs, Mode};
+use crate::plot::{self, Bounds, QuiverPanel};
 
 /// What `scoreflow sample` reports (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +62,46 @@ pub fn guide(args: &SampleArgs) -> Result<Guide> {
         posterior: args.posterior.unwrap_or(d.posterior),
         zeta: args.zeta.unwrap_or(d.zeta),
     })
+}
+
+/// The prior | condition term | posterior quiver panels at flow time 0.7 (model time by
+/// [`scoreflow::model::ModelKind::model_time`]) on a 20 × 20 grid around the samples.
+fn condition_plot(model: &Model, guide: &Guide, samples: &[[f64; 2]], path: &Path) -> Result<()> {
+    let t = model.kind.model_time(0.7)?;
+    let held = crate::commands::plot::pairs(&model.held_out(2000, 0)?);
+    let bounds = Bounds::around(&[samples, &held]);
+    let origins = bounds.grid(20);
+    let at = Points::new(origins.iter().flatten().copied().collect(), 2)?;
+    let prior = model.guided_field_at(&Guide::default(), &at, t)?;
+    let post = model.guided_field_at(guide, &at, t)?;
+    let term: Vec<[f64; 2]> = prior
+        .rows()
+        .zip(post.rows())
+        .map(|(a, b)| [b[0] - a[0], b[1] - a[1]])
+        .collect();
+    let what = if guide.observation.is_some() {
+        ("likelihood term", "posterior")
+    } else {
+        ("guidance term G·(c − u)", "guided")
+    };
+    let panel = |title: String, vectors: Vec<[f64; 2]>| QuiverPanel {
+        title,
+        origins: origins.clone(),
+        vectors,
+    };
+    plot::quiver(
+        path,
+        &[
+            panel(
+                "prior (flow t = 0.7)".to_string(),
+                crate::commands::plot::pairs(&prior),
+            ),
+            panel(what.0.to_string(), term),
+            panel(what.1.to_string(), crate::commands::plot::pairs(&post)),
+        ],
+        bounds,
+        Some(samples),
+    )
 }
 
 /// `<out>.trajectories.csv` beside the sample file.
@@ -118,8 +160,20 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let started = Instant::now();
     let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
     let mut trajectories = Vec::new();
+    if let Some(p) = &args.plot {
+        if guide.is_none() || model.dim() != 2 {
+            bail!(
+                "{}: --plot draws a 2-D model's fields under --class or --observe",
+                p.display()
+            );
+        }
+    }
+    let mut shown: Vec<[f64; 2]> = Vec::new();
     let stats = model.sample_guided_each(&plan, args.seed, &spec, &guide, |block| {
         writer.write(&block.points)?;
+        if args.plot.is_some() && shown.len() < 3000 {
+            shown.extend(block.points.rows().take(3000).map(|r| [r[0], r[1]]));
+        }
         if !block.trajectory.is_empty() {
             trajectories.push((block.start, block.trajectory));
         }
@@ -135,6 +189,9 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
             args.shard.unwrap_or_default(),
             args.n
         ));
+    }
+    if let Some(p) = &args.plot {
+        condition_plot(&model, &guide, &shown, p)?;
     }
     let traj = if args.trajectories {
         let p = trajectory_path(&out);

@@ -379,6 +379,27 @@ impl Model {
         ))
     }
 
+    /// The field of p(x | condition) ([`Model::guided_field`]) at `x` (data units) at the
+    /// model's time `t`, in data units: with [`Guide::default`] the model's own field, so the
+    /// difference of the two is the condition's term (likelihood or guidance).
+    pub fn guided_field_at(&self, guide: &Guide, x: &Points, t: f64) -> Result<Points> {
+        if x.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "points are {}-D, the model is {}-D",
+                x.dim(),
+                self.dim()
+            )));
+        }
+        let xt = x.to_tensor(&tensor::cpu(), DType::F32);
+        let field = DataUnits {
+            field: self.guided_field(guide)?,
+            mean: self.normalizer.mean.clone(),
+            std: self.normalizer.std.clone(),
+            velocity: self.kind.is_velocity(),
+        };
+        Ok(Points::from_tensor(&field.eval_at(&xt, t)))
+    }
+
     /// For a Gaussian-mixture data set, the exact field the network should have learned, in
     /// data units at the model's time: the score of the data perturbed by the SDE (DSM), the
     /// score of the data (noise-free), or the marginal velocity of the path (flow matching:
