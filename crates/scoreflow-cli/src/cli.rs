@@ -207,6 +207,9 @@ pub struct SampleArgs {
     /// Classifier-free guidance scale G, diffusers' convention: u + G·(c − u), 1 = conditional, 0 = unconditional, > 1 guided (Ho & Salimans' w = G − 1).
     #[arg(long, value_name = "G", default_value_t = 1.0, requires = "class")]
     pub guidance: f64,
+    /// Classifier guidance scale γ (1 = exact conditional sampling, 0 = off): adds γ·∇ log p(K | x_t, t) of the exact mixture classifier; --exact models only (trained classifiers are not wired yet).
+    #[arg(long, value_name = "S", requires = "class")]
+    pub classifier_scale: Option<f64>,
     /// Condition on an observation y = A x + σ ε: OBS.json with {"A": [[…]], "y": […], "sigma": σ} or {"mask": [0/1 per coordinate], "values": […], "sigma": σ}, in data units.
     #[arg(long, value_name = "OBS.json")]
     pub observe: Option<PathBuf>,

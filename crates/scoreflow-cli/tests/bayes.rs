@@ -144,6 +144,32 @@ fn exact_prior_by_class_and_given_an_observation() {
     ));
     let share = share_in_mode(&load(&d.join("e5.csv")), 5);
     assert!(share >= 0.99, "{share} of exact class-5 samples in mode 5");
+    // The unconditional exact field (G = 0) guided by the exact classifier at γ = 1 samples
+    // class 5 just as well (the same field to float precision, tested in the library).
+    assert_ok(&scoreflow(
+        &[
+            "--quiet",
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--class",
+            "5",
+            "--guidance",
+            "0",
+            "--classifier-scale",
+            "1",
+            "-n",
+            "2000",
+            "--out",
+            "c5.csv",
+        ],
+        d,
+    ));
+    let share = share_in_mode(&load(&d.join("c5.csv")), 5);
+    assert!(
+        share >= 0.99,
+        "{share} of classifier-guided samples in mode 5"
+    );
 
     let obs_text = r#"{"mask": [1, 0], "values": [2.0, 0.0], "sigma": 0.1}"#;
     std::fs::write(d.join("obs.json"), obs_text).unwrap();
@@ -246,6 +272,22 @@ fn bad_conditions_are_one_line_errors() {
     assert_one_line_error(
         &scoreflow(&["sample", "u", "--guidance", "2", "-n", "10"], d),
         &["--class"],
+    );
+    assert_one_line_error(
+        &scoreflow(
+            &[
+                "sample",
+                "u",
+                "--class",
+                "0",
+                "--classifier-scale",
+                "1",
+                "-n",
+                "10",
+            ],
+            d,
+        ),
+        &["unconditional"],
     );
     std::fs::write(
         d.join("ok.json"),

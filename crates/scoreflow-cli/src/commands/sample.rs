@@ -55,6 +55,7 @@ pub fn guide(args: &SampleArgs) -> Result<Guide> {
     Ok(Guide {
         class: args.class,
         guidance: args.guidance,
+        classifier_scale: args.classifier_scale,
         observation: match &args.observe {
             Some(p) => Some(Arc::new(Observation::load(p)?)),
             None => None,

@@ -40,13 +40,13 @@ pub use units::DataUnits;
 use crate::checkpoint::{self, RunMeta};
 use crate::data::{self, DataSource, Dataset, Normalizer, Points};
 use crate::error::{Error, Result};
-use crate::field::analytic::{MixtureScore, MixtureVelocity};
+use crate::field::analytic::{LabelledMixture, MixtureScore, MixtureVelocity};
 use crate::field::mlp::Mlp;
 use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
 use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
-use crate::guidance::ClassifierFree;
+use crate::guidance::{BayesScore, ClassifierFree, GuidedVelocity};
 use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
 use crate::likelihood::{log_likelihood, IsotropicGaussian, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
@@ -589,6 +589,10 @@ impl Model {
                 )?)
             }
         };
+        let prior = match (guide.classifier_scale, guide.class) {
+            (Some(gamma), Some(k)) => self.classifier_guided(prior, k, gamma)?,
+            _ => prior,
+        };
         let Some(obs) = &guide.observation else {
             return Ok(prior);
         };
@@ -626,6 +630,59 @@ impl Model {
                 return Err(Error::InvalidInput(
                     "posterior sampling needs a noise-conditional model (--method cfm or dsm); a noise-free score has no x̂₀".into(),
                 ))
+            }
+        })
+    }
+
+    /// `field` plus γ·∇ₓ log p(k | x_t, t) of the exact classifier of an exact model's mixture
+    /// (its components are the classes): in score space for score models, through the path's
+    /// score factor (clamped near t = 0) for flows. Trained classifiers are not wired yet.
+    fn classifier_guided<'a>(
+        &'a self,
+        field: Box<dyn VectorField + 'a>,
+        class: usize,
+        gamma: f64,
+    ) -> Result<Box<dyn VectorField + 'a>> {
+        let Source::Exact(mix) = &self.source else {
+            return Err(Error::InvalidInput(
+                "--classifier-scale uses the exact classifier of a Gaussian mixture (--exact NAME); classifiers for trained runs are not trainable from the CLI yet".into(),
+            ));
+        };
+        let k = mix.weights().len();
+        Ok(match &self.kind {
+            ModelKind::Dsm { sde, .. } => {
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::new(mix.clone(), sde.build()?),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(BayesScore::new(field, grad, gamma)?)
+            }
+            ModelKind::Cfm { path } => {
+                let path = GaussianPath::new(*path);
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::new(mix.clone(), path.clone()),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(GuidedVelocity::new(field, grad, path, gamma)?)
+            }
+            ModelKind::NoiseFree { .. } => {
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::fixed(mix.clone()),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(BayesScore::new(field, grad, gamma)?)
             }
         })
     }
@@ -754,6 +811,27 @@ fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn Vec
             Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
         }
     })
+}
+
+/// ∇ₓ log p(class | x_t, t) of a labelled mixture, owning the mixture (the field
+/// [`LabelledMixture::class_gradient`] borrows it).
+struct ExactClassifier<K> {
+    mix: LabelledMixture<K>,
+    class: usize,
+}
+
+impl<K: crate::path::PerturbationKernel + Clone + Sync> VectorField for ExactClassifier<K> {
+    fn dim(&self) -> usize {
+        self.mix.score.mixture.dim()
+    }
+
+    /// ∇ₓ log p(class | x_t = x, t).
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        self.mix
+            .class_gradient(self.class)
+            .expect("the class was validated against the mixture")
+            .eval(x, t)
+    }
 }
 
 /// The points of a sampling job, collected.
