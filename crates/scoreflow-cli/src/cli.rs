@@ -181,7 +181,9 @@ impl SamplerOptions {
 /// `scoreflow sample`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Generate samples from a trained run. Flow-matching runs integrate the learned \
+    long_about = "Generate samples from a trained run (or a built-in mixture's exact prior, \
+        --exact), optionally conditioned on a class (--class, --guidance) or an observation \
+        (--observe, --posterior). Flow-matching runs integrate the learned \
         velocity from noise (t = 0) to data (t = 1) with an ODE solver; score runs use the \
         reverse SDE (em, pc), annealed Langevin (ald) or the probability-flow ODE (ode). \
         Points are produced in fixed blocks of 4096 whose noise is seeded by (seed, block), so \
@@ -189,7 +191,10 @@ impl SamplerOptions {
         bit-for-bit the single run. Prints the number of field evaluations (NFE).",
     after_help = "Examples:\n  scoreflow sample runs/moons -n 10000\n  scoreflow sample runs/moons --sampler dopri5 --rtol 1e-5 --atol 1e-5 --out s.npy\n  \
         scoreflow sample runs/vp --sampler pc --steps 500\n  \
-        scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices"
+        scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices\n  \
+        scoreflow sample runs/c8 --class 3 --guidance 2 --plot guided.png   # a --conditional run\n  \
+        scoreflow sample runs/vp --observe obs.json --posterior dps --zeta 0.3\n  \
+        scoreflow sample --exact 8gaussians --class 5 --guidance 0 --classifier-scale 1"
 )]
 pub struct SampleArgs {
     /// Run directory written by `scoreflow train` (or --exact NAME instead).
