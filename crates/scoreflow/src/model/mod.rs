@@ -665,7 +665,7 @@ impl Model {
                 let path = GaussianPath::new(*path);
                 let grad = ExactClassifier {
                     mix: LabelledMixture::new(
-                        MixtureScore::new(mix.clone(), path.clone()),
+                        MixtureScore::new(mix.clone(), path),
                         (0..k).collect(),
                         k,
                     )?,
