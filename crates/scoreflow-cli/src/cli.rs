@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use scoreflow::data::Dataset;
 use scoreflow::field::mlp::TimeColumn;
+use scoreflow::model::{PosteriorMethod, TrainMethod};
 use scoreflow::schedule::{FinalStep, Spacing};
 use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
@@ -49,7 +51,7 @@ pub enum Command {
     /// Train a model from a TOML config file and/or flags; writes a run directory.
     Train(Box<TrainArgs>),
     /// Generate samples from a trained run with an ODE or SDE sampler.
-    Sample(SampleArgs),
+    Sample(Box<SampleArgs>),
     /// Compare samples with held-out data: SW2, MMD, energy distance, moments, noise floor.
     Eval(EvalArgs),
     /// Draw a run: data vs samples, the vector field, trajectories, loss curve (PNG/GIF).
@@ -199,7 +201,9 @@ impl SamplerOptions {
 /// `scoreflow sample`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Generate samples from a trained run. Flow-matching runs integrate the learned \
+    long_about = "Generate samples from a trained run (or a built-in mixture's exact prior, \
+        --exact), optionally conditioned on a class (--class, --guidance) or an observation \
+        (--observe, --posterior). Flow-matching runs integrate the learned \
         velocity from noise (t = 0) to data (t = 1) with an ODE solver; score runs use the \
         reverse SDE (em, pc), annealed Langevin (ald), the probability-flow ODE (ode) or a \
         few-step sampler (ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, \
@@ -213,18 +217,45 @@ impl SamplerOptions {
         scoreflow sample runs/vp --sampler dpmpp-2m --steps 10        # few-step: 10 NFE\n  \
         scoreflow sample --exact 8gaussians --sde vp --sampler unipc --steps 5   # no learning error\n  \
         scoreflow sample runs/moons -n 1000000 --shard 3/8 --out part3.npy   # 3rd of 8 slices\n  \
-        scoreflow sample runs/moons-to-8g --from moons_points.csv --steps 4   # carry given points"
+        scoreflow sample runs/moons-to-8g --from moons_points.csv --steps 4   # carry given points\n  \
+        scoreflow sample runs/c8 --class 3 --guidance 2 --plot guided.png   # a --conditional run\n  \
+        scoreflow sample runs/vp --observe obs.json --posterior dps --zeta 0.3\n  \
+        scoreflow sample --exact 8gaussians --class 5 --guidance 0 --classifier-scale 1"
 )]
 pub struct SampleArgs {
     /// Run directory written by `scoreflow train` (or --exact NAME instead).
     #[arg(value_name = "RUN_DIR", required_unless_present = "exact")]
     pub run: Option<PathBuf>,
-    /// Sample the exact field of a built-in Gaussian mixture (8gaussians, 25gaussians, gmm_aniso) instead of a run: its exact perturbed score under --sde, so the samplers are measured without learning error.
+    /// Sample a built-in Gaussian mixture's exact field (closed form, no network) instead of a run: 8gaussians, 25gaussians or gmm_aniso; tells sampler error from learning error.
     #[arg(long, value_name = "NAME", conflicts_with = "run")]
-    pub exact: Option<String>,
-    /// Forward SDE of --exact [default: vp].
+    pub exact: Option<Dataset>,
+    /// What the --exact model is: dsm (the exact perturbed score under --sde), cfm (the straight path's exact velocity), edm, or sm (the data's score) [default: dsm].
+    #[arg(long, value_enum, requires = "exact")]
+    pub method: Option<TrainMethod>,
+    /// Forward SDE of an --exact score model [default: vp].
     #[arg(long, value_enum, requires = "exact")]
     pub sde: Option<SdeKind>,
+    /// Sample class K: a --conditional run's label, or an exact mixture's component.
+    #[arg(long, value_name = "K")]
+    pub class: Option<usize>,
+    /// Classifier-free guidance scale G, diffusers' convention: u + G·(c − u), 1 = conditional, 0 = unconditional, > 1 guided (Ho & Salimans' w = G − 1).
+    #[arg(long, value_name = "G", default_value_t = 1.0, requires = "class")]
+    pub guidance: f64,
+    /// Classifier guidance scale γ (1 = exact conditional sampling, 0 = off): adds γ·∇ log p(K | x_t, t) of the exact mixture classifier; --exact models only (trained classifiers are not wired yet).
+    #[arg(long, value_name = "S", requires = "class")]
+    pub classifier_scale: Option<f64>,
+    /// Condition on an observation y = A x + σ ε: OBS.json with {"A": [[…]], "y": […], "sigma": σ} or {"mask": [0/1 per coordinate], "values": […], "sigma": σ}, in data units.
+    #[arg(long, value_name = "OBS.json")]
+    pub observe: Option<PathBuf>,
+    /// Posterior method with --observe: pigdm, tmpd or noisy (a field: any sampler, any model), dps or replacement (score models; replacement needs a mask) [default: pigdm].
+    #[arg(long, value_enum, requires = "observe")]
+    pub posterior: Option<PosteriorMethod>,
+    /// DPS step size ζ on ‖y − A x̂₀‖ [default: 1].
+    #[arg(long, value_name = "ZETA", requires = "observe")]
+    pub zeta: Option<f64>,
+    /// With --class or --observe (2-D models): also draw FILE.png, three quiver panels at flow time 0.7 — the model's own field | the condition's term (likelihood, or guidance G·(c − u)) | their sum, the field sampled — with the samples in the background.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     /// Number of samples (of the whole job when --shard is given).
     #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
     pub n: usize,

@@ -159,6 +159,15 @@ pub struct TrainOpts {
     /// EDM (--method edm) standard deviation of ln σ in training [default: 1.2]
     #[arg(long, value_name = "X")]
     pub p_std: Option<f64>,
+    /// Train a class-conditional network (cfm, dsm) on the data's labels: a built-in set's classes (mixture components, moons, circles, rings, 2spirals and pinwheel arms) or a CSV column (--label-column); sample with `scoreflow sample --class K --guidance G` [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub conditional: Option<bool>,
+    /// The CSV column (by header name) holding integer class labels, for --conditional on a file
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
+    /// Label dropout of --conditional training: the probability that a label is replaced by the null label, so one network also learns the unconditional field (classifier-free guidance) [default: 0.1]
+    #[arg(long, value_name = "P")]
+    pub label_dropout: Option<f64>,
     /// Run directory [default: runs/<data>-<method>-<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -210,6 +219,7 @@ impl TrainOpts {
                 sigma_data: self.sigma_data.or(file.sigma_data).or(d.sigma_data),
                 p_mean: self.p_mean.or(file.p_mean).or(d.p_mean),
                 p_std: self.p_std.or(file.p_std).or(d.p_std),
+                label_column: self.label_column.or(file.label_column).or(d.label_column),
             } };
         }
         let s = pick!(
@@ -245,7 +255,9 @@ impl TrainOpts {
             source,
             coupling,
             cfm_sigma,
-            time_grid
+            time_grid,
+            conditional,
+            label_dropout
         );
         s.validate()?;
         Ok((s, self.out.or(file.out)))

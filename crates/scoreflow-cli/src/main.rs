@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Quickstart(a) => commands::quickstart::run(a, mode),
         Command::Train(a) => commands::train::run(*a, mode),
-        Command::Sample(a) => commands::sample::run(a, mode),
+        Command::Sample(a) => commands::sample::run(*a, mode),
         Command::Eval(a) => commands::eval::run(a, mode),
         Command::Plot(a) => commands::plot::run(a, mode),
         Command::Bench(a) => commands::bench::run(a, mode, cli.threads),

@@ -29,6 +29,8 @@ pub mod fokker_planck;
 pub mod fsutil;
 pub mod fused;
 pub mod gaussian;
+pub mod guidance;
+pub mod inverse;
 pub mod lessons;
 pub mod likelihood;
 pub mod linalg;

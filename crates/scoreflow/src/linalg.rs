@@ -1,7 +1,9 @@
 //! Small dense linear algebra on row-major `f64` slices, for the low dimensions of analytic
 //! fields, diagnostics and metrics: Cholesky factorisation and inverse, the symmetric
-//! eigenproblem (cyclic Jacobi), eigenvalues of a general real matrix (Hessenberg + shifted QR),
-//! a general linear solve (Gaussian elimination) and a stable log-sum-exp. A leaf module: it depends on nothing else in the crate.
+//! eigenproblem (cyclic Jacobi, with eigenvectors), eigenvalues of a general real matrix
+//! (Hessenberg + shifted QR), a general linear solve (Gaussian elimination), Gram–Schmidt
+//! orthonormalisation, an f64 matrix product and a stable log-sum-exp. A leaf module: it
+//! depends on nothing else in the crate.
 
 // Index loops over d are the clearest way to write small dense linear algebra.
 #![allow(clippy::needless_range_loop)]
@@ -123,22 +125,34 @@ pub fn log_sum_exp(a: &[f64]) -> f64 {
     m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
-/// Eigenvalues of a symmetric row-major d × d matrix, ascending, by the cyclic Jacobi method:
-/// rotations Jᵀ A J that zero one off-diagonal pair at a time until the off-diagonal mass is
-/// below 1e-15 of the total (quadratic convergence; exact to rounding for the small matrices
-/// used here). Only the upper triangle is read, as symmetric.
+/// Eigenvalues of a symmetric row-major d × d matrix, ascending (the values of
+/// [`symmetric_eigen`]).
 ///
 /// # Panics
 /// If `a.len() != d²` (a programming error).
 pub fn symmetric_eigenvalues(a: &[f64], d: usize) -> Vec<f64> {
+    symmetric_eigen(a, d).0
+}
+
+/// A = Q Λ Qᵀ for a symmetric row-major d × d matrix, by the cyclic Jacobi method: rotations
+/// Jᵀ A J that zero one off-diagonal pair at a time until the off-diagonal mass is below 1e-15
+/// of the total (quadratic convergence; exact to rounding for the small matrices used here),
+/// accumulating Q = J₁ J₂ …. Returns (λ ascending, Q row-major with column i the unit
+/// eigenvector of λᵢ). Only the upper triangle is read, as symmetric.
+///
+/// # Panics
+/// If `a.len() != d²` (a programming error).
+pub fn symmetric_eigen(a: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     assert_eq!(
         a.len(),
         d * d,
-        "symmetric_eigenvalues: {} entries for {d}×{d}",
+        "symmetric_eigen: {} entries for {d}×{d}",
         a.len()
     );
     let mut m = vec![0.0; d * d];
+    let mut q = vec![0.0; d * d];
     for i in 0..d {
+        q[i * d + i] = 1.0;
         for j in i..d {
             m[i * d + j] = a[i * d + j];
             m[j * d + i] = a[i * d + j];
@@ -154,33 +168,152 @@ pub fn symmetric_eigenvalues(a: &[f64], d: usize) -> Vec<f64> {
             break;
         }
         for p in 0..d {
-            for q in p + 1..d {
-                let apq = m[p * d + q];
+            for r in p + 1..d {
+                let apq = m[p * d + r];
                 if apq == 0.0 {
                     continue;
                 }
                 // Rotation angle θ with tan 2θ = 2a_pq / (a_qq − a_pp), the smaller root.
-                let theta = (m[q * d + q] - m[p * d + p]) / (2.0 * apq);
+                let theta = (m[r * d + r] - m[p * d + p]) / (2.0 * apq);
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 for k in 0..d {
-                    let (mkp, mkq) = (m[k * d + p], m[k * d + q]);
+                    let (mkp, mkq) = (m[k * d + p], m[k * d + r]);
                     m[k * d + p] = c * mkp - s * mkq;
-                    m[k * d + q] = s * mkp + c * mkq;
+                    m[k * d + r] = s * mkp + c * mkq;
+                    let (qkp, qkq) = (q[k * d + p], q[k * d + r]);
+                    q[k * d + p] = c * qkp - s * qkq;
+                    q[k * d + r] = s * qkp + c * qkq;
                 }
                 for k in 0..d {
-                    let (mpk, mqk) = (m[p * d + k], m[q * d + k]);
+                    let (mpk, mqk) = (m[p * d + k], m[r * d + k]);
                     m[p * d + k] = c * mpk - s * mqk;
-                    m[q * d + k] = s * mpk + c * mqk;
+                    m[r * d + k] = s * mpk + c * mqk;
                 }
             }
         }
     }
-    let mut ev: Vec<f64> = (0..d).map(|i| m[i * d + i]).collect();
-    ev.sort_by(|x, y| x.total_cmp(y));
-    ev
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&x, &y| m[x * d + x].total_cmp(&m[y * d + y]));
+    let values = order.iter().map(|&i| m[i * d + i]).collect();
+    let mut vectors = vec![0.0; d * d];
+    for (col, &i) in order.iter().enumerate() {
+        for k in 0..d {
+            vectors[k * d + col] = q[k * d + i];
+        }
+    }
+    (values, vectors)
+}
+
+/// An orthonormal basis (rows, row-major k × d) of the span of the `rows.len() / d` row vectors
+/// of `rows`, by modified Gram–Schmidt applied twice ("twice is enough", Giraud et al. 2005);
+/// a vector whose residual after projection is below `rel_tol` of its own norm (or exactly 0)
+/// is dependent on the earlier ones and dropped. The basis spans the rows in their order.
+///
+/// # Panics
+/// If `rows.len()` is not a multiple of `d` (a programming error).
+pub fn orthonormal_rows(rows: &[f64], d: usize, rel_tol: f64) -> Vec<f64> {
+    assert!(
+        d > 0 && rows.len().is_multiple_of(d),
+        "orthonormal_rows: bad shape"
+    );
+    let mut basis: Vec<f64> = Vec::with_capacity(rows.len());
+    for v in rows.chunks_exact(d) {
+        let norm0 = dot(v, v).sqrt();
+        if norm0 == 0.0 || !norm0.is_finite() {
+            continue;
+        }
+        let mut w = v.to_vec();
+        for _pass in 0..2 {
+            for b in basis.chunks_exact(d) {
+                let c = dot(&w, b);
+                w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let norm = dot(&w, &w).sqrt();
+        if norm > rel_tol * norm0 {
+            basis.extend(w.iter().map(|x| x / norm));
+        }
+    }
+    basis
+}
+
+/// x = A⁻¹ b from the lower Cholesky factor L of A (A = L Lᵀ, row-major d × d): forward then
+/// back substitution.
+pub fn cholesky_solve(l: &[f64], b: &[f64]) -> Vec<f64> {
+    let d = b.len();
+    let mut y = vec![0.0; d];
+    for i in 0..d {
+        let s: f64 = (0..i).map(|k| l[i * d + k] * y[k]).sum();
+        y[i] = (b[i] - s) / l[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * y[k]).sum();
+        y[i] = (y[i] - s) / l[i * d + i];
+    }
+    y
+}
+
+/// C = A·B (C row-major m × n, overwritten) for f64 operands given by (data, row stride,
+/// column stride): A is m × k, B is k × n. The `gemm` crate's kernels (those of the fused
+/// engine), parallel over the rayon pool when the product is large.
+///
+/// # Panics
+/// If an operand is too small for its shape (a programming error).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (&[f64], usize, usize),
+    b: (&[f64], usize, usize),
+    c: &mut [f64],
+) {
+    let fits = |(data, rs, cs): (&[f64], usize, usize), r: usize, cols: usize| {
+        r == 0 || cols == 0 || (r - 1) * rs + (cols - 1) * cs < data.len()
+    };
+    assert!(fits(a, m, k), "matmul: lhs too small for {m}x{k}");
+    assert!(fits(b, k, n), "matmul: rhs too small for {k}x{n}");
+    assert!(c.len() >= m * n, "matmul: dst too small for {m}x{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    let par = if m * n * k > 1 << 18 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above guarantee every index the kernel touches is in bounds; the
+    // destination is a unique borrow and does not alias the shared operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.0.as_ptr(),
+            a.2 as isize,
+            a.1 as isize,
+            b.0.as_ptr(),
+            b.2 as isize,
+            b.1 as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
 }
 
 /// λ_max of a symmetric row-major d × d matrix (the last of [`symmetric_eigenvalues`]); 0 for

@@ -1,17 +1,20 @@
 //! `scoreflow sample`: draw samples from a trained run, optionally one shard of a larger job.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use scoreflow::data::{load_points, Dataset, PointWriter, Points};
+use scoreflow::data::{load_points, PointWriter, Points};
+use scoreflow::inverse::Observation;
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
-use scoreflow::model::{Block, Model, Plan};
+use scoreflow::model::{Block, Guide, Model, Plan, TrainMethod, TrainSettings};
 use scoreflow::solve::SamplerSpec;
 use serde::Serialize;
 
 use crate::cli::SampleArgs;
 use crate::output::{atomic_write, human_secs, Mode};
+use crate::plot::{self, Bounds, QuiverPanel};
 
 /// What `scoreflow sample` reports (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +46,62 @@ pub fn sampler_spec(args: &SampleArgs, model: &Model) -> Result<SamplerSpec> {
     spec.validate()?;
     model.check_sampler(spec.sampler)?;
     Ok(spec)
+}
+
+/// The condition of `args`: class and guidance scale, observation and posterior method.
+pub fn guide(args: &SampleArgs) -> Result<Guide> {
+    let d = Guide::default();
+    Ok(Guide {
+        class: args.class,
+        guidance: args.guidance,
+        classifier_scale: args.classifier_scale,
+        observation: match &args.observe {
+            Some(p) => Some(Arc::new(Observation::load(p)?)),
+            None => None,
+        },
+        posterior: args.posterior.unwrap_or(d.posterior),
+        zeta: args.zeta.unwrap_or(d.zeta),
+    })
+}
+
+/// The prior | condition term | posterior quiver panels at flow time 0.7 (model time by
+/// [`scoreflow::model::ModelKind::model_time`]) on a 20 × 20 grid around the samples.
+fn condition_plot(model: &Model, guide: &Guide, samples: &[[f64; 2]], path: &Path) -> Result<()> {
+    let t = model.kind.model_time(0.7)?;
+    let held = crate::commands::plot::pairs(&model.held_out(2000, 0)?);
+    let bounds = Bounds::around(&[samples, &held]);
+    let origins = bounds.grid(20);
+    let at = Points::new(origins.iter().flatten().copied().collect(), 2)?;
+    let prior = model.guided_field_at(&Guide::default(), &at, t)?;
+    let post = model.guided_field_at(guide, &at, t)?;
+    let term: Vec<[f64; 2]> = prior
+        .rows()
+        .zip(post.rows())
+        .map(|(a, b)| [b[0] - a[0], b[1] - a[1]])
+        .collect();
+    let what = if guide.observation.is_some() {
+        ("likelihood term", "posterior")
+    } else {
+        ("guidance term G·(c − u)", "guided")
+    };
+    let panel = |title: String, vectors: Vec<[f64; 2]>| QuiverPanel {
+        title,
+        origins: origins.clone(),
+        vectors,
+    };
+    plot::quiver(
+        path,
+        &[
+            panel(
+                "prior (flow t = 0.7)".to_string(),
+                crate::commands::plot::pairs(&prior),
+            ),
+            panel(what.0.to_string(), term),
+            panel(what.1.to_string(), crate::commands::plot::pairs(&post)),
+        ],
+        bounds,
+        Some(samples),
+    )
 }
 
 /// `<out>.trajectories.csv` beside the sample file.
@@ -77,24 +136,33 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let (model, exact_out) = match (&args.run, &args.exact) {
+    let (model, exact_out) = match (&args.run, args.exact) {
         (Some(run), None) => (Model::load(run)?, None),
-        (None, Some(name)) => {
-            let dataset: Dataset = name.parse()?;
-            let sde = args.sde.unwrap_or_default();
-            let model = Model::exact_score(dataset, sde)?;
-            (
-                model,
-                Some(format!("exact-{}-{}", dataset.name(), sde.name())),
-            )
+        (None, Some(dataset)) => {
+            let settings = TrainSettings {
+                method: args.method.unwrap_or(TrainMethod::Dsm),
+                sde: args.sde.unwrap_or_default(),
+                ..TrainSettings::default()
+            };
+            let model = Model::exact_for(dataset, &settings)?;
+            let what = match settings.method {
+                TrainMethod::Dsm => settings.sde.name(),
+                m => m.name(),
+            };
+            (model, Some(format!("exact-{}-{what}", dataset.name())))
         }
         _ => bail!("give a run directory or --exact NAME (not both)"),
     };
     let spec = sampler_spec(&args, &model)?;
+    let guide = guide(&args)?;
+    guide.validate(model.classes())?;
     let from = match &args.from {
         Some(p) => Some(load_points(p, Some(model.dim()))?),
         None => None,
     };
+    if from.is_some() && !guide.is_none() {
+        bail!("--from carries given points along the flow; it does not combine with --class or --observe");
+    }
     if args.n == 0 {
         bail!("-n must be at least 1");
     }
@@ -112,8 +180,20 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let started = Instant::now();
     let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
     let mut trajectories = Vec::new();
+    if let Some(p) = &args.plot {
+        if guide.is_none() || model.dim() != 2 {
+            bail!(
+                "{}: --plot draws a 2-D model's fields under --class or --observe",
+                p.display()
+            );
+        }
+    }
+    let mut shown: Vec<[f64; 2]> = Vec::new();
     let sink = |block: Block| {
         writer.write(&block.points)?;
+        if args.plot.is_some() && shown.len() < 3000 {
+            shown.extend(block.points.rows().take(3000).map(|r| [r[0], r[1]]));
+        }
         if !block.trajectory.is_empty() {
             trajectories.push((block.start, block.trajectory));
         }
@@ -122,7 +202,7 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     };
     let stats = match &from {
         Some(x0) => model.transport_each(x0, &spec, sink)?,
-        None => model.sample_each(&plan, args.seed, &spec, sink)?,
+        None => model.sample_guided_each(&plan, args.seed, &spec, &guide, sink)?,
     };
     writer.finish()?;
     pb.finish_and_clear();
@@ -133,6 +213,9 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
             args.shard.unwrap_or_default(),
             args.n
         ));
+    }
+    if let Some(p) = &args.plot {
+        condition_plot(&model, &guide, &shown, p)?;
     }
     let traj = if args.trajectories {
         let p = trajectory_path(&out);
@@ -160,8 +243,18 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
             range.start, range.end, args.n
         ),
     };
+    let given = match (&guide.class, &guide.observation) {
+        (Some(k), None) => format!(" of class {k} (guidance {})", guide.guidance),
+        (None, Some(_)) => format!(" given the observation ({})", guide.posterior.name()),
+        (Some(k), Some(_)) => format!(
+            " of class {k} (guidance {}) given the observation ({})",
+            guide.guidance,
+            guide.posterior.name()
+        ),
+        (None, None) => String::new(),
+    };
     mode.say(format!(
-        "sampled {} points{what} with {} in {}: NFE {} per sample\nwrote {}{}",
+        "sampled {} points{given}{what} with {} in {}: NFE {} per sample\nwrote {}{}",
         stats.points,
         spec.sampler.name(),
         human_secs(wall),

@@ -92,9 +92,12 @@ impl Pairing {
     /// batch-wide class or no condition is unchanged.
     pub fn condition(&self, c: &Condition) -> Condition {
         match c {
-            Condition::Labels(l) => {
-                Condition::Labels(self.target.iter().map(|&j| l[j]).collect::<Arc<[usize]>>())
-            }
+            Condition::Labels(l) => Condition::Labels(
+                self.target
+                    .iter()
+                    .map(|&j| l[j])
+                    .collect::<Arc<[Option<usize>]>>(),
+            ),
             other => other.clone(),
         }
     }
@@ -201,11 +204,8 @@ mod tests {
         let p = Pairing::new(vec![2, 0, 0], vec![1, 2, 0]).unwrap();
         assert_eq!(to_vec(&p.sources(&x)), vec![2.0, 20.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(to_vec(&p.targets(&x)), vec![1.0, 10.0, 2.0, 20.0, 0.0, 0.0]);
-        let labels = Condition::Labels(vec![7, 8, 9].into());
-        assert_eq!(
-            p.condition(&labels),
-            Condition::Labels(vec![8, 9, 7].into())
-        );
+        let labels = Condition::labels([7, 8, 9]);
+        assert_eq!(p.condition(&labels), Condition::labels([8, 9, 7]));
         assert_eq!(p.condition(&Condition::Class(3)), Condition::Class(3));
         let pts = Points::from_tensor(&x);
         let (a, b) = p.apply_points(&pts, &pts);

@@ -69,7 +69,83 @@ pub fn load_csv(path: impl AsRef<Path>, expected_dim: Option<usize>) -> Result<P
 /// error when it mixes both (so a typo in a first data row is reported, not skipped).
 /// Every value must be a finite number; all rows need the same column count.
 pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Result<Points> {
+    Ok(parse_table(bytes, name, None, expected_dim)?.0)
+}
+
+/// Class labels read from a file: one index in 0..K per point and the value each index
+/// stands for (`classes[k]` is the k-th smallest distinct label in the file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Labels {
+    /// The label index of every point, in 0..K.
+    pub ids: Vec<usize>,
+    /// The K distinct labels as written in the file, ascending: index k means `classes[k]`.
+    pub classes: Vec<i64>,
+}
+
+impl Labels {
+    /// Maps integer labels to 0..K − 1 by rank among their distinct values (the mapping is
+    /// [`Labels::classes`]).
+    pub fn from_values(values: &[i64]) -> Self {
+        let mut classes = values.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        let ids = values
+            .iter()
+            .map(|v| classes.binary_search(v).expect("every value is a class"))
+            .collect();
+        Self { ids, classes }
+    }
+
+    /// Number of classes K.
+    pub fn count(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+/// Reads a CSV file whose column `label_column` (by its header name) holds integer class
+/// labels and whose other columns are the points (see [`parse_csv_labelled`]).
+pub fn load_csv_labelled(
+    path: impl AsRef<Path>,
+    label_column: &str,
+    expected_dim: Option<usize>,
+) -> Result<(Points, Labels)> {
+    let path = path.as_ref();
+    parse_csv_labelled(
+        &read(path)?,
+        &path.display().to_string(),
+        label_column,
+        expected_dim,
+    )
+}
+
+/// Parses CSV text as [`parse_csv`] does, with one column — found by its name in the header row,
+/// which is then required — read as integer labels and mapped to 0..K − 1
+/// ([`Labels::from_values`]); the remaining columns are the points. A missing header or
+/// column, or a label that is not an integer, is an `Error::Data` naming the line.
+pub fn parse_csv_labelled(
+    bytes: &[u8],
+    name: &str,
+    label_column: &str,
+    expected_dim: Option<usize>,
+) -> Result<(Points, Labels)> {
+    let (points, values) = parse_table(bytes, name, Some(label_column), expected_dim)?;
+    Ok((points, Labels::from_values(&values)))
+}
+
+/// The CSV reader behind [`parse_csv`] and [`parse_csv_labelled`]: points, and the integer
+/// values of the label column when one is named.
+fn parse_table(
+    bytes: &[u8],
+    name: &str,
+    label_column: Option<&str>,
+    expected_dim: Option<usize>,
+) -> Result<(Points, Vec<i64>)> {
     let mut data = Vec::new();
+    let mut labels = Vec::new();
+    // The label column's index, once the header has named it.
+    let mut label_at: Option<usize> = None;
+    // Point columns: all but the label column.
+    let point_cols = |c: usize| if label_column.is_some() { c - 1 } else { c };
     // Column count and the line that fixed it.
     let mut cols: Option<(usize, usize)> = None;
     let mut header_checked = false;
@@ -95,9 +171,40 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
                         format!("column {}: empty field in the header row", j + 1),
                     ));
                 }
-                check_cols(name, fields.len(), line_no, expected_dim)?;
+                if let Some(col) = label_column {
+                    let j = fields.iter().position(|f| *f == col).ok_or_else(|| {
+                        data_err(
+                            name,
+                            at(),
+                            format!(
+                                "no column named {} in the header ({})",
+                                quote(col),
+                                fields.join(", ")
+                            ),
+                        )
+                    })?;
+                    if fields.len() < 2 {
+                        return Err(data_err(
+                            name,
+                            at(),
+                            "the label column is the only column: no coordinates",
+                        ));
+                    }
+                    label_at = Some(j);
+                }
+                check_cols(name, point_cols(fields.len()), line_no, expected_dim)?;
                 cols = Some((fields.len(), line_no));
                 continue;
+            }
+            if let Some(col) = label_column {
+                return Err(data_err(
+                    name,
+                    at(),
+                    format!(
+                        "no header row: a label column ({}) needs named columns",
+                        quote(col)
+                    ),
+                ));
             }
             if let Some(j) = parsed.iter().position(|p| p.is_err()) {
                 return Err(data_err(
@@ -113,7 +220,7 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
         }
         match cols {
             None => {
-                check_cols(name, fields.len(), line_no, expected_dim)?;
+                check_cols(name, point_cols(fields.len()), line_no, expected_dim)?;
                 cols = Some((fields.len(), line_no));
             }
             Some((c, first)) if c != fields.len() => {
@@ -129,6 +236,17 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
             Some(_) => {}
         }
         for (j, (f, p)) in fields.iter().zip(parsed).enumerate() {
+            if label_at == Some(j) {
+                let v = f.parse::<i64>().map_err(|_| {
+                    data_err(
+                        name,
+                        at(),
+                        format!("column {}: {} is not an integer label", j + 1, quote(f)),
+                    )
+                })?;
+                labels.push(v);
+                continue;
+            }
             let v = match p {
                 Ok(v) => v,
                 Err(_) if f.is_empty() => {
@@ -157,7 +275,13 @@ pub fn parse_csv(bytes: &[u8], name: &str, expected_dim: Option<usize>) -> Resul
         }
     }
     match cols {
-        Some((d, _)) if !data.is_empty() => Ok(Points { data, dim: d }),
+        Some((c, _)) if !data.is_empty() || !labels.is_empty() => Ok((
+            Points {
+                data,
+                dim: point_cols(c),
+            },
+            labels,
+        )),
         Some(_) => Err(data_err(name, String::new(), "header row but no data rows")),
         None => Err(data_err(name, String::new(), "empty file: no data rows")),
     }
@@ -750,6 +874,36 @@ mod tests {
             (l.as_str(), m.as_str()),
             ("line 3: ", "not valid UTF-8 text")
         );
+    }
+
+    /// A named label column becomes labels 0..K − 1 by rank of the integer values (the mapping
+    /// kept), the other columns the points; a missing header or column and non-integer labels
+    /// are one-line errors naming the line.
+    #[test]
+    fn csv_label_column() {
+        let text = "x,cls,y\n0.5,7,1\n1.5,-2,2\n2.5,7,3\n3.5,10,4\n";
+        let (p, l) = parse_csv_labelled(text.as_bytes(), "t.csv", "cls", Some(2)).unwrap();
+        assert_eq!(p.as_slice(), &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]);
+        assert_eq!(l.classes, vec![-2, 7, 10]);
+        assert_eq!(l.ids, vec![1, 0, 1, 2]);
+        assert_eq!(l.count(), 3);
+        let err = |t: &str, col: &str| {
+            parse_csv_labelled(t.as_bytes(), "t.csv", col, None)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(text, "label").contains("no column named 'label'"));
+        assert!(err("1,2\n3,4\n", "cls").contains("no header row"));
+        let bad = err("x,cls\n1,2\n3,b\n", "cls");
+        assert!(
+            bad.contains("line 3") && bad.contains("not an integer label"),
+            "{bad}"
+        );
+        assert!(err("x,cls\n1,2.5\n", "cls").contains("not an integer label"));
+        assert!(err("cls\n1\n", "cls").contains("only column"));
+        for e in [err(text, "label"), bad] {
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     fn npy_with(descr: &str, fortran: &str, shape: &str, body: &[u8]) -> Vec<u8> {

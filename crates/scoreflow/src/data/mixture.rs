@@ -218,6 +218,11 @@ impl MixtureSpec {
         self.mixture.sample(n, rng)
     }
 
+    /// [`Self::sample`] keeping each point's component k (its class label); the same draws.
+    pub fn sample_labelled(&self, n: usize, rng: &mut Rng) -> (Points, Vec<usize>) {
+        self.mixture.sample_labelled(n, rng)
+    }
+
     /// log p(x) = log Σₖ wₖ N(x; μₖ, Σₖ) at one point (log-sum-exp, so far tails give finite
     /// values).
     ///

@@ -1,7 +1,8 @@
 //! Data: host-side point sets ([`Points`]), built-in 2-D densities ([`Dataset`], with exact
 //! [`MixtureSpec`]s where they are mixtures), CSV / NPY files ([`io`]), images (the built-in
 //! 8 × 8 digits, IDX files, PNG folders: [`images`]), per-dimension standardisation
-//! ([`Normalizer`]) and training data sources ([`DataSource`]).
+//! ([`Normalizer`]) and training data sources ([`DataSource`]), with class labels where the
+//! data have them (built-in classes, a CSV label column: [`Labels`]).
 
 pub mod images;
 pub mod io;
@@ -12,7 +13,10 @@ pub mod source;
 pub mod toy;
 
 pub use images::Images;
-pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points, PointWriter};
+pub use io::{
+    load_csv, load_csv_labelled, load_npy, load_points, write_csv, write_npy, write_points, Labels,
+    PointWriter,
+};
 pub use mixture::{MixtureParams, MixtureSpec};
 pub use normalize::{NormalizeMode, Normalizer};
 pub use source::{split, DataSource};

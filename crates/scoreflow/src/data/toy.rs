@@ -26,6 +26,10 @@
 //! Where the reference splits n points into groups (two moons, two circles, four rings, two
 //! spirals), the group sizes are the same deterministic function of n, and the rows are then
 //! shuffled, as in the reference.
+//!
+//! **Class labels** ([`Dataset::sample_labelled`], for class-conditional models): a mixture's
+//! component index, the moon (outer 0, inner 1), the circle and ring (outer first), the spiral
+//! arm and the pinwheel arm, taken from the very draws [`Dataset::sample`] makes.
 
 use std::f64::consts::PI;
 use std::fmt;
@@ -154,30 +158,61 @@ impl Dataset {
 
     /// n i.i.d. points (n, 2) of this density, all randomness from `rng`.
     pub fn sample(self, n: usize, rng: &mut Rng) -> Points {
-        let generate: fn(usize, &mut Rng) -> Vec<f64> = match self {
-            Dataset::EightGaussians => return eight_gaussians().sample(n, rng),
-            Dataset::TwentyFiveGaussians => return twenty_five_gaussians().sample(n, rng),
-            Dataset::GmmAniso => return aniso().sample(n, rng),
-            Dataset::Checkerboard => checkerboard,
-            Dataset::Moons => moons,
-            Dataset::Circles => circles,
-            Dataset::Rings => rings,
-            Dataset::TwoSpirals => two_spirals,
-            Dataset::Pinwheel => pinwheel,
-            Dataset::Swissroll => swissroll,
-            Dataset::Star => |n, r| shapes::sample(Shape::Star, n, r),
-            Dataset::Bullseye => |n, r| shapes::sample(Shape::Bullseye, n, r),
-            Dataset::XShape => |n, r| shapes::sample(Shape::XShape, n, r),
-            Dataset::HLines => |n, r| shapes::sample(Shape::HLines, n, r),
-            Dataset::VLines => |n, r| shapes::sample(Shape::VLines, n, r),
-            Dataset::Dots => |n, r| shapes::sample(Shape::Dots, n, r),
-            Dataset::SlantUp => |n, r| shapes::sample(Shape::SlantUp, n, r),
-            Dataset::Circle => |n, r| shapes::sample(Shape::Circle, n, r),
-        };
-        Points {
-            data: generate(n, rng),
-            dim: 2,
+        self.sample_labelled(n, rng).0
+    }
+
+    /// Number of classes of [`Dataset::sample_labelled`]: mixture components (8, 25, 3),
+    /// moons 2, circles 2, rings 4, 2spirals 2, pinwheel 5; 0 for checkerboard, swissroll and
+    /// the [`Dataset::SHAPES`].
+    pub fn classes(self) -> usize {
+        match self {
+            Dataset::EightGaussians => 8,
+            Dataset::TwentyFiveGaussians => 25,
+            Dataset::GmmAniso => 3,
+            Dataset::Moons | Dataset::Circles | Dataset::TwoSpirals => 2,
+            Dataset::Rings => 4,
+            Dataset::Pinwheel => 5,
+            Dataset::Checkerboard
+            | Dataset::Swissroll
+            | Dataset::Star
+            | Dataset::Bullseye
+            | Dataset::XShape
+            | Dataset::HLines
+            | Dataset::VLines
+            | Dataset::Dots
+            | Dataset::SlantUp
+            | Dataset::Circle => 0,
         }
+    }
+
+    /// [`Dataset::sample`] with each point's class (see the module documentation), `None` for
+    /// the sets without classes; the points are exactly those `sample` draws from `rng`.
+    pub fn sample_labelled(self, n: usize, rng: &mut Rng) -> (Points, Option<Vec<usize>>) {
+        let mixture = |m: &MixtureSpec, rng: &mut Rng| {
+            let (p, l) = m.sample_labelled(n, rng);
+            (p, Some(l))
+        };
+        let (data, labels) = match self {
+            Dataset::EightGaussians => return mixture(eight_gaussians(), rng),
+            Dataset::TwentyFiveGaussians => return mixture(twenty_five_gaussians(), rng),
+            Dataset::GmmAniso => return mixture(aniso(), rng),
+            Dataset::Checkerboard => (checkerboard(n, rng), None),
+            Dataset::Moons => labelled(moons(n, rng)),
+            Dataset::Circles => labelled(circles(n, rng)),
+            Dataset::Rings => labelled(rings(n, rng)),
+            Dataset::TwoSpirals => labelled(two_spirals(n, rng)),
+            Dataset::Pinwheel => labelled(pinwheel(n, rng)),
+            Dataset::Swissroll => (swissroll(n, rng), None),
+            Dataset::Star => (shapes::sample(Shape::Star, n, rng), None),
+            Dataset::Bullseye => (shapes::sample(Shape::Bullseye, n, rng), None),
+            Dataset::XShape => (shapes::sample(Shape::XShape, n, rng), None),
+            Dataset::HLines => (shapes::sample(Shape::HLines, n, rng), None),
+            Dataset::VLines => (shapes::sample(Shape::VLines, n, rng), None),
+            Dataset::Dots => (shapes::sample(Shape::Dots, n, rng), None),
+            Dataset::SlantUp => (shapes::sample(Shape::SlantUp, n, rng), None),
+            Dataset::Circle => (shapes::sample(Shape::Circle, n, rng), None),
+        };
+        (Points { data, dim: 2 }, labels)
     }
 
     /// The exact mixture p = Σₖ wₖ N(μₖ, Σₖ) for `8gaussians`, `25gaussians`, `gmm_aniso`;
@@ -320,8 +355,12 @@ fn aniso() -> &'static MixtureSpec {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Other generators (row-major (n, 2) data)
+// Other generators (row-major (n, 2) data, and the class of each row where there are classes)
 // ---------------------------------------------------------------------------------------------
+
+fn labelled((data, labels): (Vec<f64>, Vec<usize>)) -> (Vec<f64>, Option<Vec<usize>>) {
+    (data, Some(labels))
+}
 
 fn normal(rng: &mut Rng) -> f64 {
     StandardNormal.sample(rng)
@@ -331,15 +370,18 @@ fn uniform(rng: &mut Rng) -> f64 {
     rng.random::<f64>()
 }
 
-/// Shuffles the rows of row-major (n, 2) data in place (uniform permutation).
-fn shuffle_rows(data: &mut [f64], rng: &mut Rng) {
+/// Shuffles the rows of row-major (n, 2) data and their labels in place (one uniform
+/// permutation applied to both).
+fn shuffle_rows(data: &mut [f64], labels: &mut [usize], rng: &mut Rng) {
     let n = data.len() / 2;
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(rng);
     let src = data.to_vec();
+    let src_labels = labels.to_vec();
     for (i, &j) in idx.iter().enumerate() {
         data[2 * i] = src[2 * j];
         data[2 * i + 1] = src[2 * j + 1];
+        labels[i] = src_labels[j];
     }
 }
 
@@ -372,9 +414,10 @@ fn checkerboard_log_density(x: &[f64]) -> f64 {
 
 /// sklearn `make_moons(noise=0.1)` with uniform angles (outer: n/2 rounded down), shuffled,
 /// then ·2 + (−1, −0.2).
-fn moons(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn moons(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<usize>) {
     let n_out = n / 2;
     let mut data = Vec::with_capacity(2 * n);
+    let mut labels: Vec<usize> = (0..n).map(|i| usize::from(i >= n_out)).collect();
     for i in 0..n {
         let a = uniform(rng) * PI;
         data.extend(if i < n_out {
@@ -383,13 +426,13 @@ fn moons(n: usize, rng: &mut Rng) -> Vec<f64> {
             [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
         });
     }
-    shuffle_rows(&mut data, rng);
+    shuffle_rows(&mut data, &mut labels, rng);
     add_noise(&mut data, 0.1, rng);
     for r in data.chunks_exact_mut(2) {
         r[0] = 2.0 * r[0] - 1.0;
         r[1] = 2.0 * r[1] - 0.2;
     }
-    data
+    (data, labels)
 }
 
 /// Number of angle nodes of the moons quadrature (as `datasets.py`).
@@ -432,43 +475,48 @@ fn moons_log_density(x: &Points) -> Vec<f64> {
 
 /// sklearn `make_circles(factor=0.5, noise=0.08)` with uniform angles (outer: n/2 rounded
 /// down), shuffled, then ·3.
-fn circles(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn circles(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<usize>) {
     let n_out = n / 2;
     let mut data = Vec::with_capacity(2 * n);
+    let mut labels: Vec<usize> = (0..n).map(|i| usize::from(i >= n_out)).collect();
     for i in 0..n {
         let a = uniform(rng) * 2.0 * PI;
         let r = if i < n_out { 1.0 } else { 0.5 };
         data.extend([r * a.cos(), r * a.sin()]);
     }
-    shuffle_rows(&mut data, rng);
+    shuffle_rows(&mut data, &mut labels, rng);
     add_noise(&mut data, 0.08, rng);
     data.iter_mut().for_each(|v| *v *= 3.0);
-    data
+    (data, labels)
 }
 
 /// FFJORD rings: radii 3·{0.25, 0.5, 0.75, 1} with n − 3⌊n/4⌋, ⌊n/4⌋, ⌊n/4⌋, ⌊n/4⌋ points,
 /// uniform angles, shuffled, + N(0, 0.08² I).
-fn rings(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn rings(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<usize>) {
     let k = n / 4;
     let sizes = [n - 3 * k, k, k, k];
     let radii = [0.25, 0.5, 0.75, 1.0];
     let mut data = Vec::with_capacity(2 * n);
-    for (&m, &r) in sizes.iter().zip(&radii) {
+    let mut labels = Vec::with_capacity(n);
+    // Outer ring first: class 0 is radius 3, class 3 radius 0.75.
+    for (c, (&m, &r)) in sizes.iter().zip(&radii).enumerate() {
+        labels.extend(std::iter::repeat_n(3 - c, m));
         for _ in 0..m {
             let a = uniform(rng) * 2.0 * PI;
             data.extend([3.0 * r * a.cos(), 3.0 * r * a.sin()]);
         }
     }
-    shuffle_rows(&mut data, rng);
+    shuffle_rows(&mut data, &mut labels, rng);
     add_noise(&mut data, 0.08, rng);
-    data
+    (data, labels)
 }
 
 /// FFJORD 2spirals: arm t ↦ (−t cos t + U/2, t sin t + U/2) with t = √U · 540° (in radians),
 /// the second arm (n − n/2 points) negated; ÷3, + N(0, 0.1² I), shuffled.
-fn two_spirals(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn two_spirals(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<usize>) {
     let n1 = n / 2;
     let mut data = Vec::with_capacity(2 * n);
+    let mut labels: Vec<usize> = (0..n).map(|i| usize::from(i >= n1)).collect();
     for i in 0..n {
         let t = uniform(rng).sqrt() * 540.0 * (2.0 * PI) / 360.0;
         let dx = -t.cos() * t + uniform(rng) * 0.5;
@@ -477,15 +525,16 @@ fn two_spirals(n: usize, rng: &mut Rng) -> Vec<f64> {
         data.extend([sign * dx / 3.0, sign * dy / 3.0]);
     }
     add_noise(&mut data, 0.1, rng);
-    shuffle_rows(&mut data, rng);
-    data
+    shuffle_rows(&mut data, &mut labels, rng);
+    (data, labels)
 }
 
 /// FFJORD pinwheel: f = (1 + 0.3 z₁, 0.1 z₂), arm k ~ U{0..4}, angle θ = 2πk/5 + 0.25·e^{f₁},
 /// x = 2·(f₁ cos θ + f₂ sin θ, −f₁ sin θ + f₂ cos θ) (row vector f times [[c, −s], [s, c]]).
-fn pinwheel(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn pinwheel(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<usize>) {
     let (radial_std, tangential_std, num_classes, rate) = (0.3, 0.1, 5u32, 0.25);
     let mut data = Vec::with_capacity(2 * n);
+    let mut labels = Vec::with_capacity(n);
     for _ in 0..n {
         let f1 = 1.0 + radial_std * normal(rng);
         let f2 = tangential_std * normal(rng);
@@ -493,8 +542,9 @@ fn pinwheel(n: usize, rng: &mut Rng) -> Vec<f64> {
         let angle = 2.0 * PI * k as f64 / num_classes as f64 + rate * f1.exp();
         let (s, c) = angle.sin_cos();
         data.extend([2.0 * (f1 * c + f2 * s), 2.0 * (-f1 * s + f2 * c)]);
+        labels.push(k as usize);
     }
-    data
+    (data, labels)
 }
 
 /// sklearn `make_swiss_roll(noise=1.0)[:, [0, 2]] / 5`: t = 1.5π(1 + 2U),

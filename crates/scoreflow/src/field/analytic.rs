@@ -1,19 +1,24 @@
 //! Analytic score fields: the exact score of a Gaussian or Gaussian mixture, also *perturbed*
-//! by a Gaussian kernel x_t = m(t)·x + s(t)·z, z ~ N(0, I) ([`PerturbationKernel`]).
+//! by a Gaussian kernel x_t = m(t)·x + s(t)·z, z ~ N(0, I) ([`PerturbationKernel`]), and the
+//! exact class posterior of a labelled mixture.
 //!
 //! A mixture convolved with isotropic Gaussian noise stays a mixture:
 //! p_t = Σₖ wₖ N(m μₖ, m² Σₖ + s² I). So every sampler can be tested against the *exact* score
 //! ∇ₓ log p_t of any SDE marginal or flow path at any time, and every score target checked.
-//! The mixture mathematics itself lives in [`crate::gaussian`]; this module makes fields of it.
+//! The mixture mathematics itself lives in [`crate::gaussian`] (dense [`GaussianMixture`]s for
+//! small d, [`LowRankMixture`]s for any d); this module makes fields of it.
 //!
-//! Everything is computed on the host in f64 (rayon over rows): these fields serve the low
-//! dimensions of tests and toy data, where a d × d Cholesky per component is free.
+//! Everything is computed on the host in f64 (rayon over rows, matrix products for low-rank
+//! mixtures). Rows that share a time share one perturbed mixture.
+
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 
 use super::VectorField;
-use crate::error::Result;
-pub use crate::gaussian::{Gaussian, GaussianMixture};
+use crate::data::{Dataset, MixtureSpec};
+use crate::error::{Error, Result};
+pub use crate::gaussian::{Gaussian, GaussianMixture, LowRankMixture, MixtureLaw};
 pub use crate::path::{FnKernel, PerturbationKernel, Unperturbed};
 use crate::path::{GaussianPath, Scheduler};
 use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};
@@ -27,20 +32,22 @@ pub trait LogDensity {
 
 /// The exact score field s(x, t) = ∇ₓ log p_t(x) of a Gaussian mixture p perturbed by a kernel:
 /// p_t = Σₖ wₖ N(m(t) μₖ, m(t)² Σₖ + s(t)² I). With [`Unperturbed`] it is the score of p itself.
+/// `M` is the mixture's representation: dense ([`GaussianMixture`], the default) or
+/// [`LowRankMixture`] (high dimension).
 ///
 /// Rows whose perturbed law is degenerate (m = s = 0 with a singular Σₖ) or whose kernel is not
 /// finite evaluate to NaN, which every solver reports as an error.
 #[derive(Debug, Clone)]
-pub struct MixtureScore<K = Unperturbed> {
+pub struct MixtureScore<K = Unperturbed, M = GaussianMixture> {
     /// The clean distribution p.
-    pub mixture: GaussianMixture,
+    pub mixture: M,
     /// The perturbation kernel (m(t), s(t)).
     pub kernel: K,
 }
 
-impl MixtureScore<Unperturbed> {
+impl<M: MixtureLaw> MixtureScore<Unperturbed, M> {
     /// The time-independent score ∇ log p of the mixture itself.
-    pub fn fixed(mixture: GaussianMixture) -> Self {
+    pub fn fixed(mixture: M) -> Self {
         Self {
             mixture,
             kernel: Unperturbed,
@@ -48,27 +55,48 @@ impl MixtureScore<Unperturbed> {
     }
 }
 
-impl<K: PerturbationKernel> MixtureScore<K> {
+impl<K: PerturbationKernel> MixtureScore<K, GaussianMixture> {
+    /// The exact perturbed score of a built-in mixture data set (`8gaussians`, `25gaussians`,
+    /// `gmm_aniso`) under `kernel`: sampling with it draws the data set's exact law, so a
+    /// sampler's error can be told apart from a network's. An error for the other data sets.
+    pub fn for_dataset(dataset: Dataset, kernel: K) -> Result<Self> {
+        Ok(Self::new(
+            GaussianMixture::from(&mixture_of(dataset)?),
+            kernel,
+        ))
+    }
+}
+
+/// The mixture of a built-in data set, or an error naming the mixtures there are.
+fn mixture_of(dataset: Dataset) -> Result<MixtureSpec> {
+    dataset.mixture().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{dataset} is not a Gaussian mixture (the exact prior exists for 8gaussians, 25gaussians, gmm_aniso)"
+        ))
+    })
+}
+
+impl<K: PerturbationKernel, M: MixtureLaw> MixtureScore<K, M> {
     /// The score of p perturbed by `kernel`.
-    pub fn new(mixture: GaussianMixture, kernel: K) -> Self {
+    pub fn new(mixture: M, kernel: K) -> Self {
         Self { mixture, kernel }
     }
 
     /// The perturbed mixture p_t = Σₖ wₖ N(m μₖ, m² Σₖ + s² I) at time t.
-    pub fn at(&self, t: f64) -> Result<GaussianMixture> {
+    pub fn at(&self, t: f64) -> Result<M> {
         let (m, s) = self.kernel.mean_std(t);
         self.mixture.perturbed(m, s)
     }
 
-    /// Applies `f(p_t, r, x_r, out_r)` to every row r with its own time, writing `width`
-    /// values per row (NaN where p_t is degenerate). One perturbed mixture when all times agree.
+    /// Applies `f(p_t, rows)` to each group of rows sharing a time t (one perturbed mixture per
+    /// group); `f` returns `width` values per row of the group, written back in row order.
+    /// Rows whose p_t is degenerate get NaN.
     ///
     /// # Panics
     /// If `x` does not have `dim()` columns or `t` not one time per row (programming errors).
-    fn map_rows<F>(&self, x: &Tensor<2>, t: &Tensor<1>, width: usize, f: F) -> Vec<f64>
+    fn by_time<F>(&self, x: &Tensor<2>, t: &Tensor<1>, width: usize, f: F) -> Vec<f64>
     where
-        F: Fn(&GaussianMixture, usize, &[f64], &mut [f64]) + Sync,
-        K: Sync,
+        F: Fn(&M, &[usize]) -> Vec<f64>,
     {
         let [n, d] = x.dims();
         let dm = self.mixture.dim();
@@ -76,38 +104,42 @@ impl<K: PerturbationKernel> MixtureScore<K> {
             d, dm,
             "MixtureScore: x has {d} columns, the mixture dimension is {dm}"
         );
-        let xs = to_vec(x);
         let ts = to_vec(t);
         assert_eq!(ts.len(), n, "MixtureScore: {} times for {n} rows", ts.len());
-        let mut out = vec![0.0; n * width];
-        let same = ts.windows(2).all(|w| w[0] == w[1]);
-        let shared = if same && n > 0 {
-            Some(self.at(ts[0]))
-        } else {
-            None
-        };
-        out.par_chunks_mut(width)
-            .enumerate()
-            .with_min_len(64)
-            .for_each(|(r, o)| {
-                let own;
-                let mix = match &shared {
-                    Some(m) => m.as_ref(),
-                    None => {
-                        own = self.at(ts[r]);
-                        own.as_ref()
-                    }
-                };
-                match mix {
-                    Ok(mix) => f(mix, r, &xs[r * d..(r + 1) * d], o),
-                    Err(_) => o.iter_mut().for_each(|v| *v = f64::NAN),
-                }
+        let mut groups: Vec<(f64, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for (r, &tr) in ts.iter().enumerate() {
+            let g = *index.entry(tr.to_bits()).or_insert_with(|| {
+                groups.push((tr, Vec::new()));
+                groups.len() - 1
             });
+            groups[g].1.push(r);
+        }
+        let mut out = vec![0.0; n * width];
+        for (tg, rows) in groups {
+            let vals = match self.at(tg) {
+                Ok(mix) => f(&mix, &rows),
+                Err(_) => vec![f64::NAN; rows.len() * width],
+            };
+            for (j, &r) in rows.iter().enumerate() {
+                out[r * width..(r + 1) * width].copy_from_slice(&vals[j * width..(j + 1) * width]);
+            }
+        }
         out
     }
 }
 
-impl<K: PerturbationKernel + Sync> VectorField for MixtureScore<K> {
+/// Rows `rows` of the row-major `(n, d)` host data `x`.
+fn gather(x: &[f64], d: usize, rows: &[usize]) -> Vec<f64> {
+    if rows.len() * d == x.len() && rows.iter().enumerate().all(|(i, &r)| i == r) {
+        return x.to_vec();
+    }
+    rows.iter()
+        .flat_map(|&r| x[r * d..(r + 1) * d].iter().copied())
+        .collect()
+}
+
+impl<K: PerturbationKernel + Sync, M: MixtureLaw> VectorField for MixtureScore<K, M> {
     fn dim(&self) -> usize {
         self.mixture.dim()
     }
@@ -115,24 +147,24 @@ impl<K: PerturbationKernel + Sync> VectorField for MixtureScore<K> {
     /// s(x, t) = ∇ₓ log p_t(x).
     fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let [n, d] = x.dims();
-        let out = self.map_rows(x, t, d, |mix, _, row, o| mix.score_into(row, o));
+        let xs = to_vec(x);
+        let out = self.by_time(x, t, d, |mix, rows| mix.scores(&gather(&xs, d, rows)));
         matrix_like(out, n, d, x)
     }
 
     /// (s, H·u) with the exact Hessian of log p_t.
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let [n, d] = x.dims();
-        let us = to_vec(u);
+        let (xs, us) = (to_vec(x), to_vec(u));
         assert_eq!(
             us.len(),
             n * d,
             "MixtureScore::jvp: tangent shape differs from x"
         );
         // Each output row holds [s, H u].
-        let out = self.map_rows(x, t, 2 * d, |mix, r, row, o| {
-            let (s, hu) = mix.score_hvp(row, &us[r * d..(r + 1) * d]);
-            o[..d].copy_from_slice(&s);
-            o[d..].copy_from_slice(&hu);
+        let out = self.by_time(x, t, 2 * d, |mix, rows| {
+            let (s, hu) = mix.score_hvps(&gather(&xs, d, rows), &gather(&us, d, rows));
+            interleave(&s, &hu, d)
         });
         split_pairs(out, n, d, x)
     }
@@ -141,13 +173,46 @@ impl<K: PerturbationKernel + Sync> VectorField for MixtureScore<K> {
         true
     }
 
+    /// The Hessian of log p_t is symmetric, so Jᵀw = H w: one exact Hessian–vector product.
+    fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        self.jvp(x, t, w)
+    }
+
+    /// (s, H w(s)) sharing one evaluation of the mixture when every row has the same time (the
+    /// samplers' case); otherwise eval, then [`VectorField::vjp`].
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let [n, d] = x.dims();
+        let ts = to_vec(t);
+        let shared = ts.windows(2).all(|p| p[0] == p[1]);
+        let mix = match ts.first().map(|&t0| self.at(t0)) {
+            Some(Ok(m)) if shared => m,
+            _ => {
+                let s = self.eval(x, t);
+                let (_, g) = self.vjp(x, t, &w(&s));
+                return (s, g);
+            }
+        };
+        let (s, hw) = mix.score_hvp_with(&to_vec(x), &mut |s| {
+            to_vec(&w(&matrix_like(s.to_vec(), n, d, x)))
+        });
+        (matrix_like(s, n, d, x), matrix_like(hw, n, d, x))
+    }
+
     /// (s, Δ log p_t) in one pass (exact).
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
-        let out = self.map_rows(x, t, d + 1, |mix, _, row, o| {
-            let (s, lap) = mix.score_laplacian(row);
-            o[..d].copy_from_slice(&s);
-            o[d] = lap;
+        let xs = to_vec(x);
+        let out = self.by_time(x, t, d + 1, |mix, rows| {
+            let (s, lap) = mix.score_laplacians(&gather(&xs, d, rows));
+            s.chunks_exact(d)
+                .zip(&lap)
+                .flat_map(|(r, l)| r.iter().copied().chain([*l]))
+                .collect()
         });
         let mut v = Vec::with_capacity(n * d);
         let mut div = Vec::with_capacity(n);
@@ -159,12 +224,24 @@ impl<K: PerturbationKernel + Sync> VectorField for MixtureScore<K> {
     }
 }
 
-impl<K: PerturbationKernel + Sync> LogDensity for MixtureScore<K> {
+impl<K: PerturbationKernel + Sync, M: MixtureLaw> LogDensity for MixtureScore<K, M> {
     /// log p_t(x) = log Σₖ wₖ N(x; m μₖ, m² Σₖ + s² I).
     fn log_density(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<1> {
-        let out = self.map_rows(x, t, 1, |mix, _, row, o| o[0] = mix.log_density(row));
+        let d = x.dims()[1];
+        let xs = to_vec(x);
+        let out = self.by_time(x, t, 1, |mix, rows| {
+            mix.log_densities(&gather(&xs, d, rows))
+        });
         vector_like(out, x)
     }
+}
+
+/// Rows `[a (d), b (d)]` from row-major a and b.
+fn interleave(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
+    a.chunks_exact(d)
+        .zip(b.chunks_exact(d))
+        .flat_map(|(x, y)| x.iter().chain(y).copied())
+        .collect()
 }
 
 /// The exact marginal velocity of a Gaussian path from N(0, I) (t = 0) to a Gaussian mixture
@@ -194,17 +271,23 @@ impl<S: Scheduler + Sync> VectorField for MixtureVelocity<S> {
     /// u(x, t).
     fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let [n, d] = x.dims();
-        let ts = to_vec(t);
+        let (xs, ts) = (to_vec(x), to_vec(t));
         let sched = &self.score.kernel.scheduler;
-        let out = self.score.map_rows(x, t, d, |pt, r, row, o| {
-            let t = ts[r];
+        let out = self.score.by_time(x, t, d, |pt, rows| {
+            let t = ts[rows[0]];
             let coef = (
                 sched.alpha(t),
                 sched.sigma(t),
                 sched.d_alpha(t),
                 sched.d_sigma(t),
             );
-            o.copy_from_slice(&self.score.mixture.path_velocity(pt, row, coef));
+            rows.par_iter()
+                .flat_map_iter(|&r| {
+                    self.score
+                        .mixture
+                        .path_velocity(pt, &xs[r * d..(r + 1) * d], coef)
+                })
+                .collect()
         });
         matrix_like(out, n, d, x)
     }
@@ -219,6 +302,153 @@ fn split_pairs(out: Vec<f64>, n: usize, d: usize, like: &Tensor<2>) -> (Tensor<2
         b.extend_from_slice(&row[d..]);
     }
     (matrix_like(a, n, d, like), matrix_like(b, n, d, like))
+}
+
+/// A mixture whose components carry class labels, perturbed by a kernel: the exact
+/// time-dependent classifier of a labelled mixture,
+///
+///   p(c | x_t, t) = Σ_{k: yₖ = c} rₖ(x_t),   rₖ the responsibilities of p_t,
+///
+/// and its input gradient ∇ₓ log p(c | x_t, t) = Σₖ (rₖ⁽ᶜ⁾ − rₖ) gₖ with rₖ⁽ᶜ⁾ = rₖ 𝟙[yₖ = c] /
+/// p(c | x_t) ([`ClassLogGradient`]). The class-conditional law is the sub-mixture of class c
+/// ([`LabelledMixture::class_score`]), so s + ∇ log p(c | ·) is its score: classifier
+/// guidance at scale 1 with this classifier is exact conditional sampling.
+#[derive(Debug, Clone)]
+pub struct LabelledMixture<K = Unperturbed, M = GaussianMixture> {
+    /// The (unconditional) mixture and kernel.
+    pub score: MixtureScore<K, M>,
+    /// The class yₖ of every component.
+    pub labels: Vec<usize>,
+    /// The number of classes C (every yₖ < C).
+    pub classes: usize,
+}
+
+impl<K: PerturbationKernel + Clone + Sync> LabelledMixture<K, GaussianMixture> {
+    /// A built-in mixture data set with each component its own class (the labels a
+    /// conditional model is trained with, `data`'s component ids).
+    pub fn for_dataset(dataset: Dataset, kernel: K) -> Result<Self> {
+        let score = MixtureScore::for_dataset(dataset, kernel)?;
+        let k = score.mixture.weights().len();
+        Self::new(score, (0..k).collect(), k)
+    }
+}
+
+impl<K: PerturbationKernel + Clone + Sync, M: MixtureLaw> LabelledMixture<K, M> {
+    /// Labels `labels` (one per component, each < `classes`) for the mixture of `score`.
+    pub fn new(score: MixtureScore<K, M>, labels: Vec<usize>, classes: usize) -> Result<Self> {
+        let k = score.mixture.weights().len();
+        if labels.len() != k {
+            return Err(Error::Shape(format!(
+                "{} labels for a mixture of {k} components",
+                labels.len()
+            )));
+        }
+        if let Some(l) = labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::InvalidInput(format!(
+                "component label {l} is out of range for {classes} classes"
+            )));
+        }
+        Ok(Self {
+            score,
+            labels,
+            classes,
+        })
+    }
+
+    fn check_class(&self, class: usize) -> Result<Vec<usize>> {
+        let members: Vec<usize> = (0..self.labels.len())
+            .filter(|&k| self.labels[k] == class)
+            .collect();
+        if class >= self.classes || members.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "class {class} has no component (classes 0..{})",
+                self.classes.saturating_sub(1)
+            )));
+        }
+        Ok(members)
+    }
+
+    /// log p(c | x_t, t) for every class c, `(batch, C)`.
+    pub fn log_probs(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let xs = to_vec(x);
+        let classes = self.classes;
+        let out = self.score.by_time(x, t, classes, |mix, rows| {
+            let resp = mix.responsibilities_batch(&gather(&xs, d, rows));
+            let kk = self.labels.len();
+            resp.chunks_exact(kk)
+                .flat_map(|r| {
+                    let mut p = vec![0.0; classes];
+                    for (k, rk) in r.iter().enumerate() {
+                        p[self.labels[k]] += rk;
+                    }
+                    p.into_iter().map(f64::ln)
+                })
+                .collect()
+        });
+        matrix_like(out, n, classes, x)
+    }
+
+    /// The exact class-conditional score: the sub-mixture of class c (weights renormalised),
+    /// under the same kernel.
+    pub fn class_score(&self, class: usize) -> Result<MixtureScore<K, M>> {
+        let members = self.check_class(class)?;
+        Ok(MixtureScore::new(
+            self.score.mixture.select(&members)?,
+            self.score.kernel.clone(),
+        ))
+    }
+
+    /// The field ∇ₓ log p(c | x_t, t).
+    pub fn class_gradient(&self, class: usize) -> Result<ClassLogGradient<'_, K, M>> {
+        self.check_class(class)?;
+        Ok(ClassLogGradient { of: self, class })
+    }
+}
+
+/// ∇ₓ log p(c | x_t, t) = Σₖ (rₖ⁽ᶜ⁾ − rₖ) gₖ of a [`LabelledMixture`] (see there), as a field
+/// (the exact classifier's input gradient, in the kernel's time).
+#[derive(Debug, Clone, Copy)]
+pub struct ClassLogGradient<'a, K, M> {
+    of: &'a LabelledMixture<K, M>,
+    class: usize,
+}
+
+impl<K: PerturbationKernel + Clone + Sync, M: MixtureLaw> VectorField
+    for ClassLogGradient<'_, K, M>
+{
+    fn dim(&self) -> usize {
+        self.of.score.mixture.dim()
+    }
+
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let xs = to_vec(x);
+        let kk = self.of.labels.len();
+        let out = self.of.score.by_time(x, t, d, |mix, rows| {
+            let xr = gather(&xs, d, rows);
+            let resp = mix.responsibilities_batch(&xr);
+            let coef: Vec<f64> = resp
+                .chunks_exact(kk)
+                .flat_map(|r| {
+                    let pc: f64 = (0..kk)
+                        .filter(|&k| self.of.labels[k] == self.class)
+                        .map(|k| r[k])
+                        .sum();
+                    (0..kk).map(move |k| {
+                        let own = if self.of.labels[k] == self.class {
+                            r[k] / pc
+                        } else {
+                            0.0
+                        };
+                        own - r[k]
+                    })
+                })
+                .collect();
+            mix.weighted_residuals(&xr, &coef)
+        });
+        matrix_like(out, n, d, x)
+    }
 }
 
 #[cfg(test)]

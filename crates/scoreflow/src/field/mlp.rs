@@ -1,9 +1,17 @@
 //! The multilayer-perceptron field v_θ(x, t) with exact forward-mode tangents.
 //!
-//! Layout: input [x, φ(t)] → Linear → act → … (`depth` hidden layers of `width`) → Linear → d.
-//! φ(t) is either t itself (`Raw`, the reference MLP (x, y, t) → 512⁴ → 2) or Gaussian Fourier
-//! features [sin 2πf t, cos 2πf t]. Layer k is burn's `Linear` with weight stored `[d_in, d_out]`;
-//! PyTorch's `nn.Sequential` stores the same layer as `(2k).weight` of shape `(d_out, d_in)`.
+//! Layout: input [x, φ(t), e(y)] → Linear → act → … (`depth` hidden layers of `width`) →
+//! Linear → d (or K logits for a classifier, [`MlpConfig::outputs`]). φ(t) is either t itself
+//! (`Raw`, the reference MLP (x, y, t) → 512⁴ → 2) or Gaussian Fourier features
+//! [sin 2πf t, cos 2πf t]. A class-conditional network ([`MlpConfig::classes`] = K > 0) also
+//! takes the one-hot e(y) of K + 1 entries: class y ∈ {0, …, K − 1}, or the null label K that
+//! label dropout trains and classifier-free guidance's unconditional branch uses (as in Ho &
+//! Salimans 2022). e(y) enters the first layer only, where W₁ e(y) is row y of W₁'s label
+//! block. Layer k is burn's `Linear` with weight stored `[d_in, d_out]`; PyTorch's
+//! `nn.Sequential` stores the same layer as `(2k).weight` of shape `(d_out, d_in)`.
+//!
+//! Labels are given per row as indices into the one-hot, `0..=K` (K = null); `None` means the
+//! null label for every row (and is the only choice for an unconditional network).
 //!
 //! Tangents (Jacobian–vector products in x, no double backward): with z_l = W_l h_{l−1} + b_l,
 //! ṫ_l = act'(z_l) ⊙ (W_l ṫ_{l−1}); all are ordinary tensor ops, so they can themselves be
@@ -117,6 +125,17 @@ pub struct MlpConfig {
     /// Time input.
     #[serde(default)]
     pub time: TimeEmbedding,
+    /// Number of classes K of a class-conditional network (0: unconditional). The input gains
+    /// a one-hot of K + 1 entries (the last is the null label).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classes: usize,
+    /// Output width when it is not d: a time-dependent classifier's K logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<usize>,
+}
+
+fn is_zero(k: &usize) -> bool {
+    *k == 0
 }
 
 impl MlpConfig {
@@ -128,7 +147,45 @@ impl MlpConfig {
             depth,
             activation: Activation::Silu,
             time: TimeEmbedding::Raw,
+            classes: 0,
+            outputs: None,
         }
+    }
+
+    /// The same architecture conditioned on K classes (one-hot of K + 1 with the null label).
+    pub fn with_classes(mut self, classes: usize) -> Self {
+        self.classes = classes;
+        self
+    }
+
+    /// The same architecture with `outputs` outputs (a classifier's K logits) instead of d.
+    pub fn with_outputs(mut self, outputs: usize) -> Self {
+        self.outputs = Some(outputs);
+        self
+    }
+
+    /// Output width: d, or [`MlpConfig::outputs`].
+    pub fn out_dim(&self) -> usize {
+        self.outputs.unwrap_or(self.dim)
+    }
+
+    /// Width of the label one-hot: K + 1 for a conditional network, 0 otherwise.
+    pub fn label_features(&self) -> usize {
+        if self.classes > 0 {
+            self.classes + 1
+        } else {
+            0
+        }
+    }
+
+    /// Width d + |φ(t)| of the dense part of the input (everything but the label one-hot).
+    pub fn dense_input_dim(&self) -> usize {
+        self.dim + self.time.features()
+    }
+
+    /// The one-hot index of the null label: K.
+    pub fn null_label(&self) -> usize {
+        self.classes
     }
 
     /// The reference configuration: (x, y, t) → 512 → 512 → 512 → 512 → 2, SiLU.
@@ -136,16 +193,16 @@ impl MlpConfig {
         Self::new(2, 512, 4)
     }
 
-    /// Input width d + |φ(t)|.
+    /// Input width d + |φ(t)| (+ K + 1 for a conditional network).
     pub fn input_dim(&self) -> usize {
-        self.dim + self.time.features()
+        self.dense_input_dim() + self.label_features()
     }
 
     /// (d_in, d_out) of every Linear layer.
     pub fn layer_dims(&self) -> Vec<(usize, usize)> {
         let mut dims = vec![self.input_dim()];
         dims.extend(std::iter::repeat_n(self.width, self.depth));
-        dims.push(self.dim);
+        dims.push(self.out_dim());
         dims.windows(2).map(|w| (w[0], w[1])).collect()
     }
 
@@ -176,7 +233,7 @@ impl MlpConfig {
                     self.input_dim(),
                     self.width,
                     self.depth,
-                    self.dim,
+                    self.out_dim(),
                     self.layer_dims()
                 ),
             },
@@ -224,16 +281,46 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Network input [x, φ(t)].
-    fn input(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
-        Tensor::cat(vec![x.clone(), self.config.time.embed(t)], 1)
+    /// Network input [x, φ(t), e(y)] (the one-hot only for a conditional network; `labels`
+    /// per row in `0..=K`, `None` = the null label K everywhere).
+    ///
+    /// # Panics
+    /// If a label exceeds K or their count is not the batch size (programming errors: the
+    /// `Network` impl validates user input first).
+    fn input(&self, x: &Tensor<2>, t: &Tensor<1>, labels: Option<&[usize]>) -> Tensor<2> {
+        let mut parts = vec![x.clone(), self.config.time.embed(t)];
+        let lf = self.config.label_features();
+        if lf > 0 {
+            let n = x.dims()[0];
+            let mut onehot = vec![0.0; n * lf];
+            for r in 0..n {
+                let y = labels.map_or(self.config.null_label(), |l| l[r]);
+                assert!(y < lf, "label {y} out of range 0..={}", lf - 1);
+                onehot[r * lf + y] = 1.0;
+            }
+            if let Some(l) = labels {
+                assert_eq!(l.len(), n, "{} labels for {n} rows", l.len());
+            }
+            parts.push(matrix_like(onehot, n, lf, x));
+        }
+        Tensor::cat(parts, 1)
     }
 
-    /// v_θ(x, t).
+    /// v_θ(x, t) (the null label for a conditional network).
     pub fn forward(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        self.forward_given(x, t, None)
+    }
+
+    /// v_θ(x, t | y) with per-row labels in `0..=K` (`None`: the null label).
+    pub fn forward_given(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+    ) -> Tensor<2> {
         let act = self.config.activation;
         let last = self.layers.len() - 1;
-        let mut h = self.input(x, t);
+        let mut h = self.input(x, t, labels);
         for (l, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h);
             if l < last {
@@ -249,12 +336,13 @@ impl Mlp {
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
+        labels: Option<&[usize]>,
         tan: Tensor<2>,
         k: usize,
     ) -> (Tensor<2>, Tensor<2>) {
         let act = self.config.activation;
         let last = self.layers.len() - 1;
-        let mut h = self.input(x, t);
+        let mut h = self.input(x, t, labels);
         let mut dt = tan;
         for (l, layer) in self.layers.iter().enumerate() {
             let z = layer.forward(h);
@@ -270,10 +358,11 @@ impl Mlp {
         (h, dt)
     }
 
-    /// Pads an x-tangent `(n, d)` with zeros for the time features.
+    /// Pads an x-tangent `(n, d)` with zeros for the time and label features (neither moves
+    /// with x).
     fn pad_tangent(&self, u: Tensor<2>) -> Tensor<2> {
         let [n, _] = u.dims();
-        let tf = self.config.time.features();
+        let tf = self.config.input_dim() - self.config.dim;
         let zeros = matrix_like(vec![0.0; n * tf], n, tf, &u);
         Tensor::cat(vec![u, zeros], 1)
     }
@@ -283,22 +372,36 @@ impl Mlp {
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
+        labels: Option<&[usize]>,
         u: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.tangents(x, t, self.pad_tangent(u.clone()), 1)
+        self.tangents(x, t, labels, self.pad_tangent(u.clone()), 1)
     }
 
     /// (v, Jᵀ·w) exactly: one forward pass keeping act′(zₗ), then gₗ₋₁ = (gₗ ⊙ act′(zₗ)) Wₗᵀ
-    /// from g = w; the time features' share of the input gradient is dropped.
+    /// from g = w; the time and label features' share of the input gradient is dropped.
     pub fn forward_vjp(
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
+        labels: Option<&[usize]>,
         w: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.forward_vjp_with(x, t, labels, &|_| w.clone())
+    }
+
+    /// (v, Jᵀ·w(v)) for a cotangent computed from the output v: one forward pass, w(v), one
+    /// backward pass.
+    pub fn forward_vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
         let act = self.config.activation;
         let last = self.layers.len() - 1;
-        let mut h = self.input(x, t);
+        let mut h = self.input(x, t, labels);
         let mut derivs = Vec::with_capacity(last);
         for (l, layer) in self.layers.iter().enumerate() {
             let z = layer.forward(h);
@@ -309,7 +412,7 @@ impl Mlp {
                 h = z;
             }
         }
-        let mut g = w.clone();
+        let mut g = w(&h);
         for (l, layer) in self.layers.iter().enumerate().rev() {
             if l < last {
                 g = g * derivs[l].clone();
@@ -321,7 +424,12 @@ impl Mlp {
 
     /// (v, ∇·v) exactly: the d tangent directions e₁…e_d stacked into one batch of d·n rows,
     /// so each layer costs one matmul; differentiable in the weights.
-    pub fn forward_divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
+    pub fn forward_divergence(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+    ) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
         let mut e = vec![0.0; d * n * d];
         for i in 0..d {
@@ -330,7 +438,7 @@ impl Mlp {
             }
         }
         let tan = self.pad_tangent(matrix_like(e, d * n, d, x));
-        let (v, jt) = self.tangents(x, t, tan, d);
+        let (v, jt) = self.tangents(x, t, labels, tan, d);
         let mut div: Option<Tensor<1>> = None;
         for i in 0..d {
             let c = jt.clone().narrow(0, i * n, n).narrow(1, i, 1).reshape([n]);
@@ -655,6 +763,8 @@ impl MlpConfig {
             depth: dims.len() - 1,
             activation,
             time: TimeEmbedding::Raw,
+            classes: 0,
+            outputs: None,
         };
         Ok((config, layout))
     }
@@ -721,16 +831,24 @@ impl VectorField for Mlp {
         self.forward(x, t)
     }
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        self.forward_jvp(x, t, u)
+        self.forward_jvp(x, t, None, u)
     }
     fn exact_jvp(&self) -> bool {
         true
     }
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
-        self.forward_divergence(x, t)
+        self.forward_divergence(x, t, None)
     }
     fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        self.forward_vjp(x, t, w)
+        self.forward_vjp(x, t, None, w)
+    }
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.forward_vjp_with(x, t, None, w)
     }
 }
 
@@ -766,7 +884,7 @@ mod tests {
             for time in [TimeEmbedding::Raw, TimeEmbedding::fourier(4, 1.0, &mut r)] {
                 let (m, x, t) = setup(time, act);
                 let u = randn(5, 3, &cpu(), DType::F64, &mut r);
-                let (_, jv) = m.forward_jvp(&x, &t, &u);
+                let (_, jv) = m.forward_jvp(&x, &t, None, &u);
                 let h = 1e-5;
                 let fd = (m.forward(&(x.clone() + u.clone() * h), &t)
                     - m.forward(&(x.clone() - u.clone() * h), &t))
@@ -777,7 +895,7 @@ mod tests {
                         "{act:?}: jvp {a} vs fd {b}"
                     );
                 }
-                let (_, div) = m.forward_divergence(&x, &t);
+                let (_, div) = m.forward_divergence(&x, &t, None);
                 let mut fd_div = vec![0.0; 5];
                 for i in 0..3 {
                     let e = crate::field::basis_like(&x, i);
@@ -816,7 +934,7 @@ mod tests {
             let x = randn(9, 2, &dev, DType::F64, &mut r);
             let t = crate::tensor::uniform(9, 0.0, 1.0, &dev, DType::F64, &mut r);
             let loss = |m: &Mlp, x: &Tensor<2>, t: &Tensor<1>| {
-                let (v, div) = m.forward_divergence(x, t);
+                let (v, div) = m.forward_divergence(x, t, None);
                 div.sum() + v.sum()
             };
             let grads = loss(&m, &x, &t).backward();
@@ -878,8 +996,8 @@ mod tests {
                 let (m, x, t) = setup(time, act);
                 let u = randn(5, 3, &cpu(), DType::F64, &mut r);
                 let w = randn(5, 3, &cpu(), DType::F64, &mut r);
-                let (v1, ju) = m.forward_jvp(&x, &t, &u);
-                let (v2, jtw) = m.forward_vjp(&x, &t, &w);
+                let (v1, ju) = m.forward_jvp(&x, &t, None, &u);
+                let (v2, jtw) = m.forward_vjp(&x, &t, None, &w);
                 let lhs = to_vec(&(ju * w.clone()).sum_dim(1));
                 let rhs = to_vec(&(jtw * u.clone()).sum_dim(1));
                 for (a, b) in lhs.iter().zip(&rhs) {

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod analytic;
 pub mod convert;
+pub mod counted;
 pub mod divergence;
 pub mod mlp;
 pub mod network;
@@ -57,6 +58,22 @@ pub trait VectorField {
     /// reverse pass (the cost of posterior sampling must not grow with d).
     fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         vjp_by_jvp(x, w, |u| self.jvp(x, t, u))
+    }
+
+    /// (v(x, t), Jᵀ·w(v)): the input gradient of ⟨w, v⟩ for a cotangent that depends on the
+    /// output itself (DPS's w = Aᵀ(y − A x̂₀(v)), a classifier's w = e_c − softmax(v)).
+    ///
+    /// Default: v = eval, then [`VectorField::vjp`] (two forward passes); networks override it
+    /// with one forward pass that keeps its activations and one backward pass.
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let v = self.eval(x, t);
+        let (_, g) = self.vjp(x, t, &w(&v));
+        (v, g)
     }
 
     /// (v(x, t), J) with J\[b, i, j\] = ∂vᵢ/∂xⱼ of shape `(batch, d, d)`, by d products J·eⱼ.
@@ -165,6 +182,14 @@ macro_rules! forward_field {
             }
             fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
                 (**self).vjp(x, t, w)
+            }
+            fn vjp_with(
+                &self,
+                x: &Tensor<2>,
+                t: &Tensor<1>,
+                w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+            ) -> (Tensor<2>, Tensor<2>) {
+                (**self).vjp_with(x, t, w)
             }
         }
     )*};

@@ -34,11 +34,16 @@ pub enum Condition {
     None,
     /// The same class label k ∈ {0, …, K − 1} for every row.
     Class(usize),
-    /// One class label per row.
-    Labels(Arc<[usize]>),
+    /// One label per row: a class, or `None` for the null label (label dropout's rows).
+    Labels(Arc<[Option<usize>]>),
 }
 
 impl Condition {
+    /// One class label per row.
+    pub fn labels(labels: impl IntoIterator<Item = usize>) -> Self {
+        Condition::Labels(labels.into_iter().map(Some).collect())
+    }
+
     /// Errors unless every label is below `classes` (a network with `classes = 0` accepts only
     /// [`Condition::None`]) and, for per-row labels, there is one per row of a `rows`-row batch
     /// (`rows = None` skips that check).
@@ -69,7 +74,7 @@ impl Condition {
                         )));
                     }
                 }
-                l.iter().try_for_each(|&k| check(k))
+                l.iter().flatten().try_for_each(|&k| check(k))
             }
         }
     }
@@ -79,7 +84,20 @@ impl Condition {
         match self {
             Condition::None => None,
             Condition::Class(k) => Some(*k),
-            Condition::Labels(l) => Some(l[i]),
+            Condition::Labels(l) => l[i],
+        }
+    }
+
+    /// The one-hot indices of a network with K = `classes` classes for a batch of `rows`:
+    /// the class, or K for the null label; `None` when every row is null (or K = 0).
+    pub fn label_rows(&self, classes: usize, rows: usize) -> Option<Vec<usize>> {
+        if classes == 0 {
+            return None;
+        }
+        match self {
+            Condition::None => None,
+            Condition::Class(k) => Some(vec![*k; rows]),
+            Condition::Labels(l) => Some(l.iter().map(|o| o.unwrap_or(classes)).collect()),
         }
     }
 }
@@ -144,12 +162,17 @@ impl Architecture {
     pub fn describe(&self) -> String {
         match self {
             Architecture::Mlp(c) => format!(
-                "MLP {}→{}×{}→{} ({})",
+                "MLP {}→{}×{}→{} ({}{})",
                 c.input_dim(),
                 c.width,
                 c.depth,
-                c.dim,
-                c.activation.name()
+                c.out_dim(),
+                c.activation.name(),
+                if c.classes > 0 {
+                    format!(", {} classes", c.classes)
+                } else {
+                    String::new()
+                }
             ),
             Architecture::Unet(c) => c.describe(),
         }
@@ -226,6 +249,20 @@ pub trait Network: Send + Sync {
         super::vjp_by_jvp(x, w, |u| self.jvp(x, t, c, u))
     }
 
+    /// (v, Jᵀ·w(v)) for a cotangent computed from the output (see
+    /// [`VectorField::vjp_with`]). Default: forward, then [`Network::vjp`].
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        c: &Condition,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let v = self.forward(x, t, c);
+        let (_, g) = self.vjp(x, t, c, &w(&v));
+        (v, g)
+    }
+
     /// The weights under PyTorch-compatible names, as f32 (what `model.safetensors` holds).
     fn state_dict(&self) -> StateDict;
 }
@@ -248,6 +285,15 @@ macro_rules! forward_network {
             }
             fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
                 (**self).vjp(x, t, c, w)
+            }
+            fn vjp_with(
+                &self,
+                x: &Tensor<2>,
+                t: &Tensor<1>,
+                c: &Condition,
+                w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+            ) -> (Tensor<2>, Tensor<2>) {
+                (**self).vjp_with(x, t, c, w)
             }
             fn state_dict(&self) -> StateDict { (**self).state_dict() }
         }
@@ -299,6 +345,14 @@ impl<N: Network> VectorField for Conditioned<N> {
     fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         self.net.vjp(x, t, &self.condition, w)
     }
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.net.vjp_with(x, t, &self.condition, w)
+    }
 }
 
 #[cfg(test)]
@@ -325,9 +379,14 @@ mod tests {
         assert!(Condition::Class(0).validate(0, None).is_err());
         assert!(Condition::Class(2).validate(3, None).is_ok());
         assert!(Condition::Class(3).validate(3, None).is_err());
-        let l = Condition::Labels(vec![0, 1, 2].into());
+        let l = Condition::labels([0, 1, 2]);
         assert!(l.validate(3, Some(3)).is_ok());
         assert!(l.validate(3, Some(4)).is_err());
         assert!(l.validate(2, Some(3)).is_err());
+        let dropped = Condition::Labels(vec![Some(1), None].into());
+        assert!(dropped.validate(2, Some(2)).is_ok());
+        assert_eq!(dropped.label_rows(2, 2), Some(vec![1, 2]));
+        assert_eq!(Condition::Class(1).label_rows(3, 2), Some(vec![1, 1]));
+        assert_eq!(Condition::None.label_rows(3, 2), None);
     }
 }

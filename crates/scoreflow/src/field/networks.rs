@@ -2,16 +2,32 @@
 //! reference, and the one that trains on any device), the fused CPU [`FusedMlp`] (the fast
 //! path for sampling MLPs on the CPU) and the image [`Unet`]. Kept apart from the networks themselves so that `mlp`
 //! and `fused` do not depend on the trait or on the list of architectures.
+//!
+//! Both honour the [`Condition`]: a class-conditional MLP (`MlpConfig::classes` = K > 0) gets
+//! the one-hot of the class, or of the null label K for [`Condition::None`] and dropped rows;
+//! an unconditional one accepts only the null condition.
 
 use super::mlp::Mlp;
 use super::network::{Architecture, Condition, Network};
 use super::unet::Unet;
-use super::VectorField;
 use crate::fused::FusedMlp;
 use crate::state::{StateDict, StoredDType};
 use crate::tensor::{DType, Tensor};
 
-/// The burn MLP as a [`Network`]: unconditional (it accepts only [`Condition::None`]).
+/// The one-hot indices of `c` for an MLP of K = `classes` classes and `rows` rows.
+///
+/// # Panics
+/// (debug builds) On a class given to an unconditional network: conditions are validated where
+/// they enter ([`Condition::validate`], `Conditioned::new`).
+fn label_rows(c: &Condition, classes: usize, rows: usize) -> Option<Vec<usize>> {
+    debug_assert!(
+        classes > 0 || (0..rows).all(|i| c.label(i).is_none()),
+        "an unconditional MLP got a class condition"
+    );
+    c.label_rows(classes, rows)
+}
+
+/// The burn MLP as a [`Network`].
 impl Network for Mlp {
     fn architecture(&self) -> Architecture {
         Architecture::Mlp(self.config.clone())
@@ -19,33 +35,49 @@ impl Network for Mlp {
     fn dim(&self) -> usize {
         self.config.dim
     }
+    fn classes(&self) -> usize {
+        self.config.classes
+    }
     fn forward(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> Tensor<2> {
-        debug_assert_eq!(*c, Condition::None, "an unconditional MLP got a condition");
-        Mlp::forward(self, x, t)
+        let l = label_rows(c, self.config.classes, x.dims()[0]);
+        self.forward_given(x, t, l.as_deref())
     }
     fn jvp(
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
-        _c: &Condition,
+        c: &Condition,
         u: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_jvp(x, t, u)
+        let l = label_rows(c, self.config.classes, x.dims()[0]);
+        self.forward_jvp(x, t, l.as_deref(), u)
     }
     fn exact_jvp(&self) -> bool {
         true
     }
-    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, _c: &Condition) -> (Tensor<2>, Tensor<1>) {
-        self.forward_divergence(x, t)
+    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> (Tensor<2>, Tensor<1>) {
+        let l = label_rows(c, self.config.classes, x.dims()[0]);
+        self.forward_divergence(x, t, l.as_deref())
     }
     fn vjp(
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
-        _c: &Condition,
+        c: &Condition,
         w: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_vjp(x, t, w)
+        let l = label_rows(c, self.config.classes, x.dims()[0]);
+        self.forward_vjp(x, t, l.as_deref(), w)
+    }
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        c: &Condition,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let l = label_rows(c, self.config.classes, x.dims()[0]);
+        self.forward_vjp_with(x, t, l.as_deref(), w)
     }
     fn state_dict(&self) -> StateDict {
         let mut sd = StateDict::new();
@@ -54,7 +86,7 @@ impl Network for Mlp {
     }
 }
 
-/// The fused MLP as a [`Network`]: unconditional (it accepts only [`Condition::None`]).
+/// The fused MLP as a [`Network`].
 impl Network for FusedMlp {
     fn architecture(&self) -> Architecture {
         Architecture::Mlp(self.config().clone())
@@ -62,33 +94,49 @@ impl Network for FusedMlp {
     fn dim(&self) -> usize {
         self.config().dim
     }
+    fn classes(&self) -> usize {
+        self.config().classes
+    }
     fn forward(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> Tensor<2> {
-        debug_assert_eq!(*c, Condition::None, "an unconditional MLP got a condition");
-        VectorField::eval(self, x, t)
+        let l = label_rows(c, self.config().classes, x.dims()[0]);
+        self.eval_given(x, t, l.as_deref())
     }
     fn jvp(
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
-        _c: &Condition,
+        c: &Condition,
         u: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        VectorField::jvp(self, x, t, u)
+        let l = label_rows(c, self.config().classes, x.dims()[0]);
+        self.jvp_given(x, t, l.as_deref(), u)
     }
     fn exact_jvp(&self) -> bool {
         true
     }
-    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, _c: &Condition) -> (Tensor<2>, Tensor<1>) {
-        VectorField::divergence(self, x, t)
+    fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> (Tensor<2>, Tensor<1>) {
+        let l = label_rows(c, self.config().classes, x.dims()[0]);
+        self.divergence_given(x, t, l.as_deref())
     }
     fn vjp(
         &self,
         x: &Tensor<2>,
         t: &Tensor<1>,
-        _c: &Condition,
+        c: &Condition,
         w: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        VectorField::vjp(self, x, t, w)
+        let l = label_rows(c, self.config().classes, x.dims()[0]);
+        self.vjp_given(x, t, l.as_deref(), &|_| w.clone())
+    }
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        c: &Condition,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let l = label_rows(c, self.config().classes, x.dims()[0]);
+        self.vjp_given(x, t, l.as_deref(), w)
     }
     fn state_dict(&self) -> StateDict {
         let mut sd = StateDict::new();
@@ -109,11 +157,12 @@ const UNET_TANGENT_ROWS: usize = 2048;
 /// differentiable in the weights, so Hyvärinen and sliced score matching train it), and the
 /// VJP by one autodiff backward pass. Conditioned on a class when built with `classes > 0`.
 /// The per-row labels of a condition for an n-row batch (`None`: the null label).
-fn unet_labels(c: &Condition, n: usize) -> Option<std::borrow::Cow<'_, [usize]>> {
+/// `null` is the null label's index (the network's class count K).
+fn unet_labels(c: &Condition, n: usize, null: usize) -> Option<Vec<usize>> {
     match c {
         Condition::None => None,
-        Condition::Class(k) => Some(vec![*k; n].into()),
-        Condition::Labels(l) => Some(std::borrow::Cow::Borrowed(l)),
+        Condition::Class(k) => Some(vec![*k; n]),
+        Condition::Labels(l) => Some(l.iter().map(|y| y.unwrap_or(null)).collect()),
     }
 }
 
@@ -128,7 +177,12 @@ impl Network for Unet {
         self.config.classes
     }
     fn forward(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> Tensor<2> {
-        Unet::forward(self, x, t, unet_labels(c, x.dims()[0]).as_deref())
+        Unet::forward(
+            self,
+            x,
+            t,
+            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
+        )
     }
     fn jvp(
         &self,
@@ -137,14 +191,19 @@ impl Network for Unet {
         c: &Condition,
         u: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_jvp(x, t, unet_labels(c, x.dims()[0]).as_deref(), u)
+        self.forward_jvp(
+            x,
+            t,
+            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
+            u,
+        )
     }
     fn exact_jvp(&self) -> bool {
         true
     }
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> (Tensor<2>, Tensor<1>) {
         let n = x.dims()[0].max(1);
-        let labels = unet_labels(c, x.dims()[0]);
+        let labels = unet_labels(c, x.dims()[0], self.config.classes);
         self.forward_divergence(x, t, labels.as_deref(), (UNET_TANGENT_ROWS / n).max(1))
     }
     fn vjp(
@@ -154,7 +213,12 @@ impl Network for Unet {
         c: &Condition,
         w: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_vjp(x, t, unet_labels(c, x.dims()[0]).as_deref(), w)
+        self.forward_vjp(
+            x,
+            t,
+            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
+            w,
+        )
     }
     fn state_dict(&self) -> StateDict {
         let mut sd = StateDict::new();
@@ -169,6 +233,7 @@ mod tests {
     use crate::field::divergence::{hutchinson_divergence, hutchinson_probes, ProbeNoise};
     use crate::field::network::Conditioned;
     use crate::field::unet::UnetConfig;
+    use crate::field::VectorField;
     use crate::tensor::{cpu, randn, rng, to_vec, vector};
 
     /// Hutchinson against exact on a U-Net over 1 × 8 × 8 images (d = 64): for each of 4

@@ -15,6 +15,11 @@
 //! * Training: [`FusedTrainer`] (forward with saved activations, backward, Adam/AdamW with burn's
 //!   semantics, clipping, EMA).
 //!
+//! * Class conditions: a conditional network's input carries the one-hot e(y) of K + 1 labels,
+//!   but W₁ e(y) is row y of W₁'s label block, so the first layer runs its GEMM on the dense
+//!   part [x, φ(t)] only and adds one gathered row per point (no GEMM over zeros); in training
+//!   the label block's gradient is a scatter-add of the rows of ∂L/∂z₁.
+//!
 //! The burn [`Mlp`] stays the reference: conversions go both ways ([`FusedMlp::from_mlp`],
 //! [`FusedMlp::to_mlp`]) and the tests check outputs, tangents and gradients against it. All
 //! arithmetic is f32; f64 tensors given to the [`VectorField`] methods are rounded to f32.
@@ -102,11 +107,21 @@ enum Dirs<'a> {
     Basis,
 }
 
-/// The MLP field v_θ(x, t) of an [`MlpConfig`] with weights in one f32 buffer (layer after
-/// layer: W `[d_in, d_out]` row-major, then b), evaluated by fused CPU kernels.
+/// Where a conditional network's label rows live: W₁ rows `off / d_out ..` of `count` = K + 1
+/// labels (the null label last), right after W₁'s dense rows.
+#[derive(Debug, Clone, Copy)]
+struct LabelBlock {
+    off: usize,
+    count: usize,
+}
+
+/// The MLP field v_θ(x, t | y) of an [`MlpConfig`] with weights in one f32 buffer (layer after
+/// layer: W `[d_in, d_out]` row-major, then b), evaluated by fused CPU kernels. Layer 0's
+/// [`Layer`] describes its dense rows only; a conditional network's label rows follow them.
 pub struct FusedMlp {
     config: MlpConfig,
     layers: Vec<Layer>,
+    labels: Option<LabelBlock>,
     params: Vec<f32>,
     /// Wᵀ `[d_out, d_in]` of every layer at the same offsets as in `params` (bias slots unused).
     wt: Vec<f32>,
@@ -120,6 +135,7 @@ impl Clone for FusedMlp {
         Self {
             config: self.config.clone(),
             layers: self.layers.clone(),
+            labels: self.labels,
             params: self.params.clone(),
             wt: self.wt.clone(),
             freqs: self.freqs.clone(),
@@ -146,11 +162,30 @@ impl FusedMlp {
                 config.dim, config.width
             )));
         }
+        if config.out_dim() != config.dim {
+            return Err(Error::InvalidInput(format!(
+                "the fused engine evaluates fields of R^{} (outputs = d); this network has {} outputs (a classifier: use the burn MLP)",
+                config.dim,
+                config.out_dim()
+            )));
+        }
         let mut layers = Vec::new();
+        let mut labels = None;
         let mut off = 0;
-        for (d_in, d_out) in config.layer_dims() {
+        for (k, (d_in, d_out)) in config.layer_dims().into_iter().enumerate() {
+            // Layer 0 of a conditional network: the dense rows are the layer, the label rows
+            // follow them before the bias.
+            let dense = if k == 0 && config.classes > 0 {
+                labels = Some(LabelBlock {
+                    off: off + config.dense_input_dim() * d_out,
+                    count: config.label_features(),
+                });
+                config.dense_input_dim()
+            } else {
+                d_in
+            };
             layers.push(Layer {
-                d_in,
+                d_in: dense,
                 d_out,
                 w: off,
                 b: off + d_in * d_out,
@@ -177,6 +212,7 @@ impl FusedMlp {
         let mut me = Self {
             config: config.clone(),
             layers,
+            labels,
             wt: vec![0.0; params.len()],
             params,
             freqs,
@@ -210,16 +246,15 @@ impl FusedMlp {
             .layers
             .iter()
             .map(|l| {
-                let w = self.params[l.w..l.w + l.w_len()]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
+                // Layer 0 of a conditional network: dense and label rows, all of W.
+                let d_in = (l.b - l.w) / l.d_out;
+                let w = self.params[l.w..l.b].iter().map(|&v| v as f64).collect();
                 let b = self.params[l.b..l.b + l.d_out]
                     .iter()
                     .map(|&v| v as f64)
                     .collect();
                 linear_from(
-                    matrix(w, l.d_in, l.d_out, device, dtype),
+                    matrix(w, d_in, l.d_out, device, dtype),
                     vector(b, device, dtype),
                 )
             })
@@ -269,7 +304,8 @@ impl FusedMlp {
         let mut jobs: Vec<(Layer, usize, &mut [f32])> = Vec::new();
         let mut rest = self.wt.as_mut_slice();
         for l in &self.layers {
-            let (block, tail) = std::mem::take(&mut rest).split_at_mut(l.w_len() + l.d_out);
+            // W (with any label rows after the dense ones) then b.
+            let (block, tail) = std::mem::take(&mut rest).split_at_mut(l.b + l.d_out - l.w);
             for (i, rows) in block[..l.w_len()]
                 .chunks_mut(ROWS_PER_JOB * l.d_in)
                 .enumerate()
@@ -288,7 +324,7 @@ impl FusedMlp {
         }
     }
 
-    fn check(&self, n: usize, x: &[f32], t: &[f32]) -> Result<()> {
+    fn check(&self, n: usize, x: &[f32], t: &[f32], labels: Option<&[usize]>) -> Result<()> {
         let d = self.config.dim;
         if x.len() != n * d {
             return Err(Error::Shape(format!(
@@ -302,15 +338,52 @@ impl FusedMlp {
                 t.len()
             )));
         }
+        if let Some(l) = labels {
+            let count = self.labels.map_or(0, |b| b.count);
+            if l.len() != n {
+                return Err(Error::Shape(format!(
+                    "{} labels for a batch of {n}",
+                    l.len()
+                )));
+            }
+            if let Some(y) = l.iter().find(|&&y| y >= count) {
+                return Err(Error::InvalidInput(if count == 0 {
+                    format!("label {y} given to an unconditional network")
+                } else {
+                    format!("label {y} is out of range 0..={}", count - 1)
+                }));
+            }
+        }
         Ok(())
     }
 
-    /// v = v_θ(x, t) for `x` of shape `(n, d)` row-major, `t` of length n; writes `v` `(n, d)`.
-    pub fn forward_host(&self, x: &[f32], t: &[f32], v: &mut [f32]) -> Result<()> {
+    /// Adds row y of W₁'s label block to the first `rows` rows of `z` (the primal block), y the
+    /// row's label (the null label when `labels` is `None`); nothing for an unconditional net.
+    fn add_label_rows(&self, z: &mut [f32], rows: usize, labels: Option<&[usize]>) {
+        let Some(block) = self.labels else {
+            return;
+        };
+        let w = self.layers[0].d_out;
+        for (r, zr) in z[..rows * w].chunks_exact_mut(w).enumerate() {
+            let y = labels.map_or(block.count - 1, |l| l[r]);
+            let row = &self.params[block.off + y * w..block.off + (y + 1) * w];
+            zr.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+    }
+
+    /// v = v_θ(x, t | y) for `x` of shape `(n, d)` row-major, `t` of length n and per-row
+    /// labels in `0..=K` (`None`: the null label); writes `v` `(n, d)`.
+    pub fn forward_host(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        labels: Option<&[usize]>,
+        v: &mut [f32],
+    ) -> Result<()> {
         let n = t.len();
-        self.check(n, x, t)?;
+        self.check(n, x, t, labels)?;
         check_out("v", v.len(), n * self.config.dim)?;
-        self.run(x, t, Dirs::None, v, &mut [], 0);
+        self.run(x, t, labels, Dirs::None, v, &mut [], 0);
         Ok(())
     }
 
@@ -319,17 +392,18 @@ impl FusedMlp {
         &self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         u: &[f32],
         v: &mut [f32],
         jv: &mut [f32],
     ) -> Result<()> {
         let n = t.len();
         let d = self.config.dim;
-        self.check(n, x, t)?;
+        self.check(n, x, t, labels)?;
         check_out("u", u.len(), n * d)?;
         check_out("v", v.len(), n * d)?;
         check_out("jv", jv.len(), n * d)?;
-        self.run(x, t, Dirs::Given(u), v, jv, d);
+        self.run(x, t, labels, Dirs::Given(u), v, jv, d);
         Ok(())
     }
 
@@ -338,14 +412,15 @@ impl FusedMlp {
         &self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         v: &mut [f32],
         div: &mut [f32],
     ) -> Result<()> {
         let n = t.len();
-        self.check(n, x, t)?;
+        self.check(n, x, t, labels)?;
         check_out("v", v.len(), n * self.config.dim)?;
         check_out("div", div.len(), n)?;
-        self.run(x, t, Dirs::Basis, v, div, 1);
+        self.run(x, t, labels, Dirs::Basis, v, div, 1);
         Ok(())
     }
 
@@ -354,92 +429,124 @@ impl FusedMlp {
         &self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         v: &mut [f32],
         jac: &mut [f32],
     ) -> Result<()> {
         let n = t.len();
         let d = self.config.dim;
-        self.check(n, x, t)?;
+        self.check(n, x, t, labels)?;
         check_out("v", v.len(), n * d)?;
         check_out("jac", jac.len(), n * d * d)?;
-        self.run(x, t, Dirs::Basis, v, jac, d * d);
+        self.run(x, t, labels, Dirs::Basis, v, jac, d * d);
         Ok(())
     }
 
     /// (v, Jᵀ·w) exactly by one forward pass that keeps act′(z_l) and one reverse pass
-    /// gₗ₋₁ = (gₗ ⊙ act′(zₗ)) Wₗᵀ from g = w (the time features' share of the input gradient is
-    /// dropped); `w`, `v`, `g` are `(n, d)`. Rows are processed in parallel tiles.
+    /// gₗ₋₁ = (gₗ ⊙ act′(zₗ)) Wₗᵀ from g = w (the time and label features' share of the input
+    /// gradient is dropped); `w`, `v`, `g` are `(n, d)`. Rows are processed in parallel tiles.
     pub fn vjp_host(
         &self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         w: &[f32],
+        v: &mut [f32],
+        g: &mut [f32],
+    ) -> Result<()> {
+        check_out("w", w.len(), t.len() * self.config.dim)?;
+        self.vjp_host_with(x, t, labels, &mut |_, wo| wo.copy_from_slice(w), v, g)
+    }
+
+    /// (v, Jᵀ·w(v)) for a cotangent computed from the whole output: a parallel forward pass
+    /// over tiles keeping act′(z_l), then `w(v, w_out)` on all n rows, then the parallel reverse
+    /// pass — one forward and one backward pass, as [`FusedMlp::vjp_host`].
+    pub fn vjp_host_with(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        labels: Option<&[usize]>,
+        w: &mut dyn FnMut(&[f32], &mut [f32]),
         v: &mut [f32],
         g: &mut [f32],
     ) -> Result<()> {
         let n = t.len();
         let d = self.config.dim;
-        self.check(n, x, t)?;
-        check_out("w", w.len(), n * d)?;
+        self.check(n, x, t, labels)?;
         check_out("v", v.len(), n * d)?;
         check_out("g", g.len(), n * d)?;
         if n == 0 {
             return Ok(());
         }
         let rows = self.tile_rows(n, 1, rayon::current_num_threads());
-        let job = |(i, (vp, gp)): (usize, (&mut [f32], &mut [f32]))| {
-            let r0 = i * rows;
-            let r = vp.len() / d;
-            self.vjp_tile(
-                &x[r0 * d..(r0 + r) * d],
-                &t[r0..r0 + r],
-                &w[r0 * d..(r0 + r) * d],
-                vp,
-                gp,
-            );
+        let tiles = n.div_ceil(rows);
+        let parallel = |f: &(dyn Fn(usize) -> Vec<Vec<f32>> + Sync)| -> Vec<Vec<Vec<f32>>> {
+            if tiles == 1 {
+                vec![f(0)]
+            } else {
+                (0..tiles).into_par_iter().map(f).collect()
+            }
         };
-        let parts = v.chunks_mut(rows * d).zip(g.chunks_mut(rows * d));
-        if n <= rows {
-            parts.enumerate().for_each(job);
-        } else {
-            parts
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .enumerate()
-                .for_each(job);
+        // Forward: per tile, act′(zₗ) of every hidden layer and (last) the output rows.
+        let tapes = parallel(&|i| {
+            let (r0, r1) = (i * rows, ((i + 1) * rows).min(n));
+            self.vjp_forward(&x[r0 * d..r1 * d], &t[r0..r1], labels.map(|l| &l[r0..r1]))
+        });
+        for (i, tape) in tapes.iter().enumerate() {
+            let r0 = i * rows;
+            let out = tape.last().expect("the output rows");
+            v[r0 * d..r0 * d + out.len()].copy_from_slice(out);
+        }
+        let mut wv = vec![0.0f32; n * d];
+        w(v, &mut wv);
+        // Reverse: g ← (g ⊙ act′(zₗ)) Wₗᵀ, layer by layer, per tile.
+        let grads = parallel(&|i| {
+            let (r0, r1) = (i * rows, ((i + 1) * rows).min(n));
+            vec![self.vjp_backward(&tapes[i], &wv[r0 * d..r1 * d], r1 - r0)]
+        });
+        for (i, gt) in grads.into_iter().enumerate() {
+            let r0 = i * rows;
+            g[r0 * d..r0 * d + gt[0].len()].copy_from_slice(&gt[0]);
         }
         Ok(())
     }
 
-    /// [`FusedMlp::vjp_host`] on one tile of `t.len()` rows.
-    fn vjp_tile(&self, x: &[f32], t: &[f32], w: &[f32], v: &mut [f32], g: &mut [f32]) {
+    /// The forward half of a VJP on one tile: act′(zₗ) of every hidden layer, then the output.
+    fn vjp_forward(&self, x: &[f32], t: &[f32], labels: Option<&[usize]>) -> Vec<Vec<f32>> {
         let rows = t.len();
-        let d = self.config.dim;
         let act = self.config.activation;
         let last = self.layers.len() - 1;
         let mut h = vec![0.0f32; rows * self.layers[0].d_in];
         self.write_input(x, t, &mut h);
-        // Forward, keeping act′(zₗ) of every hidden layer.
-        let mut derivs: Vec<Vec<f32>> = Vec::with_capacity(last);
+        let mut tape: Vec<Vec<f32>> = Vec::with_capacity(last + 1);
         for (li, l) in self.layers.iter().enumerate() {
             let mut z = vec![0.0f32; rows * l.d_out];
             self.affine(l, &h, rows, &mut z);
+            if li == 0 {
+                self.add_label_rows(&mut z, rows, labels);
+            }
             let bias = &self.params[l.b..l.b + l.d_out];
             if li < last {
                 let mut next = vec![0.0f32; rows * l.d_out];
                 kernels::bias_act_deriv(&mut z, &mut next, bias, act);
-                derivs.push(z);
+                tape.push(z);
                 h = next;
             } else {
                 kernels::add_bias(&mut z, rows, bias);
-                v.copy_from_slice(&z);
+                tape.push(z);
             }
         }
-        // Reverse: g ← (g ⊙ act′(zₗ)) Wₗᵀ, layer by layer.
+        tape
+    }
+
+    /// The reverse half of a VJP on one tile: Jᵀw from the tape of [`FusedMlp::vjp_forward`].
+    fn vjp_backward(&self, tape: &[Vec<f32>], w: &[f32], rows: usize) -> Vec<f32> {
+        let d = self.config.dim;
+        let last = self.layers.len() - 1;
         let mut grad = w.to_vec();
         for (li, l) in self.layers.iter().enumerate().rev() {
             if li < last {
-                for (a, b) in grad.iter_mut().zip(&derivs[li]) {
+                for (a, b) in grad.iter_mut().zip(&tape[li]) {
                     *a *= b;
                 }
             }
@@ -456,9 +563,11 @@ impl FusedMlp {
             grad = below;
         }
         let din = self.layers[0].d_in;
+        let mut g = vec![0.0f32; rows * d];
         for (r, out) in g.chunks_exact_mut(d).enumerate() {
             out.copy_from_slice(&grad[r * din..r * din + d]);
         }
+        g
     }
 
     /// Rows per tile for `kb` stacked tangent blocks and `threads` workers: about
@@ -479,10 +588,12 @@ impl FusedMlp {
 
     /// Runs the tiles of a batch (in parallel when there are several) and writes v and, per
     /// row, `tan_width` tangent outputs (jv: d, divergence: 1, Jacobian: d²).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         dirs: Dirs,
         v: &mut [f32],
         tan: &mut [f32],
@@ -520,7 +631,13 @@ impl FusedMlp {
                 Dirs::Given(u) => Dirs::Given(&u[r0 * d..(r0 + r) * d]),
                 other => other,
             };
-            let out = self.tile(&mut s, &x[r0 * d..(r0 + r) * d], &t[r0..r0 + r], tile_dirs);
+            let out = self.tile(
+                &mut s,
+                &x[r0 * d..(r0 + r) * d],
+                &t[r0..r0 + r],
+                labels.map(|l| &l[r0..r0 + r]),
+                tile_dirs,
+            );
             vp.copy_from_slice(&out[..r * d]);
             match dirs {
                 Dirs::None => {}
@@ -598,7 +715,14 @@ impl FusedMlp {
 
     /// One tile: the stacked rows `[x; u₁; …; u_k]` through every layer. Returns the stacked
     /// output ((k + 1)·rows × d) in the scratch.
-    fn tile<'s>(&self, s: &'s mut Scratch, x: &[f32], t: &[f32], dirs: Dirs) -> &'s [f32] {
+    fn tile<'s>(
+        &self,
+        s: &'s mut Scratch,
+        x: &[f32],
+        t: &[f32],
+        labels: Option<&[usize]>,
+        dirs: Dirs,
+    ) -> &'s [f32] {
         let d = self.config.dim;
         let rows = t.len();
         let kb = match dirs {
@@ -628,6 +752,10 @@ impl FusedMlp {
         for (li, l) in self.layers.iter().enumerate() {
             let out = grown(&mut s.b, stacked * l.d_out);
             self.affine(l, &s.a, stacked, out);
+            if li == 0 {
+                // Labels do not move with x: the tangent rows get nothing.
+                self.add_label_rows(out, rows, labels);
+            }
             let bias = &self.params[l.b..l.b + l.d_out];
             if li < last {
                 if kb == 0 {
@@ -682,7 +810,7 @@ impl VectorField for FusedMlp {
     fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let [n, d] = x.dims();
         let mut v = vec![0.0; n * d];
-        self.forward_host(&host_f32(x), &host_f32(t), &mut v)
+        self.forward_host(&host_f32(x), &host_f32(t), None, &mut v)
             .unwrap_or_else(|e| panic!("FusedMlp::eval: {e}"));
         tensor_like(v, [n, d], x)
     }
@@ -690,17 +818,13 @@ impl VectorField for FusedMlp {
     fn eval_at(&self, x: &Tensor<2>, t: f64) -> Tensor<2> {
         let [n, d] = x.dims();
         let mut v = vec![0.0; n * d];
-        self.forward_host(&host_f32(x), &vec![t as f32; n], &mut v)
+        self.forward_host(&host_f32(x), &vec![t as f32; n], None, &mut v)
             .unwrap_or_else(|e| panic!("FusedMlp::eval_at: {e}"));
         tensor_like(v, [n, d], x)
     }
 
     fn jvp(&self, x: &Tensor<2>, t: &Tensor<1>, u: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let [n, d] = x.dims();
-        let (mut v, mut jv) = (vec![0.0; n * d], vec![0.0; n * d]);
-        self.jvp_host(&host_f32(x), &host_f32(t), &host_f32(u), &mut v, &mut jv)
-            .unwrap_or_else(|e| panic!("FusedMlp::jvp: {e}"));
-        (tensor_like(v, [n, d], x), tensor_like(jv, [n, d], x))
+        self.jvp_given(x, t, None, u)
     }
 
     fn exact_jvp(&self) -> bool {
@@ -708,25 +832,97 @@ impl VectorField for FusedMlp {
     }
 
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
-        let [n, d] = x.dims();
-        let (mut v, mut div) = (vec![0.0; n * d], vec![0.0; n]);
-        self.divergence_host(&host_f32(x), &host_f32(t), &mut v, &mut div)
-            .unwrap_or_else(|e| panic!("FusedMlp::divergence: {e}"));
-        (tensor_like(v, [n, d], x), tensor_like(div, [n], x))
+        self.divergence_given(x, t, None)
     }
 
     fn jacobian(&self, x: &Tensor<2>, t: &Tensor<1>) -> (Tensor<2>, Tensor<3>) {
         let [n, d] = x.dims();
         let (mut v, mut jac) = (vec![0.0; n * d], vec![0.0; n * d * d]);
-        self.jacobian_host(&host_f32(x), &host_f32(t), &mut v, &mut jac)
+        self.jacobian_host(&host_f32(x), &host_f32(t), None, &mut v, &mut jac)
             .unwrap_or_else(|e| panic!("FusedMlp::jacobian: {e}"));
         (tensor_like(v, [n, d], x), tensor_like(jac, [n, d, d], x))
     }
 
     fn vjp(&self, x: &Tensor<2>, t: &Tensor<1>, w: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        self.vjp_given(x, t, None, &|_| w.clone())
+    }
+
+    fn vjp_with(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        self.vjp_given(x, t, None, w)
+    }
+}
+
+/// Tensor-level evaluation with per-row labels in `0..=K` (`None`: the null label), for the
+/// [`Network`](crate::field::network::Network) impl.
+///
+/// # Panics
+/// As the [`VectorField`] methods: on shapes or labels out of range (programming errors).
+impl FusedMlp {
+    /// v_θ(x, t | y).
+    pub fn eval_given(&self, x: &Tensor<2>, t: &Tensor<1>, labels: Option<&[usize]>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let mut v = vec![0.0; n * d];
+        self.forward_host(&host_f32(x), &host_f32(t), labels, &mut v)
+            .unwrap_or_else(|e| panic!("FusedMlp::eval: {e}"));
+        tensor_like(v, [n, d], x)
+    }
+
+    /// (v, J·u) given labels.
+    pub fn jvp_given(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+        u: &Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let [n, d] = x.dims();
+        let (mut v, mut jv) = (vec![0.0; n * d], vec![0.0; n * d]);
+        self.jvp_host(
+            &host_f32(x),
+            &host_f32(t),
+            labels,
+            &host_f32(u),
+            &mut v,
+            &mut jv,
+        )
+        .unwrap_or_else(|e| panic!("FusedMlp::jvp: {e}"));
+        (tensor_like(v, [n, d], x), tensor_like(jv, [n, d], x))
+    }
+
+    /// (v, ∇·v) given labels.
+    pub fn divergence_given(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+    ) -> (Tensor<2>, Tensor<1>) {
+        let [n, d] = x.dims();
+        let (mut v, mut div) = (vec![0.0; n * d], vec![0.0; n]);
+        self.divergence_host(&host_f32(x), &host_f32(t), labels, &mut v, &mut div)
+            .unwrap_or_else(|e| panic!("FusedMlp::divergence: {e}"));
+        (tensor_like(v, [n, d], x), tensor_like(div, [n], x))
+    }
+
+    /// (v, Jᵀ·w(v)) given labels: one forward and one backward pass.
+    pub fn vjp_given(
+        &self,
+        x: &Tensor<2>,
+        t: &Tensor<1>,
+        labels: Option<&[usize]>,
+        w: &dyn Fn(&Tensor<2>) -> Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
         let [n, d] = x.dims();
         let (mut v, mut g) = (vec![0.0; n * d], vec![0.0; n * d]);
-        self.vjp_host(&host_f32(x), &host_f32(t), &host_f32(w), &mut v, &mut g)
+        let mut cot = |vv: &[f32], wo: &mut [f32]| {
+            let w = host_f32(&w(&tensor_like(vv.to_vec(), [n, d], x)));
+            wo.copy_from_slice(&w);
+        };
+        self.vjp_host_with(&host_f32(x), &host_f32(t), labels, &mut cot, &mut v, &mut g)
             .unwrap_or_else(|e| panic!("FusedMlp::vjp: {e}"));
         (tensor_like(v, [n, d], x), tensor_like(g, [n, d], x))
     }
@@ -865,7 +1061,7 @@ pub(crate) mod tests {
             for (n, threads) in [(41, 1), (700, 3)] {
                 let (mlp, fused, x, t) = setup(&cfg, n, 13);
                 let w = randn(n, cfg.dim, &cpu(), DType::F64, &mut rng(17));
-                let (v_ref, g_ref) = mlp.forward_vjp(&x, &t, &w);
+                let (v_ref, g_ref) = mlp.forward_vjp(&x, &t, None, &w);
                 let (v, g) = in_pool(threads, || VectorField::vjp(&fused, &x, &t, &w));
                 assert!(
                     rel_err(&to_vec(&v), &to_vec(&v_ref)) < 1e-5,
@@ -884,7 +1080,7 @@ pub(crate) mod tests {
         for cfg in configs() {
             let (mlp, fused, x, t) = setup(&cfg, 53, 5);
             let u = randn(53, cfg.dim, &cpu(), DType::F64, &mut rng(9));
-            let (v_ref, jv_ref) = mlp.forward_jvp(&x, &t, &u);
+            let (v_ref, jv_ref) = mlp.forward_jvp(&x, &t, None, &u);
             let (v, jv) = in_pool(2, || fused.jvp(&x, &t, &u));
             assert!(
                 rel_err(&to_vec(&v), &to_vec(&v_ref)) < 1e-5,
@@ -892,7 +1088,7 @@ pub(crate) mod tests {
             );
             let e = rel_err(&to_vec(&jv), &to_vec(&jv_ref));
             assert!(e < 1e-5, "{cfg:?}: jvp error {e:e}");
-            let (_, div_ref) = mlp.forward_divergence(&x, &t);
+            let (_, div_ref) = mlp.forward_divergence(&x, &t, None);
             let (_, div) = in_pool(2, || fused.divergence(&x, &t));
             let e = rel_err(&to_vec(&div), &to_vec(&div_ref));
             assert!(e < 1e-5, "{cfg:?}: divergence error {e:e}");
@@ -901,7 +1097,7 @@ pub(crate) mod tests {
             let jac = to_vec(&jac);
             let d = cfg.dim;
             for j in 0..d {
-                let (_, col) = mlp.forward_jvp(&x, &t, &crate::field::basis_like(&x, j));
+                let (_, col) = mlp.forward_jvp(&x, &t, None, &crate::field::basis_like(&x, j));
                 let col = to_vec(&col);
                 let got: Vec<f64> = (0..53 * d)
                     .map(|k| jac[(k / d) * d * d + (k % d) * d + j])
@@ -909,6 +1105,74 @@ pub(crate) mod tests {
                 let e = rel_err(&got, &col);
                 assert!(e < 1e-5, "{cfg:?}: Jacobian column {j} error {e:e}");
             }
+        }
+    }
+
+    /// Class-conditional architectures (thin and GEMM first layers, Fourier time, depth 0).
+    pub(crate) fn conditional_configs() -> Vec<MlpConfig> {
+        let mut r = rng(12);
+        vec![
+            MlpConfig::new(2, 16, 2).with_classes(3),
+            MlpConfig {
+                time: TimeEmbedding::fourier(4, 1.0, &mut r),
+                ..MlpConfig::new(3, 24, 1)
+            }
+            .with_classes(8),
+            MlpConfig::new(2, 5, 0).with_classes(2),
+        ]
+    }
+
+    /// A conditional network's fused evaluation (label rows gathered into the first layer)
+    /// agrees with burn's, which concatenates the explicit one-hot e(y) and multiplies by all
+    /// of W₁: forward, J·u, ∇·v and Jᵀw, with every label including the null one K (same
+    /// tolerance and reasoning as the unconditional tests). Through the `Network` trait a
+    /// dropped row (`None`) is the null label and `Condition::None` is the null label
+    /// everywhere; labels change the output (the check is not vacuous).
+    #[test]
+    fn conditional_networks_match_burn_reference() {
+        use crate::field::network::{Condition, Network};
+        for cfg in conditional_configs() {
+            let n = 57;
+            let (mlp, fused, x, t) = setup(&cfg, n, 3);
+            let k = cfg.classes;
+            let labels: Vec<usize> = (0..n).map(|i| i % (k + 1)).collect();
+            let l = Some(labels.as_slice());
+            let want = to_vec(&mlp.forward_given(&x, &t, l));
+            let got = to_vec(&in_pool(3, || fused.eval_given(&x, &t, l)));
+            assert!(rel_err(&got, &want) < 1e-5, "{cfg:?}: forward");
+            let other: Vec<usize> = labels.iter().map(|y| (y + 1) % (k + 1)).collect();
+            let moved = to_vec(&fused.eval_given(&x, &t, Some(&other)));
+            assert!(rel_err(&moved, &want) > 1e-3, "{cfg:?}: labels are ignored");
+            let u = randn(n, cfg.dim, &cpu(), DType::F64, &mut rng(9));
+            let (_, jv_ref) = mlp.forward_jvp(&x, &t, l, &u);
+            let (_, jv) = fused.jvp_given(&x, &t, l, &u);
+            assert!(
+                rel_err(&to_vec(&jv), &to_vec(&jv_ref)) < 1e-5,
+                "{cfg:?}: jvp"
+            );
+            let (_, div_ref) = mlp.forward_divergence(&x, &t, l);
+            let (_, div) = fused.divergence_given(&x, &t, l);
+            assert!(
+                rel_err(&to_vec(&div), &to_vec(&div_ref)) < 1e-5,
+                "{cfg:?}: div"
+            );
+            let (_, g_ref) = mlp.forward_vjp(&x, &t, l, &u);
+            let (_, g) = in_pool(3, || fused.vjp_given(&x, &t, l, &|_| u.clone()));
+            assert!(rel_err(&to_vec(&g), &to_vec(&g_ref)) < 1e-5, "{cfg:?}: vjp");
+            // The trait: per-row Option labels, None = the null label K.
+            let cond = Condition::Labels(labels.iter().map(|&y| (y < k).then_some(y)).collect());
+            let via = to_vec(&Network::forward(&fused, &x, &t, &cond));
+            assert!(rel_err(&via, &want) < 1e-5, "{cfg:?}: Network::forward");
+            let null = to_vec(&Network::forward(&mlp, &x, &t, &Condition::None));
+            let all_k = to_vec(&mlp.forward_given(&x, &t, Some(&vec![k; n])));
+            assert_eq!(null, all_k, "{cfg:?}: Condition::None is the null label");
+            // Out-of-range labels and wrong counts are errors of the host API.
+            let (xh, th) = (host_f32(&x), host_f32(&t));
+            let mut v = vec![0.0; n * cfg.dim];
+            assert!(fused
+                .forward_host(&xh, &th, Some(&vec![k + 1; n]), &mut v)
+                .is_err());
+            assert!(fused.forward_host(&xh, &th, Some(&[0]), &mut v).is_err());
         }
     }
 
@@ -948,23 +1212,23 @@ pub(crate) mod tests {
         let mut f = FusedMlp::init(&cfg, &mut rng(1));
         let mut v = vec![0.0; 4];
         assert!(matches!(
-            f.forward_host(&[0.0; 3], &[0.0; 2], &mut v),
+            f.forward_host(&[0.0; 3], &[0.0; 2], None, &mut v),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            f.forward_host(&[0.0; 4], &[0.0; 3], &mut v),
+            f.forward_host(&[0.0; 4], &[0.0; 3], None, &mut v),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            f.forward_host(&[0.0; 4], &[0.0; 2], &mut v[..3]),
+            f.forward_host(&[0.0; 4], &[0.0; 2], None, &mut v[..3]),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            f.divergence_host(&[0.0; 4], &[0.0; 2], &mut v, &mut [0.0; 3]),
+            f.divergence_host(&[0.0; 4], &[0.0; 2], None, &mut v, &mut [0.0; 3]),
             Err(Error::Shape(_))
         ));
         assert!(matches!(f.set_params(&[1.0]), Err(Error::Shape(_))));
-        assert!(f.forward_host(&[], &[], &mut []).is_ok());
+        assert!(f.forward_host(&[], &[], None, &mut []).is_ok());
     }
 
     /// Euler sampling through `odeint` with the fused field reproduces the burn field's path.

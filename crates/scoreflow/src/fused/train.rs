@@ -252,22 +252,30 @@ impl FusedTrainer {
         self.model.set_params(params)
     }
 
-    /// One optimiser step on a regression batch at learning rate `lr`.
+    /// One optimiser step on a regression batch at learning rate `lr` (its condition becomes
+    /// per-row labels of a conditional network; an error for an unconditional one).
     pub fn step(&mut self, batch: &RegressionBatch, lr: f64) -> Result<StepStats> {
         let x = host_f32(&batch.x);
         let t = host_f32(&batch.t);
         let y = host_f32(&batch.target);
         let w = batch.weight.as_ref().map(host_f32);
-        self.step_host(&x, &t, &y, w.as_deref(), lr)
+        let n = t.len();
+        let classes = self.model.config.classes;
+        batch.condition.validate(classes, Some(n))?;
+        let labels = batch.condition.label_rows(classes, n);
+        self.step_host(&x, &t, labels.as_deref(), &y, w.as_deref(), lr)
     }
 
-    /// One optimiser step on host data: `x`, `target` `(n, d)` row-major, `t` and `weight` `(n,)`.
+    /// One optimiser step on host data: `x`, `target` `(n, d)` row-major, `t` and `weight` `(n,)`,
+    /// labels per row in `0..=K` for a conditional network (`None`: the null label).
     ///
     /// A non-finite loss or gradient returns [`Error::Diverged`] and leaves the weights unchanged.
+    #[allow(clippy::too_many_arguments)]
     pub fn step_host(
         &mut self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         target: &[f32],
         weight: Option<&[f32]>,
         lr: f64,
@@ -277,7 +285,7 @@ impl FusedTrainer {
                 "learning rate must be finite and >= 0 (got {lr})"
             )));
         }
-        let stats = self.loss_and_grad_host(x, t, target, weight)?;
+        let stats = self.loss_and_grad_host(x, t, labels, target, weight)?;
         if !stats.loss.is_finite() || !stats.grad_norm.is_finite() {
             return Err(Error::Diverged {
                 step: self.steps + 1,
@@ -293,10 +301,11 @@ impl FusedTrainer {
         &mut self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         target: &[f32],
         weight: Option<&[f32]>,
     ) -> Result<StepStats> {
-        let loss = self.forward_backward(x, t, target, weight)?;
+        let loss = self.forward_backward(x, t, labels, target, weight)?;
         let grad_norm = self.reduce_grads().sqrt();
         Ok(StepStats { loss, grad_norm })
     }
@@ -307,12 +316,13 @@ impl FusedTrainer {
         &mut self,
         x: &[f32],
         t: &[f32],
+        labels: Option<&[usize]>,
         target: &[f32],
         weight: Option<&[f32]>,
     ) -> Result<f64> {
         let n = t.len();
         let d = self.model.config.dim;
-        self.model.check(n, x, t)?;
+        self.model.check(n, x, t, labels)?;
         if target.len() != n * d {
             return Err(Error::Shape(format!(
                 "target has {} values, expected {n} × {d}",
@@ -346,6 +356,7 @@ impl FusedTrainer {
                 tape,
                 &x[r0 * d..r1 * d],
                 &t[r0..r1],
+                labels.map(|l| &l[r0..r1]),
                 &target[r0 * d..r1 * d],
                 w,
                 scale,
@@ -454,11 +465,13 @@ impl FusedTrainer {
 }
 
 /// Forward with saved activations, loss, and backward into `tape.grads` for one row range.
+#[allow(clippy::too_many_arguments)]
 fn tape_step(
     model: &FusedMlp,
     tape: &mut Tape,
     x: &[f32],
     t: &[f32],
+    labels: Option<&[usize]>,
     target: &[f32],
     weight: Option<&[f32]>,
     scale: f32,
@@ -483,11 +496,17 @@ fn tape_step(
         if li < last {
             let z = grown(&mut tape.deriv[li], rows * l.d_out);
             model.affine(l, input, rows, z);
+            if li == 0 {
+                model.add_label_rows(z, rows, labels);
+            }
             let h = grown(&mut after[0], rows * l.d_out);
             kernels::bias_act_deriv(z, h, bias, act);
         } else {
             let out = grown(&mut tape.out, rows * d);
             model.affine(l, input, rows, out);
+            if li == 0 {
+                model.add_label_rows(out, rows, labels);
+            }
             kernels::add_bias(out, rows, bias);
         }
     }
@@ -528,6 +547,21 @@ fn tape_step(
                 &mut head[w_off..w_off + l.w_len()],
                 &mut tape.tmp,
             );
+            if li == 0 {
+                // The label rows: ∂L/∂W₁[y, :] = Σ_{rows with label y} ∂L/∂z₁ (a scatter-add).
+                if let Some(block) = model.labels {
+                    let w = l.d_out;
+                    let dl = &mut head[block.off..block.off + block.count * w];
+                    dl.fill(0.0);
+                    for (r, gr) in g.chunks_exact(w).enumerate() {
+                        let y = labels.map_or(block.count - 1, |lb| lb[r]);
+                        dl[y * w..(y + 1) * w]
+                            .iter_mut()
+                            .zip(gr)
+                            .for_each(|(a, b)| *a += b);
+                    }
+                }
+            }
         }
         if li > 0 {
             let gp = grown(&mut tape.g_prev, rows * l.d_in);
@@ -649,6 +683,7 @@ mod tests {
                     tr.loss_and_grad_host(
                         &host_f32(&batch.x),
                         &host_f32(&batch.t),
+                        None,
                         &host_f32(&batch.target),
                         batch.weight.as_ref().map(host_f32).as_deref(),
                     )
@@ -684,6 +719,68 @@ mod tests {
                         "{cfg:?} weighted={weighted} layer {k}: dW {ew:e}, db {eb:e}"
                     );
                 }
+            }
+        }
+    }
+
+    /// For class-conditional networks the label block's gradient (a scatter-add of ∂L/∂z₁ by
+    /// label) and every other gradient agree with burn's autodiff through the explicit one-hot
+    /// input, with per-row labels including dropped (null) ones; same tolerance as above.
+    #[test]
+    fn conditional_gradients_match_burn_autodiff() {
+        use crate::field::network::Condition;
+        let dev = cpu().autodiff();
+        for cfg in crate::fused::tests::conditional_configs() {
+            let mut r = rng(23);
+            let mlp =
+                FusedMlp::from_mlp(&cfg.init(&cpu(), DType::F32, &mut r)).to_mlp(&dev, DType::F64);
+            let data = mixture(60, cfg.dim, &mut r, &dev, DType::F64);
+            let mut batch = cfm().regression(&data, &mut r).expect("regression");
+            let k = cfg.classes;
+            batch.condition =
+                Condition::Labels((0..60).map(|i| (i % 4 != 3).then_some(i % k)).collect());
+            let loss = batch.loss(&mlp);
+            let grads = loss.backward();
+            let mut tr = FusedTrainer::new(FusedMlp::from_mlp(&mlp), TrainOptions::default())
+                .expect("trainer");
+            let labels = batch.condition.label_rows(k, 60);
+            in_pool(2, || {
+                tr.loss_and_grad_host(
+                    &host_f32(&batch.x),
+                    &host_f32(&batch.t),
+                    labels.as_deref(),
+                    &host_f32(&batch.target),
+                    None,
+                )
+            })
+            .expect("loss");
+            let mut off = 0;
+            for (j, layer) in mlp.layers.iter().enumerate() {
+                let gw = to_vec(&layer.weight.val().grad(&grads).expect("weight grad"));
+                let gb = to_vec(
+                    &layer
+                        .bias
+                        .as_ref()
+                        .unwrap()
+                        .val()
+                        .grad(&grads)
+                        .expect("bias"),
+                );
+                let fw: Vec<f64> = tr.grads()[off..off + gw.len()]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                off += gw.len();
+                let fb: Vec<f64> = tr.grads()[off..off + gb.len()]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                off += gb.len();
+                let (ew, eb) = (rel_err(&fw, &gw), rel_err(&fb, &gb));
+                assert!(
+                    ew < 1e-5 && eb < 1e-5,
+                    "{cfg:?} layer {j}: dW {ew:e}, db {eb:e}"
+                );
             }
         }
     }
@@ -826,7 +923,7 @@ mod tests {
         let model = FusedMlp::init(&MlpConfig::new(2, 16, 2), &mut rng(2));
         let mut probe = FusedTrainer::new(model.clone(), TrainOptions::default()).expect("trainer");
         let norm = probe
-            .loss_and_grad_host(&x, &t, &y, None)
+            .loss_and_grad_host(&x, &t, None, &y, None)
             .expect("grad")
             .grad_norm;
         let c = 0.5 * norm;
@@ -838,7 +935,7 @@ mod tests {
             },
         )
         .expect("trainer");
-        let st = tr.step_host(&x, &t, &y, None, 1e-3).expect("step");
+        let st = tr.step_host(&x, &t, None, &y, None, 1e-3).expect("step");
         assert!(
             (st.grad_norm - norm).abs() < 1e-6 * norm,
             "reported norm {} vs {norm}",
@@ -866,7 +963,7 @@ mod tests {
             };
             let mut tr = FusedTrainer::new(model, opts).expect("trainer");
             for n in 0..3 {
-                tr.step_host(&x, &t, &y, None, 1e-2).expect("step");
+                tr.step_host(&x, &t, None, &y, None, 1e-2).expect("step");
                 let g = if warmup {
                     0.9f64.min((1.0 + n as f64) / (10.0 + n as f64))
                 } else {
@@ -894,25 +991,25 @@ mod tests {
         let mut tr = FusedTrainer::new(model, TrainOptions::default()).expect("trainer");
         y[7] = f32::NAN;
         assert!(matches!(
-            tr.step_host(&x, &t, &y, None, 1e-3),
+            tr.step_host(&x, &t, None, &y, None, 1e-3),
             Err(Error::Diverged { step: 1, .. })
         ));
         assert_eq!(tr.model().params(), &before[..]);
         assert_eq!(tr.steps(), 0);
         assert!(matches!(
-            tr.step_host(&x, &t, &y, None, f64::NAN),
+            tr.step_host(&x, &t, None, &y, None, f64::NAN),
             Err(Error::InvalidInput(_))
         ));
         assert!(matches!(
-            tr.step_host(&x, &t, &y[..10], None, 1e-3),
+            tr.step_host(&x, &t, None, &y[..10], None, 1e-3),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            tr.step_host(&x, &t, &y, Some(&[1.0; 3]), 1e-3),
+            tr.step_host(&x, &t, None, &y, Some(&[1.0; 3]), 1e-3),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            tr.step_host(&[], &[], &[], None, 1e-3),
+            tr.step_host(&[], &[], None, &[], None, 1e-3),
             Err(Error::InvalidInput(_))
         ));
         let m = tr.model().clone();

@@ -135,6 +135,26 @@ impl ModelKind {
         }
     }
 
+    /// The training objective of a class-conditional network: [`ModelKind::objective`] with
+    /// label dropout p (each label replaced by the null label with probability p, for
+    /// classifier-free guidance); cfm and dsm only.
+    pub fn conditional_objective(&self, label_dropout: f64) -> Result<Box<dyn Objective>> {
+        Ok(match self {
+            ModelKind::Cfm { path, .. } => Box::new(
+                FlowMatching::new(GaussianPath::new(*path)).with_label_dropout(label_dropout)?,
+            ),
+            ModelKind::Dsm { sde, dsm } => {
+                Box::new(Dsm::new(sde.build()?, dsm.clone())?.with_label_dropout(label_dropout)?)
+            }
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "--conditional trains cfm and dsm models, not {}",
+                    self.method().name()
+                )))
+            }
+        })
+    }
+
     /// The forward SDE of a score model (DSM, EDM).
     pub fn sde(&self) -> Result<Option<Arc<dyn Sde>>> {
         match self {

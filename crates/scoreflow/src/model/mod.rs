@@ -21,6 +21,7 @@
 #[cfg(test)]
 mod dispatch_tests;
 pub mod evaluate;
+pub mod guide;
 pub mod import;
 pub mod kind;
 pub mod sampling;
@@ -32,22 +33,25 @@ pub mod units;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use guide::{Guide, PosteriorMethod};
 pub use kind::{ModelKind, TrainMethod};
 pub use sampling::{Block, JobStats, Plan, BLOCK};
 pub use settings::{load_points_or_explain, TrainSettings};
 pub use source::{FlowSource, SourceDraws, SOURCE_FILE};
-pub use training::TrainingRun;
+pub use training::{RunBatches, TrainingRun};
 pub use units::DataUnits;
 
 use crate::checkpoint::{self, RunMeta};
 use crate::data::{self, DataSource, Dataset, Normalizer, Points};
 use crate::error::{Error, Result};
-use crate::field::analytic::{MixtureScore, MixtureVelocity};
+use crate::field::analytic::{LabelledMixture, MixtureScore, MixtureVelocity};
 use crate::field::mlp::Mlp;
 use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
 use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
+use crate::guidance::{BayesScore, ClassifierFree, GuidedVelocity};
+use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
 use crate::likelihood::{log_likelihood, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
 use crate::sde::ReverseDrift;
@@ -180,15 +184,38 @@ impl Model {
     }
 
     /// The exact score model of a built-in Gaussian mixture under the forward SDE `sde` with
-    /// the training defaults' parameters ([`TrainSettings::model_kind`] of a DSM run on
-    /// `dataset`; VE's σ_max from 2,000 draws of a fixed stream): [`Model::exact`] of that kind,
-    /// for sampler studies without learning error.
+    /// the training defaults' parameters: [`Model::exact_for`] of a DSM recipe.
     pub fn exact_score(dataset: Dataset, sde: crate::sde::SdeKind) -> Result<Model> {
+        Model::exact_for(
+            dataset,
+            &TrainSettings {
+                method: TrainMethod::Dsm,
+                sde,
+                ..TrainSettings::default()
+            },
+        )
+    }
+
+    /// [`Model::exact`] with the path (cfm), SDE (dsm) or objective (sm, ssm) that
+    /// [`TrainSettings::default`] gives `method`.
+    pub fn exact_default(dataset: Dataset, method: TrainMethod) -> Result<Model> {
+        Model::exact_for(
+            dataset,
+            &TrainSettings {
+                method,
+                ..TrainSettings::default()
+            },
+        )
+    }
+
+    /// The exact model of a built-in Gaussian mixture under the recipe `settings` (its method,
+    /// path, SDE and their parameters; [`TrainSettings::model_kind`], VE's σ_max from 2,000
+    /// draws of a fixed stream): what `scoreflow sample --exact NAME` samples, for sampler
+    /// studies without learning error.
+    pub fn exact_for(dataset: Dataset, settings: &TrainSettings) -> Result<Model> {
         let settings = TrainSettings {
             data: dataset.name().into(),
-            method: TrainMethod::Dsm,
-            sde,
-            ..TrainSettings::default()
+            ..settings.clone()
         };
         let kind = settings.model_kind(|| dataset.sample(2000, &mut tensor::rng(0x4558_4354)))?; // "EXCT"
         Model::exact(dataset, kind)
@@ -418,6 +445,27 @@ impl Model {
         ))
     }
 
+    /// The field of p(x | condition) ([`Model::guided_field`]) at `x` (data units) at the
+    /// model's time `t`, in data units: with [`Guide::default`] the model's own field, so the
+    /// difference of the two is the condition's term (likelihood or guidance).
+    pub fn guided_field_at(&self, guide: &Guide, x: &Points, t: f64) -> Result<Points> {
+        if x.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "points are {}-D, the model is {}-D",
+                x.dim(),
+                self.dim()
+            )));
+        }
+        let xt = x.to_tensor(&tensor::cpu(), DType::F32);
+        let field = DataUnits {
+            field: self.guided_field(guide)?,
+            mean: self.normalizer.mean.clone(),
+            std: self.normalizer.std.clone(),
+            velocity: self.kind.is_velocity(),
+        };
+        Ok(Points::from_tensor(&field.eval_at(&xt, t)))
+    }
+
     /// For a Gaussian-mixture data set, the exact field the network should have learned, in
     /// data units at the model's time: the score of the data perturbed by the SDE (DSM), the
     /// score of the data (noise-free), or the marginal velocity of the path (flow matching:
@@ -464,9 +512,23 @@ impl Model {
         spec: &SamplerSpec,
         sink: impl FnMut(Block) -> Result<()>,
     ) -> Result<JobStats> {
+        self.sample_guided_each(plan, seed, spec, &Guide::default(), sink)
+    }
+
+    /// [`Model::sample_each`] of p(x | condition): the field is [`Model::guided_field`], or for
+    /// DPS and replacement (score models) the posterior method is the sampler itself, with
+    /// `spec.steps` steps (default [`crate::solve::choice::SDE_STEPS`]).
+    pub fn sample_guided_each(
+        &self,
+        plan: &Plan,
+        seed: u64,
+        spec: &SamplerSpec,
+        guide: &Guide,
+        sink: impl FnMut(Block) -> Result<()>,
+    ) -> Result<JobStats> {
         spec.validate()?;
         self.check_sampler(spec.sampler)?;
-        let field = self.field()?;
+        let field = self.guided_field(guide)?;
         let dev = tensor::cpu();
         let d = self.dim();
         let to_data = |p: Points| self.normalizer.invert(&p);
@@ -500,7 +562,17 @@ impl Model {
             ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
                 let sde = sde.build()?;
                 let prior = sde.prior_std();
-                if spec.sampler == SamplerName::Ode && spec.trajectories {
+                if let Some(sampler) = self.posterior_sampler(guide, &sde, spec)? {
+                    run_blocks(
+                        plan,
+                        seed,
+                        d,
+                        &dev,
+                        |x0, rng| stochastic(sampler.as_ref(), x0 * prior, rng),
+                        to_data,
+                        sink,
+                    )
+                } else if spec.sampler == SamplerName::Ode && spec.trajectories {
                     if spec
                         .denoise
                         .is_some_and(|d| d != crate::solve::Denoise::None)
@@ -551,6 +623,189 @@ impl Model {
                 )
             }
         }
+    }
+
+    /// The number of classes K the model can be conditioned on: a conditional network's labels,
+    /// an exact mixture's components (its classes are the component ids the data set labels
+    /// points with); 0 for an unconditional network.
+    pub fn classes(&self) -> usize {
+        match &self.source {
+            Source::Network(n) => n.classes(),
+            Source::Exact(m) => m.weights().len(),
+        }
+    }
+
+    /// The field of p(x | condition) in model units and model time (see [`guide`]):
+    /// * a class k at guidance scale G: u + G·(c − u) of the unconditional (null-label) and the
+    ///   class-k network outputs, converted as [`Model::field`] converts; for an exact model the
+    ///   fields of the mixture and of its component k;
+    /// * an observation with Π-GDM, TMPD or the noisy-likelihood method: the prior field (the
+    ///   class-guided one, if a class is given) plus the likelihood term
+    ///   ([`crate::inverse::Posterior`]; a flow velocity through the path's score factor).
+    ///
+    /// DPS and replacement are samplers ([`Model::sample_guided_each`]); for them this is the
+    /// prior field. Errors: those of [`Guide::validate`], an observation of another dimension,
+    /// or a posterior on a noise-free score model.
+    pub fn guided_field(&self, guide: &Guide) -> Result<Box<dyn VectorField + '_>> {
+        guide.validate(self.classes())?;
+        let prior: Box<dyn VectorField + '_> = match (guide.class, &self.source) {
+            (None, _) => self.field()?,
+            (Some(k), Source::Network(net)) => self.kind.field(Box::new(
+                ClassifierFree::for_class(net.clone(), k, guide.guidance)?,
+            ))?,
+            (Some(k), Source::Exact(mix)) => {
+                let component =
+                    GaussianMixture::from_components(vec![1.0], vec![mix.components()[k].clone()])?;
+                Box::new(ClassifierFree::new(
+                    exact_field(mix.clone(), &self.kind)?,
+                    exact_field(component, &self.kind)?,
+                    guide.guidance,
+                )?)
+            }
+        };
+        let prior = match (guide.classifier_scale, guide.class) {
+            (Some(gamma), Some(k)) => self.classifier_guided(prior, k, gamma)?,
+            _ => prior,
+        };
+        let Some(obs) = &guide.observation else {
+            return Ok(prior);
+        };
+        obs.check_dim(self.dim())?;
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
+        if guide.posterior.is_sampler() && !matches!(self.kind, ModelKind::Dsm { .. }) {
+            return Err(Error::InvalidInput(format!(
+                "--posterior {} samples score models (--method dsm); for this {} use pigdm, tmpd or noisy",
+                guide.posterior.name(),
+                self.kind
+            )));
+        }
+        let approx = match guide.posterior {
+            PosteriorMethod::Pigdm => Approximation::PiGdm {
+                data_variance: self.data_variance()?,
+            },
+            PosteriorMethod::Tmpd => Approximation::Tmpd,
+            PosteriorMethod::Noisy => Approximation::Noisy,
+            PosteriorMethod::Dps | PosteriorMethod::Replacement => return Ok(prior),
+        };
+        Ok(match &self.kind {
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => Box::new(Posterior::new(
+                prior,
+                ScoreParam(sde.build()?),
+                obs,
+                approx,
+            )?),
+            ModelKind::Cfm { path, .. } => Box::new(Posterior::new(
+                prior,
+                VelocityParam::new(GaussianPath::new(*path)),
+                obs,
+                approx,
+            )?),
+            ModelKind::NoiseFree { .. } => {
+                return Err(Error::InvalidInput(
+                    "posterior sampling needs a noise-conditional model (--method cfm or dsm); a noise-free score has no x̂₀".into(),
+                ))
+            }
+        })
+    }
+
+    /// `field` plus γ·∇ₓ log p(k | x_t, t) of the exact classifier of an exact model's mixture
+    /// (its components are the classes): in score space for score models, through the path's
+    /// score factor (clamped near t = 0) for flows. Trained classifiers are not wired yet.
+    fn classifier_guided<'a>(
+        &'a self,
+        field: Box<dyn VectorField + 'a>,
+        class: usize,
+        gamma: f64,
+    ) -> Result<Box<dyn VectorField + 'a>> {
+        let Source::Exact(mix) = &self.source else {
+            return Err(Error::InvalidInput(
+                "--classifier-scale uses the exact classifier of a Gaussian mixture (--exact NAME); classifiers for trained runs are not trainable from the CLI yet".into(),
+            ));
+        };
+        let k = mix.weights().len();
+        Ok(match &self.kind {
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::new(mix.clone(), sde.build()?),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(BayesScore::new(field, grad, gamma)?)
+            }
+            ModelKind::Cfm { path, .. } => {
+                let path = GaussianPath::new(*path);
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::new(mix.clone(), path),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(GuidedVelocity::new(field, grad, path, gamma)?)
+            }
+            ModelKind::NoiseFree { .. } => {
+                let grad = ExactClassifier {
+                    mix: LabelledMixture::new(
+                        MixtureScore::fixed(mix.clone()),
+                        (0..k).collect(),
+                        k,
+                    )?,
+                    class,
+                };
+                Box::new(BayesScore::new(field, grad, gamma)?)
+            }
+        })
+    }
+
+    /// DPS or replacement for a score model under `sde` (model units), or `None` when the
+    /// guide's posterior is a field.
+    fn posterior_sampler(
+        &self,
+        guide: &Guide,
+        sde: &Arc<dyn crate::sde::Sde>,
+        spec: &SamplerSpec,
+    ) -> Result<Option<Box<dyn Sampler>>> {
+        let Some(obs) = &guide.observation else {
+            return Ok(None);
+        };
+        if !guide.posterior.is_sampler() {
+            return Ok(None);
+        }
+        obs.check_dim(self.dim())?;
+        let obs = Arc::new(obs.standardized(&self.normalizer.mean, &self.normalizer.std)?);
+        let steps = spec.steps.unwrap_or(crate::solve::choice::SDE_STEPS);
+        Ok(Some(match guide.posterior {
+            PosteriorMethod::Dps => Box::new(Dps::new(sde.clone(), obs, steps, guide.zeta)),
+            _ => Box::new(Replacement::new(sde.clone(), obs, steps)?),
+        }))
+    }
+
+    /// The per-coordinate variance v of the data in model units (Π-GDM's r_t² = v s²/(m² v + s²)):
+    /// the exact mixture's mean diagonal covariance, or that of 2,000 held-out points.
+    fn data_variance(&self) -> Result<f64> {
+        let d = self.dim();
+        let var = match &self.source {
+            Source::Exact(m) => {
+                let c = m.covariance();
+                (0..d).map(|i| c[i * d + i]).sum::<f64>() / d as f64
+            }
+            Source::Network(_) => {
+                let z = self.normalizer.apply(&self.held_out(2000, 0)?)?;
+                let n = z.len() as f64;
+                let mut total = 0.0;
+                for i in 0..d {
+                    let col: Vec<f64> = z.rows().map(|r| r[i]).collect();
+                    let mean = col.iter().sum::<f64>() / n;
+                    total += col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                }
+                total / d as f64
+            }
+        };
+        Ok(var)
     }
 
     /// [`Model::sample_each`] collected: all points of the plan (data units) in order, the job
@@ -713,6 +968,27 @@ fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn Vec
             Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
         }
     })
+}
+
+/// ∇ₓ log p(class | x_t, t) of a labelled mixture, owning the mixture (the field
+/// [`LabelledMixture::class_gradient`] borrows it).
+struct ExactClassifier<K> {
+    mix: LabelledMixture<K>,
+    class: usize,
+}
+
+impl<K: crate::path::PerturbationKernel + Clone + Sync> VectorField for ExactClassifier<K> {
+    fn dim(&self) -> usize {
+        self.mix.score.mixture.dim()
+    }
+
+    /// ∇ₓ log p(class | x_t = x, t).
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        self.mix
+            .class_gradient(self.class)
+            .expect("the class was validated against the mixture")
+            .eval(x, t)
+    }
 }
 
 /// The points of a sampling job, collected.

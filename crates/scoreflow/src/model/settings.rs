@@ -39,6 +39,10 @@ fn time_input() -> NoiseInput {
     NoiseInput::Time
 }
 
+fn label_dropout() -> f64 {
+    crate::objective::DEFAULT_LABEL_DROPOUT
+}
+
 /// Every training setting of a run (see the module documentation). Fields are documented by
 /// the help texts of the CLI flags of the same names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +138,16 @@ pub struct TrainSettings {
     /// EDM P_std (standard deviation of ln σ in training); `None` = 1.2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_std: Option<f64>,
+    /// Train a class-conditional network on the data's labels (runs written before it existed
+    /// are unconditional).
+    #[serde(default)]
+    pub conditional: bool,
+    /// The CSV column of class labels, for --conditional on a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// Label dropout p of conditional training (classifier-free guidance's null label).
+    #[serde(default = "label_dropout")]
+    pub label_dropout: f64,
 }
 
 impl Default for TrainSettings {
@@ -182,6 +196,9 @@ impl Default for TrainSettings {
             sigma_data: None,
             p_mean: None,
             p_std: None,
+            conditional: false,
+            label_column: None,
+            label_dropout: label_dropout(),
         }
     }
 }
@@ -351,6 +368,24 @@ impl TrainSettings {
                 _ => {}
             }
         }
+        if !(0.0..=1.0).contains(&self.label_dropout) {
+            return Err(invalid(format!(
+                "--label-dropout is a probability in [0, 1] (got {})",
+                self.label_dropout
+            )));
+        }
+        if self.conditional && !self.method.is_regression() {
+            return Err(invalid(format!(
+                "--conditional trains cfm and dsm models, not --method {}",
+                self.method.name()
+            )));
+        }
+        if self.label_column.is_some() && !self.conditional {
+            return Err(invalid(
+                "--label-column names the labels of --conditional training; add --conditional"
+                    .into(),
+            ));
+        }
         if self.engine == EngineKind::Fused && !self.method.is_regression() {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
@@ -427,7 +462,15 @@ impl TrainSettings {
     /// kind's path with the run's coupling, path noise and times; otherwise the kind's own.
     pub fn objective(&self, kind: &ModelKind) -> Result<Box<dyn Objective>> {
         match kind {
-            ModelKind::Cfm { path, .. } => Ok(Box::new(self.flow_matching(*path)?)),
+            ModelKind::Cfm { path, .. } => {
+                let fm = self.flow_matching(*path)?;
+                Ok(if self.conditional {
+                    Box::new(fm.with_label_dropout(self.label_dropout)?)
+                } else {
+                    Box::new(fm)
+                })
+            }
+            _ if self.conditional => kind.conditional_objective(self.label_dropout),
             _ => kind.objective(),
         }
     }
@@ -505,7 +548,38 @@ impl TrainSettings {
     /// 100,000 draws of a fixed stream for built-in sets, on the training split for files).
     pub fn training_data(&self) -> Result<(DataSource, Normalizer)> {
         let source = match self.dataset() {
+            Some(ds) if self.conditional && ds.classes() == 0 => {
+                let labelled: Vec<&str> = Dataset::ALL
+                    .iter()
+                    .filter(|d| d.classes() > 0)
+                    .map(|d| d.name())
+                    .collect();
+                return Err(invalid(format!(
+                    "--conditional: {ds} has no classes (labelled sets: {}; or a CSV file with --label-column)",
+                    labelled.join(", ")
+                )));
+            }
             Some(ds) => DataSource::generator(ds),
+            None if self.conditional => {
+                let Some(column) = &self.label_column else {
+                    return Err(invalid(format!(
+                        "--conditional on the file {} needs --label-column NAME (the CSV column of class labels)",
+                        self.data
+                    )));
+                };
+                let (pts, labels) = data::load_csv_labelled(&self.data, column, None)?;
+                let name = Path::new(&self.data)
+                    .file_name()
+                    .map_or(self.data.clone(), |f| f.to_string_lossy().into_owned());
+                DataSource::finite_split_labelled(
+                    name,
+                    &pts,
+                    &labels.ids,
+                    labels.count(),
+                    self.holdout,
+                    self.seed,
+                )?
+            }
             None => {
                 let pts = load_points_or_explain(&self.data, None)?;
                 if pts.len() < 2 {
@@ -536,6 +610,8 @@ impl TrainSettings {
             depth: self.depth,
             activation: self.activation,
             time: self.time_embedding.embedding(&mut r),
+            classes: 0,
+            outputs: None,
         }
     }
 

@@ -47,13 +47,15 @@ pub struct RunBatches {
 
 impl Minibatches for RunBatches {
     fn batch(&mut self, n: usize, rng: &mut tensor::Rng) -> Batch {
+        let (points, labels) = self.target.batch_labelled(n, rng);
         let target = self
             .normalizer
-            .apply(&self.target.batch(n, rng))
+            .apply(&points)
             .expect("data and normaliser share a dimension");
         Batch {
             target,
             source: self.source.batch(n, rng),
+            labels,
         }
     }
 }
@@ -114,7 +116,11 @@ impl TrainingRun {
         let objective = settings.objective(&kind)?;
         let engine = settings.engine.resolve(objective.as_ref())?;
         let cfg = settings.train_config();
-        let model = cfg.init_model(&settings.mlp_config(dim), &tensor::cpu(), DType::F32);
+        let mut arch = settings.mlp_config(dim);
+        if settings.conditional {
+            arch = arch.with_classes(source.classes());
+        }
+        let model = cfg.init_model(&arch, &tensor::cpu(), DType::F32);
         let trainer = Trainer::new_on(engine, &model, cfg)?.checkpoint_to(
             dir,
             to_json(&kind)?,

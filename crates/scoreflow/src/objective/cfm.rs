@@ -20,7 +20,8 @@
 //!   samplers that only ever evaluate the field there.
 //!
 //! Draw order (fixed, for reproducibility): x₀ (unless given), the coupling's draws, t, z (only
-//! when s ≢ 0). With the defaults this is x₀ then t, the draws of plain CFM.
+//! when s ≢ 0), then the label dropout (only with labels and p > 0). With the defaults and no
+//! labels this is x₀ then t, the draws of plain CFM.
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -109,7 +110,7 @@ impl TimeSampler {
 
 /// Conditional flow matching on a Gaussian path, from a source, under a coupling (see the
 /// module documentation).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FlowMatching<S, Q = StandardNormal> {
     /// The probability path (α, σ).
     pub path: GaussianPath<S>,
@@ -122,10 +123,13 @@ pub struct FlowMatching<S, Q = StandardNormal> {
     pub sigma: f64,
     /// Where t comes from.
     pub time: TimeSampler,
+    /// Label dropout p of class-conditional training (see [`super`]); used only with labels.
+    pub label_dropout: f64,
 }
 
 impl<S: Scheduler> FlowMatching<S, StandardNormal> {
-    /// Plain CFM on `path` from N(0, I): independent coupling, no path noise, uniform t.
+    /// Plain CFM on `path` from N(0, I): independent coupling, no path noise, uniform t,
+    /// label dropout 0.1.
     pub fn new(path: GaussianPath<S>) -> Self {
         Self {
             path,
@@ -133,6 +137,7 @@ impl<S: Scheduler> FlowMatching<S, StandardNormal> {
             coupling: Coupling::Independent,
             sigma: 0.0,
             time: TimeSampler::Uniform,
+            label_dropout: super::DEFAULT_LABEL_DROPOUT,
         }
     }
 }
@@ -152,6 +157,12 @@ impl<S: Scheduler, Q: SourceSampler> FlowMatching<S, Q> {
         Ok(self)
     }
 
+    /// The same objective with label dropout p ∈ [0, 1].
+    pub fn with_label_dropout(mut self, p: f64) -> Result<Self> {
+        self.label_dropout = super::check_label_dropout(p)?;
+        Ok(self)
+    }
+
     /// The same objective with another time sampler (validated).
     pub fn with_time(mut self, time: TimeSampler) -> Result<Self> {
         self.time = time;
@@ -167,6 +178,7 @@ impl<S: Scheduler, Q: SourceSampler> FlowMatching<S, Q> {
             coupling: self.coupling,
             sigma: self.sigma,
             time: self.time,
+            label_dropout: self.label_dropout,
         }
     }
 
@@ -244,6 +256,9 @@ impl<S: Scheduler, Q: SourceSampler> Objective for FlowMatching<S, Q> {
     fn name(&self) -> &'static str {
         "cfm"
     }
+    fn label_dropout(&self) -> f64 {
+        self.label_dropout
+    }
 
     /// [`Objective::regression_batch`] on target points only (`None` if that fails; the engines
     /// call the batch level, which reports the error).
@@ -270,6 +285,7 @@ impl<S: Scheduler, Q: SourceSampler> Objective for FlowMatching<S, Q> {
             s.x_t = s.x_t + z.clone() * col(&vector_like(sv, &s.t));
             s.dx_t = s.dx_t + z * col(&vector_like(dsv, &s.t));
         }
+        let condition = super::drop_condition(&condition, self.label_dropout, rng);
         Ok(Some(RegressionBatch {
             x: s.x_t,
             t: s.t,
@@ -351,9 +367,11 @@ mod tests {
         let mb = Minibatch {
             target: x1.clone(),
             source: Some(x0),
-            condition: Condition::Labels(vec![4, 7].into()),
+            condition: Condition::labels([4, 7]),
         };
         let obj = cfm()
+            .with_label_dropout(0.0)
+            .unwrap()
             .with_coupling(Coupling::Ot)
             .unwrap()
             .with_time(TimeSampler::Grid { points: vec![0.0] })
@@ -362,7 +380,7 @@ mod tests {
         // At t = 0, x = x₀ of each pair; the target is x₁ − x₀ = (0, 1) for both.
         assert_eq!(to_vec(&rb.x), vec![-10.0, 0.0, 10.0, 0.0]);
         assert_eq!(to_vec(&rb.target), vec![0.0, 1.0, 0.0, 1.0]);
-        assert_eq!(rb.condition, Condition::Labels(vec![4, 7].into()));
+        assert_eq!(rb.condition, Condition::labels([4, 7]));
     }
 
     /// Path noise: at fixed t the residual x_t − μ_t has std s(t) and the target's noise part

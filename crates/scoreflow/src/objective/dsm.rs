@@ -115,6 +115,8 @@ pub struct Dsm<S = Arc<dyn Sde>> {
     pub sde: S,
     /// Target, weighting and noise levels.
     pub config: DsmConfig,
+    /// Label dropout p of class-conditional training (see [`super`]); used only with labels.
+    pub label_dropout: f64,
 }
 
 impl<S: Sde> Dsm<S> {
@@ -134,7 +136,17 @@ impl<S: Sde> Dsm<S> {
             }
             _ => {}
         }
-        Ok(Self { sde, config })
+        Ok(Self {
+            sde,
+            config,
+            label_dropout: super::DEFAULT_LABEL_DROPOUT,
+        })
+    }
+
+    /// The same objective with label dropout p ∈ [0, 1].
+    pub fn with_label_dropout(mut self, p: f64) -> Result<Self> {
+        self.label_dropout = super::check_label_dropout(p)?;
+        Ok(self)
     }
 
     /// The reference recipe: ε target, λ = s², τ ~ U(ε, T).
@@ -142,6 +154,7 @@ impl<S: Sde> Dsm<S> {
         Self {
             sde,
             config: DsmConfig::default(),
+            label_dropout: super::DEFAULT_LABEL_DROPOUT,
         }
     }
 
@@ -200,6 +213,9 @@ impl<S: Sde + Clone> Dsm<S> {
 impl<S: Sde> Objective for Dsm<S> {
     fn name(&self) -> &'static str {
         "dsm"
+    }
+    fn label_dropout(&self) -> f64 {
+        self.label_dropout
     }
 
     /// Draw order (fixed, for reproducibility; as reference_dsm.py): τ, then z.

@@ -542,7 +542,7 @@ mod tests {
             cfg.activation = Activation::Tanh;
             let model = cfg.init(&cpu(), DType::F64, &mut rng(seed));
             let jh = to_vec(&Hyvarinen::default().loss(&model, &xt, &mut rng(0)))[0];
-            let (s, div) = model.forward_divergence(&xt, &times_like(&xt, 0.0));
+            let (s, div) = model.forward_divergence(&xt, &times_like(&xt, 0.0), None);
             let (s, div) = (to_vec(&s), to_vec(&div));
             let f = fisher(&s, &x);
             let d: Vec<f64> = (0..n)

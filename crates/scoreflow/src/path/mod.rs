@@ -268,6 +268,15 @@ impl<S: Scheduler> GaussianPath<S> {
         score * self.coef(t, |t| -s.sigma(t))
     }
 
+    /// (a(t), b(t)) with u = a·x + b·s, the velocity of the score s at flow time t:
+    /// a = α̇/α, b = σ(α̇σ/α − σ̇) (CondOT: a = 1/t, b = (1 − t)/t). Both blow up as α(t) → 0
+    /// (the noise end, t → 0): callers clamp t there (see `guidance::flow`).
+    pub fn score_velocity_coefficients(&self, t: f64) -> (f64, f64) {
+        let s = &self.scheduler;
+        let (a, sg, da, ds) = (s.alpha(t), s.sigma(t), s.d_alpha(t), s.d_sigma(t));
+        (da / a, sg * (da * sg / a - ds))
+    }
+
     /// u from the score: u = (α̇/α)·x − (σ̇ − α̇σ/α)·σ·s.
     pub fn score_to_velocity(&self, score: Tensor<2>, x: Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
         let eps = self.score_to_epsilon(score, t);

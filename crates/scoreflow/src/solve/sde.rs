@@ -71,26 +71,48 @@ impl Predictor {
         tau_next: f64,
         rng: &mut Rng,
     ) -> (Tensor<2>, Tensor<2>) {
-        let s = score.eval_at(x, tau);
-        let (mean, std) = match self {
+        self.step_with(sde, score.eval_at(x, tau), x, tau, tau_next, rng)
+    }
+
+    /// (a, c, std): the step's mean is a·x + c·s(x, τ) and its noise N(0, std² I).
+    /// Euler–Maruyama: (1 − a(τ)Δ, g²Δ, g√Δ); reverse diffusion: (2 − r, G², G); ancestral:
+    /// (1/r, G²/r, G·s(τ')/s(τ)), with (r, G²) the exact transition τ' → τ.
+    pub fn coefficients(self, sde: &dyn Sde, tau: f64, tau_next: f64) -> (f64, f64, f64) {
+        match self {
             Predictor::EulerMaruyama => {
                 let dt = tau - tau_next;
                 let (a, g2) = (sde.drift_coef(tau), sde.diffusion(tau).powi(2));
-                (x.clone() * (1.0 - a * dt) + s * (g2 * dt), (g2 * dt).sqrt())
+                (1.0 - a * dt, g2 * dt, (g2 * dt).sqrt())
             }
             Predictor::ReverseDiffusion => {
                 let (r, g2) = sde.transition(tau_next, tau);
-                (x.clone() * (2.0 - r) + s * g2, g2.sqrt())
+                (2.0 - r, g2, g2.sqrt())
             }
             Predictor::Ancestral => {
                 let (r, g2) = sde.transition(tau_next, tau);
                 let (s_next, s_now) = (sde.mean_std(tau_next).1, sde.mean_std(tau).1);
                 (
-                    (x.clone() + s * g2) / r,
+                    1.0 / r,
+                    g2 / r,
                     (g2 * s_next * s_next / (s_now * s_now)).sqrt(),
                 )
             }
-        };
+        }
+    }
+
+    /// [`Predictor::step`] with the score s(x, τ) already evaluated (posterior samplers that
+    /// get it together with an input gradient).
+    pub fn step_with(
+        self,
+        sde: &dyn Sde,
+        s: Tensor<2>,
+        x: &Tensor<2>,
+        tau: f64,
+        tau_next: f64,
+        rng: &mut Rng,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let (a, c, std) = self.coefficients(sde, tau, tau_next);
+        let mean = x.clone() * a + s * c;
         let noisy = mean.clone() + randn_like(x, rng) * std;
         (noisy, mean)
     }

@@ -177,14 +177,18 @@ pub struct StepStats {
     pub grad_norm: f64,
 }
 
-/// A training minibatch on the host: n target points and, when the data supplies them, n
-/// source points paired with them row by row (see [`crate::objective::Minibatch`]).
+/// A training minibatch on the host: n target points, when the data supplies them n source
+/// points paired with them row by row (see [`crate::objective::Minibatch`]), and the targets'
+/// class labels (a labelled data set; a coupling re-pairs sources, labels stay with their
+/// targets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// Target (data) points x₁.
     pub target: Points,
     /// Source points x₀, or `None` when the objective draws its own.
     pub source: Option<Points>,
+    /// The class label of each target row, or `None` for unlabelled data.
+    pub labels: Option<Vec<usize>>,
 }
 
 impl From<Points> for Batch {
@@ -193,22 +197,26 @@ impl From<Points> for Batch {
         Self {
             target,
             source: None,
+            labels: None,
         }
     }
 }
 
 impl Batch {
-    /// The device minibatch (no condition yet).
+    /// The device minibatch; its condition is the labels ([`Condition::None`] without).
     pub fn to_minibatch(&self, device: &Device, dtype: DType) -> Minibatch {
         Minibatch {
             target: self.target.to_tensor(device, dtype),
             source: self.source.as_ref().map(|s| s.to_tensor(device, dtype)),
-            condition: Condition::None,
+            condition: self
+                .labels
+                .as_ref()
+                .map_or(Condition::None, |l| Condition::labels(l.iter().copied())),
         }
     }
 
     /// `Error::Shape` unless the points have dimension `dim` (a source also as many rows as
-    /// the target), `Error::InvalidInput` for an empty batch.
+    /// the target, labels one per target), `Error::InvalidInput` for an empty batch.
     pub fn check(&self, dim: usize) -> Result<()> {
         if self.target.is_empty() {
             return Err(Error::InvalidInput("empty minibatch".into()));
@@ -225,6 +233,15 @@ impl Batch {
                     "source minibatch has {} points of dimension {}, the targets {} of dimension {dim}",
                     s.len(),
                     s.dim(),
+                    self.target.len()
+                )));
+            }
+        }
+        if let Some(l) = &self.labels {
+            if l.len() != self.target.len() {
+                return Err(Error::Shape(format!(
+                    "{} labels for a minibatch of {} points",
+                    l.len(),
                     self.target.len()
                 )));
             }
@@ -249,7 +266,8 @@ pub trait StepEngine: Send {
     fn architecture(&self) -> Architecture;
     /// The training dtype.
     fn dtype(&self) -> DType;
-    /// One step on the minibatch `batch` at learning rate `lr`: loss (via
+    /// One step on the minibatch `batch` (with its class labels for a conditional network or
+    /// a classifier) at learning rate `lr`: loss (via
     /// [`Objective::loss_batch`], noise from `rng`), gradient, clipping, optimiser, EMA.
     fn step(
         &mut self,

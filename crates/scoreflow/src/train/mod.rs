@@ -32,7 +32,7 @@ use crate::coupling::reflow::PairSet;
 use crate::data::{DataSource, Points};
 use crate::error::{Error, Result};
 use crate::field::mlp::Mlp;
-use crate::field::network::Network;
+use crate::field::network::{Architecture, Network};
 use crate::likelihood::Dequantization;
 use crate::objective::Objective;
 use crate::state::{RngState, StoredDType};
@@ -57,8 +57,14 @@ impl<F: FnMut(usize, &mut Rng) -> Points> Minibatches for F {
 }
 
 impl Minibatches for DataSource {
+    /// The points and, for a labelled source, their labels (the same draws either way).
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
-        DataSource::batch(self, n, rng).into()
+        let (target, labels) = DataSource::batch_labelled(self, n, rng);
+        Batch {
+            target,
+            source: None,
+            labels,
+        }
     }
 }
 
@@ -74,12 +80,14 @@ pub struct WithSource<S, T> {
 }
 
 impl<S: Minibatches, T: Minibatches> Minibatches for WithSource<S, T> {
+    /// The targets keep their labels; the sources' are not used.
     fn batch(&mut self, n: usize, rng: &mut Rng) -> Batch {
-        let target = self.target.batch(n, rng).target;
+        let Batch { target, labels, .. } = self.target.batch(n, rng);
         let source = self.source.batch(n, rng).target;
         Batch {
             target,
             source: Some(source),
+            labels,
         }
     }
 }
@@ -91,6 +99,7 @@ impl Minibatches for PairSet {
         Batch {
             target,
             source: Some(source),
+            labels: None,
         }
     }
 }
@@ -520,10 +529,40 @@ impl<N: Network + 'static> Trainer<N> {
         let first = self.step;
         let total = self.config.steps;
         let mut last_loss = f64::NAN;
+        // Labels: a conditional network learns from them (K = its classes), a classifier
+        // predicts them (K = its outputs).
+        let net = self.engine.model();
+        let label_classes = if net.classes() > 0 {
+            Some(net.classes())
+        } else if objective.needs_labels() {
+            Some(match net.architecture() {
+                Architecture::Mlp(c) => c.out_dim(),
+                a => a.dim(),
+            })
+        } else {
+            None
+        };
         while self.step < total {
             let n = self.step;
             let lr = self.config.schedule.lr(self.config.optimizer.lr, n, total);
-            let batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            let mut batch = data.batch(self.config.batch_size, &mut self.data_rng);
+            match label_classes {
+                // An unconditional network ignores the labels a data set may carry.
+                None => batch.labels = None,
+                Some(k) => {
+                    let l = batch.labels.as_deref().ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "the {} objective on a network of {k} classes needs class labels, and the data carry none",
+                            objective.name()
+                        ))
+                    })?;
+                    if let Some(y) = l.iter().find(|&&y| y >= k) {
+                        return Err(Error::InvalidInput(format!(
+                            "data label {y} is out of range for the network's {k} classes"
+                        )));
+                    }
+                }
+            }
             // An engine may report divergence itself; the loop's step count is authoritative.
             let stats = self
                 .engine

@@ -12,6 +12,12 @@
 //! The one place where the mathematics of Gaussian mixtures is written: the data sets' exact
 //! densities (`data::MixtureSpec`) and the analytic score fields (`field::analytic`) both use
 //! it. Depends only on [`crate::linalg`] and [`Points`].
+//!
+//! In high dimension dense d × d algebra per component is out of reach; [`LowRankMixture`]
+//! holds covariances that are isotropic outside one shared low-dimensional subspace (identity
+//! covariances, and their posteriors under rank-d_y linear observations), with the Woodbury
+//! forms of their inverses, and conditions mixtures on linear-Gaussian observations exactly.
+//! [`MixtureLaw`] is what both kinds of mixture offer the analytic fields.
 
 // Index loops over d are the clearest way to write the small dense linear algebra here.
 #![allow(clippy::needless_range_loop)]
@@ -23,6 +29,9 @@ use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::linalg::{cholesky, cholesky_inverse, dot, matvec};
 use crate::tensor::Rng;
+
+mod low_rank;
+pub use low_rank::LowRankMixture;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
@@ -484,28 +493,218 @@ impl GaussianMixture {
     /// `n` i.i.d. draws: per point, a component k ~ Categorical(w) (one uniform draw), then
     /// μₖ + Lₖ z (d normal draws), all from `rng`.
     pub fn sample(&self, n: usize, rng: &mut Rng) -> Points {
-        let d = self.dim();
-        let mut data = vec![0.0; n * d];
-        for row in data.chunks_exact_mut(d) {
-            let k = self.pick(rng.random::<f64>());
-            self.components[k].sample_into(rng, row);
-        }
-        Points::new(data, d).expect("n·d values with d >= 1")
+        self.sample_labelled(n, rng).0
     }
 
-    /// k ~ Categorical(w) by inversion: the component whose cumulative weight interval holds
-    /// `u ∈ [0, 1)`.
-    fn pick(&self, u: f64) -> usize {
-        let mut acc = 0.0;
-        for (k, w) in self.weights.iter().enumerate() {
-            acc += w;
-            if u < acc {
-                return k;
-            }
+    /// [`GaussianMixture::sample`] keeping each point's component index k (the same draws).
+    pub fn sample_labelled(&self, n: usize, rng: &mut Rng) -> (Points, Vec<usize>) {
+        let d = self.dim();
+        let mut data = vec![0.0; n * d];
+        let mut labels = Vec::with_capacity(n);
+        for row in data.chunks_exact_mut(d) {
+            let k = pick(&self.weights, rng.random::<f64>());
+            self.components[k].sample_into(rng, row);
+            labels.push(k);
         }
-        // u lies above the rounded cumulative sum: the last component with positive weight.
-        self.weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
+        (
+            Points::new(data, d).expect("n·d values with d >= 1"),
+            labels,
+        )
     }
+}
+
+/// k ~ Categorical(w) by inversion: the component whose cumulative weight interval holds
+/// `u ∈ [0, 1)` (the last one with positive weight when u lies above the rounded sum).
+pub(crate) fn pick(weights: &[f64], u: f64) -> usize {
+    let mut acc = 0.0;
+    for (k, w) in weights.iter().enumerate() {
+        acc += w;
+        if u < acc {
+            return k;
+        }
+    }
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
+}
+
+/// A Gaussian mixture p = Σₖ wₖ N(μₖ, Σₖ) whose perturbed law, score and Hessian are known in
+/// closed form, evaluated on row-major batches x of n points in R^d — what the analytic fields
+/// (`field::analytic`) need. With gₖ(x) = ∇ log N(x; μₖ, Σₖ) = −Σₖ⁻¹(x − μₖ) and
+/// responsibilities rₖ(x) = wₖ Nₖ(x)/p(x), the score is s = Σₖ rₖ gₖ.
+///
+/// Implemented by the dense [`GaussianMixture`] (any covariances, small d) and by
+/// [`LowRankMixture`] (covariances isotropic outside a shared low-dimensional subspace: any d).
+pub trait MixtureLaw: Clone + Send + Sync + std::fmt::Debug {
+    /// Dimension d.
+    fn dim(&self) -> usize;
+    /// Normalised weights wₖ.
+    fn weights(&self) -> &[f64];
+    /// The law of m·x + s·z, x ~ p, z ~ N(0, I): Σₖ wₖ N(m μₖ, m² Σₖ + s² I); an error when
+    /// degenerate or not finite.
+    fn perturbed(&self, m: f64, s: f64) -> Result<Self>;
+    /// The sub-mixture of the given components, weights renormalised (a class-conditional
+    /// law); an error when the list is empty, out of range or of zero weight.
+    fn select(&self, components: &[usize]) -> Result<Self>;
+    /// log p(xᵢ) per row.
+    fn log_densities(&self, x: &[f64]) -> Vec<f64>;
+    /// rₖ(xᵢ), n × K row-major.
+    fn responsibilities_batch(&self, x: &[f64]) -> Vec<f64>;
+    /// Σₖ cᵢₖ gₖ(xᵢ) per row for coefficients c (n × K): the score for c = r, the gradient of a
+    /// log class probability for c = r⁽ᶜ⁾ − r.
+    fn weighted_residuals(&self, x: &[f64], coef: &[f64]) -> Vec<f64>;
+    /// s(xᵢ) = Σₖ rₖ gₖ per row (n × d).
+    fn scores(&self, x: &[f64]) -> Vec<f64> {
+        self.weighted_residuals(x, &self.responsibilities_batch(x))
+    }
+    /// (s, H u) per row with H = ∇² log p = Σₖ rₖ (gₖ gₖᵀ − Σₖ⁻¹) − s sᵀ.
+    fn score_hvps(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>);
+    /// (s, H w(s)) per row for a direction computed from the scores themselves (a VJP whose
+    /// cotangent depends on the output: H is symmetric). Default: scores, then
+    /// [`MixtureLaw::score_hvps`]; [`LowRankMixture`] shares one evaluation between them.
+    fn score_hvp_with(
+        &self,
+        x: &[f64],
+        w: &mut dyn FnMut(&[f64]) -> Vec<f64>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let s = self.scores(x);
+        let u = w(&s);
+        let (_, hu) = self.score_hvps(x, &u);
+        (s, hu)
+    }
+    /// (s, tr H) per row with tr H = Σₖ rₖ (‖gₖ‖² − tr Σₖ⁻¹) − ‖s‖².
+    fn score_laplacians(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>);
+    /// n draws with their component indices: k ~ Categorical(w), then N(μₖ, Σₖ).
+    fn sample_labelled(&self, n: usize, rng: &mut Rng) -> (Points, Vec<usize>);
+}
+
+/// Applies `f(row, out_row)` to every row of `x` (width `d` in, `width` out), in parallel.
+fn rows_map<F: Fn(&[f64], &mut [f64]) + Sync>(x: &[f64], d: usize, width: usize, f: F) -> Vec<f64> {
+    use rayon::prelude::*;
+    let n = x.len() / d.max(1);
+    let mut out = vec![0.0; n * width];
+    out.par_chunks_mut(width.max(1))
+        .zip(x.par_chunks(d.max(1)))
+        .with_min_len(64)
+        .for_each(|(o, r)| f(r, o));
+    out
+}
+
+impl MixtureLaw for GaussianMixture {
+    fn dim(&self) -> usize {
+        GaussianMixture::dim(self)
+    }
+    fn weights(&self) -> &[f64] {
+        GaussianMixture::weights(self)
+    }
+    fn perturbed(&self, m: f64, s: f64) -> Result<Self> {
+        GaussianMixture::perturbed(self, m, s)
+    }
+    fn select(&self, components: &[usize]) -> Result<Self> {
+        check_selection(components, self.components.len())?;
+        Self::from_components(
+            components.iter().map(|&k| self.weights[k]).collect(),
+            components
+                .iter()
+                .map(|&k| self.components[k].clone())
+                .collect(),
+        )
+    }
+    fn log_densities(&self, x: &[f64]) -> Vec<f64> {
+        rows_map(x, self.dim(), 1, |r, o| o[0] = self.log_density(r))
+    }
+    fn responsibilities_batch(&self, x: &[f64]) -> Vec<f64> {
+        let k = self.components.len();
+        rows_map(x, self.dim(), k, |r, o| {
+            o.copy_from_slice(&self.responsibilities(r))
+        })
+    }
+    fn weighted_residuals(&self, x: &[f64], coef: &[f64]) -> Vec<f64> {
+        let (d, k) = (self.dim(), self.components.len());
+        let rows: Vec<(&[f64], &[f64])> = x.chunks_exact(d).zip(coef.chunks_exact(k)).collect();
+        use rayon::prelude::*;
+        let mut out = vec![0.0; rows.len() * d];
+        out.par_chunks_mut(d)
+            .zip(rows.par_iter())
+            .with_min_len(64)
+            .for_each(|(o, (r, c))| {
+                let mut diff = vec![0.0; d];
+                let mut g = vec![0.0; d];
+                for (ck, comp) in c.iter().zip(&self.components) {
+                    if *ck == 0.0 {
+                        continue;
+                    }
+                    for i in 0..d {
+                        diff[i] = comp.mean[i] - r[i];
+                    }
+                    matvec(&comp.prec, &diff, &mut g);
+                    for i in 0..d {
+                        o[i] += ck * g[i];
+                    }
+                }
+            });
+        out
+    }
+    fn scores(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.dim();
+        rows_map(x, d, d, |r, o| self.score_into(r, o))
+    }
+    fn score_hvps(&self, x: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let d = self.dim();
+        let both: Vec<f64> = {
+            let xu: Vec<f64> = x
+                .chunks_exact(d)
+                .zip(u.chunks_exact(d))
+                .flat_map(|(a, b)| a.iter().chain(b).copied())
+                .collect();
+            rows_map(&xu, 2 * d, 2 * d, |r, o| {
+                let (s, hu) = self.score_hvp(&r[..d], &r[d..]);
+                o[..d].copy_from_slice(&s);
+                o[d..].copy_from_slice(&hu);
+            })
+        };
+        split_rows(&both, d)
+    }
+    fn score_laplacians(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let d = self.dim();
+        let both = rows_map(x, d, d + 1, |r, o| {
+            let (s, lap) = self.score_laplacian(r);
+            o[..d].copy_from_slice(&s);
+            o[d] = lap;
+        });
+        let mut s = Vec::with_capacity(both.len() / (d + 1) * d);
+        let mut lap = Vec::with_capacity(both.len() / (d + 1));
+        for row in both.chunks_exact(d + 1) {
+            s.extend_from_slice(&row[..d]);
+            lap.push(row[d]);
+        }
+        (s, lap)
+    }
+    fn sample_labelled(&self, n: usize, rng: &mut Rng) -> (Points, Vec<usize>) {
+        GaussianMixture::sample_labelled(self, n, rng)
+    }
+}
+
+/// Errors unless `components` is a non-empty list of indices below `k`.
+fn check_selection(components: &[usize], k: usize) -> Result<()> {
+    if components.is_empty() {
+        return Err(Error::InvalidInput("no components selected".into()));
+    }
+    if let Some(c) = components.iter().find(|&&c| c >= k) {
+        return Err(Error::InvalidInput(format!(
+            "component {c} selected from a mixture of {k}"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits rows `[a (d), b (d)]` into (a rows, b rows).
+fn split_rows(both: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = Vec::with_capacity(both.len() / 2);
+    let mut b = Vec::with_capacity(both.len() / 2);
+    for row in both.chunks_exact(2 * d) {
+        a.extend_from_slice(&row[..d]);
+        b.extend_from_slice(&row[d..]);
+    }
+    (a, b)
 }
 
 impl From<Gaussian> for GaussianMixture {
