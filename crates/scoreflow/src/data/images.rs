@@ -10,8 +10,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::source::test_mask;
-use super::Points;
+use super::{Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
@@ -41,6 +43,52 @@ pub struct Images {
     pub levels: u32,
     /// One class per image, when known.
     pub labels: Option<Vec<usize>>,
+}
+
+/// The format of an image data set: C × H × W pixels of L intensity levels (stored in a run
+/// directory as `images.json`, so that a run knows its images without the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFormat {
+    /// Channels C.
+    pub channels: usize,
+    /// Height H.
+    pub height: usize,
+    /// Width W.
+    pub width: usize,
+    /// Number of intensity levels L.
+    pub levels: u32,
+}
+
+impl ImageFormat {
+    /// (C, H, W).
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.channels, self.height, self.width)
+    }
+
+    /// Data dimension d = C·H·W.
+    pub fn dim(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The model units of images: z = (x − μ)/σ with μ = L/2 − ½ and σ = L/2, i.e.
+    /// z = 2(x + ½)/L − 1, the centre of level x's cell under the symmetric dequantisation
+    /// z = 2(x + u)/L − 1 (u ~ U\[0, 1)), so that model units span \[−1, 1) as DDPM's do.
+    pub fn normalizer(&self) -> Normalizer {
+        let l = self.levels as f64;
+        Normalizer {
+            mean: vec![l / 2.0 - 0.5; self.dim()],
+            std: vec![l / 2.0; self.dim()],
+        }
+    }
+
+    /// Clamps continuous data-unit values to the data's range \[0, L − 1\] in place (values are
+    /// not rounded: rounding gives the level).
+    pub fn clamp(&self, values: &mut [f64]) {
+        let top = (self.levels.max(1) - 1) as f64;
+        for v in values {
+            *v = v.clamp(0.0, top);
+        }
+    }
 }
 
 impl Images {
@@ -122,6 +170,55 @@ impl Images {
             labels.push(vals[64] as usize);
         }
         Images::new(Points::new(pixels, 64)?, (1, 8, 8), 17, Some(labels))
+    }
+
+    /// The image data named by `name`: `digits` (the built-in 8 × 8 digits), a folder of PNGs,
+    /// or an IDX file (recognised by its magic bytes 0x00 0x00 0x08, gzip-compressed when the
+    /// name ends in `.gz`); `None` when `name` is none of these (a built-in point set or a
+    /// .csv/.npy file).
+    pub fn open(name: &str) -> Result<Option<Self>> {
+        if name == "digits" {
+            return Self::digits().map(Some);
+        }
+        let p = Path::new(name);
+        if p.is_dir() {
+            return Self::load_png_dir(p).map(Some);
+        }
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !p.is_file() || ext == "csv" || ext == "npy" {
+            return Ok(None);
+        }
+        let head = read_maybe_gz(p)?;
+        if head.len() >= 4 && head[..3] == [0, 0, 8] {
+            return Self::load_idx(p, None).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The images' format (shape and levels).
+    pub fn format(&self) -> ImageFormat {
+        ImageFormat {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            levels: self.levels,
+        }
+    }
+
+    /// The nearest image to `x` in Euclidean distance ‖x − xᵢ‖ (data units): (index i, distance);
+    /// the memorisation check of a generative model compares a sample's distance to its nearest
+    /// training image with a held-out image's.
+    pub fn nearest(&self, x: &[f64]) -> (usize, f64) {
+        let (i, d2) = self
+            .pixels
+            .rows()
+            .map(|t| t.iter().zip(x).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |acc, (i, d)| if d < acc.1 { (i, d) } else { acc },
+            );
+        (i, d2.sqrt())
     }
 
     /// Number of images n.
@@ -353,21 +450,27 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    /// Writes `images` (rows flattened from (C, H, W), values in 0 … L−1, clamped and rounded)
-    /// as one 8-bit PNG grid, atomically: value v is drawn as round(255·v/(L − 1)).
-    pub fn write(
+    /// The grid of `images` (rows flattened from (C, H, W), values in 0 … L−1, clamped and
+    /// rounded) as 8-bit pixels: (width, height, bytes, row-major, C per pixel); value v is drawn
+    /// as round(255·v/(L − 1)).
+    pub fn render(
         &self,
-        path: &Path,
         images: &[&[f64]],
         (c, h, w): (usize, usize, usize),
         levels: u32,
-    ) -> Result<()> {
+    ) -> Result<(usize, usize, Vec<u8>)> {
         if images.is_empty() || self.columns == 0 || self.scale == 0 || !(c == 1 || c == 3) {
             return Err(Error::InvalidInput(format!(
                 "cannot tile {} image(s) of {c} channel(s) in {} column(s) at scale {}",
                 images.len(),
                 self.columns,
                 self.scale
+            )));
+        }
+        if let Some(img) = images.iter().find(|i| i.len() != c * h * w) {
+            return Err(Error::Shape(format!(
+                "an image of {} values in a grid of {c}×{h}×{w} images",
+                img.len()
             )));
         }
         let cols = self.columns.min(images.len());
@@ -389,10 +492,22 @@ impl Tiles {
                 }
             }
         }
+        Ok((gw, gh, buf))
+    }
+
+    /// Writes the grid of [`Tiles::render`] as one 8-bit PNG, atomically.
+    pub fn write(
+        &self,
+        path: &Path,
+        images: &[&[f64]],
+        shape: (usize, usize, usize),
+        levels: u32,
+    ) -> Result<()> {
+        let (gw, gh, buf) = self.render(images, shape, levels)?;
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, gw as u32, gh as u32);
-            enc.set_color(if c == 1 {
+            enc.set_color(if shape.0 == 1 {
                 png::ColorType::Grayscale
             } else {
                 png::ColorType::Rgb

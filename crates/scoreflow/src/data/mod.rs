@@ -11,7 +11,7 @@ pub mod shapes;
 pub mod source;
 pub mod toy;
 
-pub use images::Images;
+pub use images::{ImageFormat, Images};
 pub use io::{load_csv, load_npy, load_points, write_csv, write_npy, write_points, PointWriter};
 pub use mixture::{MixtureParams, MixtureSpec};
 pub use normalize::{NormalizeMode, Normalizer};

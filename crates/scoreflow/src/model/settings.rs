@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{ModelKind, TrainMethod};
-use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
+use crate::data::{self, DataSource, Dataset, ImageFormat, Images, NormalizeMode, Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
+use crate::field::unet::UnetConfig;
 use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
 use crate::objective::sm::ScoreMatching;
 use crate::path::PathKind;
@@ -27,6 +28,43 @@ use crate::train::{
 /// Runs written before `noise-input` existed fed the network τ.
 fn time_input() -> NoiseInput {
     NoiseInput::Time
+}
+
+/// The network of a run: `auto` is the U-Net for image data and the MLP otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ArchKind {
+    /// The U-Net for images, the MLP for points.
+    #[default]
+    Auto,
+    /// The MLP [x, φ(t)] → width^depth → d.
+    Mlp,
+    /// The image U-Net (image data only).
+    Unet,
+}
+
+impl ArchKind {
+    /// "auto", "mlp" or "unet".
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchKind::Auto => "auto",
+            ArchKind::Mlp => "mlp",
+            ArchKind::Unet => "unet",
+        }
+    }
+}
+
+fn default_base() -> usize {
+    32
+}
+
+fn default_res_blocks() -> usize {
+    1
+}
+
+fn default_attention() -> bool {
+    true
 }
 
 /// Every training setting of a run (see the module documentation). Fields are documented by
@@ -97,6 +135,22 @@ pub struct TrainSettings {
     pub normalize: NormalizeMode,
     /// Training engine.
     pub engine: EngineKind,
+    /// Network (runs written before it existed were MLPs on points: `auto` reads as that).
+    #[serde(default)]
+    pub arch: ArchKind,
+    /// U-Net base channels.
+    #[serde(default = "default_base")]
+    pub base: usize,
+    /// U-Net channel multiplier per resolution level; `None` = by image size
+    /// ([`UnetConfig::default_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mults: Option<Vec<usize>>,
+    /// U-Net residual blocks per level.
+    #[serde(default = "default_res_blocks")]
+    pub res_blocks: usize,
+    /// U-Net self-attention at the lowest resolution.
+    #[serde(default = "default_attention")]
+    pub attention: bool,
 }
 
 impl Default for TrainSettings {
@@ -136,6 +190,11 @@ impl Default for TrainSettings {
             holdout: 0.1,
             normalize: NormalizeMode::Auto,
             engine: EngineKind::Auto,
+            arch: ArchKind::Auto,
+            base: default_base(),
+            mults: None,
+            res_blocks: default_res_blocks(),
+            attention: default_attention(),
         }
     }
 }
@@ -257,6 +316,28 @@ impl TrainSettings {
         if self.data.trim().is_empty() {
             return Err(invalid("--data is empty".into()));
         }
+        if self.base == 0 || !self.base.is_multiple_of(2) {
+            return Err(invalid(format!(
+                "--base (U-Net channels) must be even and positive (got {})",
+                self.base
+            )));
+        }
+        if let Some(m) = &self.mults {
+            if m.is_empty() || m.contains(&0) {
+                return Err(invalid(format!(
+                    "--mults is a comma-separated list of positive multipliers (got {m:?})"
+                )));
+            }
+        }
+        if self.res_blocks == 0 {
+            return Err(invalid("--res-blocks must be at least 1".into()));
+        }
+        if self.arch == ArchKind::Unet && self.engine == EngineKind::Fused {
+            return Err(invalid(
+                "--engine fused trains MLPs only; the U-Net trains on --engine burn (or auto)"
+                    .into(),
+            ));
+        }
         if self.engine == EngineKind::Fused && !self.method.is_regression() {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
@@ -303,9 +384,63 @@ impl TrainSettings {
         self.data.parse::<Dataset>().ok()
     }
 
+    /// The image data named by `data` (`digits`, an IDX file, a folder of PNGs), or `None` for
+    /// points ([`Images::open`]).
+    pub fn images(&self) -> Result<Option<Images>> {
+        if self.dataset().is_some() {
+            return Ok(None);
+        }
+        Images::open(&self.data)
+    }
+
+    /// The training and held-out images of image data (the split of [`TrainSettings::training_data`]).
+    pub fn image_split(&self) -> Result<Option<(Images, Images)>> {
+        self.images()?
+            .map(|im| im.split(self.holdout, self.seed))
+            .transpose()
+    }
+
+    /// The network kind for the data: `auto` → the U-Net for images, the MLP for points;
+    /// `unet` on points is an error.
+    pub fn architecture(&self, image: Option<ImageFormat>) -> Result<ArchKind> {
+        match (self.arch, image) {
+            (ArchKind::Auto, Some(_)) | (ArchKind::Unet, Some(_)) => Ok(ArchKind::Unet),
+            (ArchKind::Auto, None) | (ArchKind::Mlp, _) => Ok(ArchKind::Mlp),
+            (ArchKind::Unet, None) => Err(invalid(format!(
+                "--arch unet needs image data (--data digits, an IDX file or a folder of PNGs); {} is a set of points",
+                self.data
+            ))),
+        }
+    }
+
+    /// The U-Net for images of `format`: [`UnetConfig::default_for`] with `--base`, `--mults`,
+    /// `--res-blocks` and `--attention`, GroupNorm groups min(8, base).
+    pub fn unet_config(&self, format: ImageFormat) -> UnetConfig {
+        let (c, h, w) = format.shape();
+        let d = UnetConfig::default_for(c, h, w);
+        UnetConfig {
+            base: self.base,
+            mults: self.mults.clone().unwrap_or(d.mults.clone()),
+            res_blocks: self.res_blocks,
+            attention: self.attention,
+            groups: d.groups.min(self.base),
+            ..d
+        }
+    }
+
     /// The training data: the source of minibatches (data units) and the normaliser (fitted on
-    /// 100,000 draws of a fixed stream for built-in sets, on the training split for files).
+    /// 100,000 draws of a fixed stream for built-in sets, on the training split for files; for
+    /// images always [`ImageFormat::normalizer`], the \[−1, 1) scaling of their levels).
     pub fn training_data(&self) -> Result<(DataSource, Normalizer)> {
+        if let Some(images) = self.images()? {
+            let source = DataSource::finite_split(
+                self.data.clone(),
+                &images.pixels,
+                self.holdout,
+                self.seed,
+            )?;
+            return Ok((source, images.format().normalizer()));
+        }
         let source = match self.dataset() {
             Some(ds) => DataSource::generator(ds),
             None => {
