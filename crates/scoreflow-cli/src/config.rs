@@ -10,7 +10,7 @@ use scoreflow::data::NormalizeMode;
 use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, TimeEmbeddingKind};
 use scoreflow::model::settings::parse_toml;
-use scoreflow::model::{TrainMethod, TrainSettings};
+use scoreflow::model::{ArchKind, TrainMethod, TrainSettings};
 use scoreflow::objective::dsm::Weighting;
 use scoreflow::path::PathKind;
 use scoreflow::sde::SdeKind;
@@ -26,7 +26,7 @@ pub const QUICKSTART_STEPS: usize = 5000;
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainOpts {
-    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll) or a .csv/.npy file [default: 8gaussians]
+    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll), a .csv/.npy file, or images: digits (the built-in 8×8 digits), an IDX file (MNIST format) or a folder of PNGs [default: 8gaussians]
     #[arg(long, value_name = "NAME|FILE")]
     pub data: Option<String>,
     /// Objective [default: cfm]
@@ -116,6 +116,21 @@ pub struct TrainOpts {
     /// Training engine: auto (fused for cfm/dsm, burn for sm/ssm), fused (the fused CPU MLP engine) or burn (burn autodiff, the reference) [default: auto]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
+    /// Network: auto (the U-Net for image data, the MLP for points), mlp or unet [default: auto]
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchKind>,
+    /// U-Net base channels (even; level ℓ has base × mults[ℓ]) [default: 32]
+    #[arg(long, value_name = "C")]
+    pub base: Option<usize>,
+    /// U-Net channel multipliers, one resolution level each, e.g. 1,2 [default: 1,2 up to 16 pixels a side, 1,2,2 beyond]
+    #[arg(long, value_delimiter = ',', value_name = "M,..")]
+    pub mults: Option<Vec<usize>>,
+    /// U-Net residual blocks per level [default: 1]
+    #[arg(long, value_name = "N")]
+    pub res_blocks: Option<usize>,
+    /// U-Net self-attention at the lowest resolution [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub attention: Option<bool>,
     /// Run directory [default: runs/<data>-<method>-<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -137,6 +152,7 @@ impl TrainOpts {
             ($($f:ident),*) => { TrainSettings {
                 $($f: self.$f.or(file.$f).unwrap_or(d.$f),)*
                 sigma_max: self.sigma_max.or(file.sigma_max).or(d.sigma_max),
+                mults: self.mults.or(file.mults).or(d.mults),
             } };
         }
         let s = pick!(
@@ -168,7 +184,11 @@ impl TrainOpts {
             checkpoint_every,
             holdout,
             normalize,
-            engine
+            engine,
+            arch,
+            base,
+            res_blocks,
+            attention
         );
         s.validate()?;
         Ok((s, self.out.or(file.out)))

@@ -194,3 +194,18 @@ mod tests {
         }
     }
 }
+
+impl serde::Serialize for DeviceChoice {
+    /// As its name (`cpu`, `vulkan:N`, `wgpu`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceChoice {
+    /// From its name ([`DeviceChoice::from_str`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

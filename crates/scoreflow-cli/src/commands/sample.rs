@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use scoreflow::data::images::Tiles;
 use scoreflow::data::PointWriter;
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
 use scoreflow::model::{Model, Plan};
@@ -32,6 +33,26 @@ pub struct SampleSummary {
     pub wall_s: f64,
     /// Trajectory file, if written.
     pub trajectories: Option<PathBuf>,
+    /// Grid of the first samples (PNG), for image runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<PathBuf>,
+    /// Device sampled on.
+    pub device: String,
+}
+
+/// Images in a sample grid: the first 100 samples, 10 per row.
+pub const GRID_IMAGES: usize = 100;
+
+/// The grid layout of sample pictures: 10 per row, 2 background pixels apart, 4× magnified.
+pub const GRID_TILES: Tiles = Tiles {
+    columns: 10,
+    padding: 2,
+    scale: 4,
+};
+
+/// `<out>.png` beside the sample file.
+fn grid_path(out: &Path) -> PathBuf {
+    out.with_extension("png")
 }
 
 /// The sampler settings of `args` for `model`, validated.
@@ -77,7 +98,7 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// Runs `scoreflow sample`: blocks stream straight into the output file (memory does not grow
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
-    let model = Model::load(&args.run)?;
+    let model = Model::load_on(&args.run, args.device)?;
     let spec = sampler_spec(&args, &model)?;
     if args.n == 0 {
         bail!("-n must be at least 1");
@@ -95,8 +116,16 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let started = Instant::now();
     let mut writer = PointWriter::create(&out, range.len(), model.dim())?;
     let mut trajectories = Vec::new();
+    let mut first: Vec<f64> = Vec::new();
+    let want = if model.image.is_some() {
+        GRID_IMAGES
+    } else {
+        0
+    };
     let stats = model.sample_each(&plan, args.seed, &spec, |block| {
         writer.write(&block.points)?;
+        let room = (want * model.dim()).saturating_sub(first.len());
+        first.extend(block.points.as_slice().iter().take(room));
         if !block.trajectory.is_empty() {
             trajectories.push((block.start, block.trajectory));
         }
@@ -120,6 +149,15 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     } else {
         None
     };
+    let grid = match model.image {
+        Some(f) if !first.is_empty() => {
+            let p = grid_path(&out);
+            let rows: Vec<&[f64]> = first.chunks(model.dim()).collect();
+            GRID_TILES.write(&p, &rows, f.shape(), f.levels)?;
+            Some(p)
+        }
+        _ => None,
+    };
     let summary = SampleSummary {
         out: out.clone(),
         n: stats.points,
@@ -129,6 +167,8 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         nfe: stats.nfe_per_path(),
         wall_s: wall,
         trajectories: traj.clone(),
+        grid: grid.clone(),
+        device: args.device.to_string(),
     };
     mode.json(&summary)?;
     let what = match shard {
@@ -148,5 +188,11 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         traj.map(|p| format!(" and {}", p.display()))
             .unwrap_or_default()
     ));
+    if let Some(g) = grid {
+        mode.say(format!(
+            "wrote {} (the first samples as images)",
+            g.display()
+        ));
+    }
     Ok(())
 }

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{ModelKind, TrainMethod};
-use crate::data::{self, DataSource, Dataset, ImageFormat, Images, NormalizeMode, Normalizer, Points};
+use crate::data::{
+    self, DataSource, Dataset, ImageFormat, Images, NormalizeMode, Normalizer, Points,
+};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};

@@ -119,7 +119,8 @@ fn engine_for(
     if arch == ArchKind::Unet || device.is_gpu() {
         if fused {
             return Err(Error::InvalidInput(if arch == ArchKind::Unet {
-                "--engine fused trains MLPs only; the U-Net trains on --engine burn (or auto)".into()
+                "--engine fused trains MLPs only; the U-Net trains on --engine burn (or auto)"
+                    .into()
             } else {
                 format!("--engine fused runs on the CPU; on --device {device} use --engine burn (or auto)")
             }));
@@ -144,9 +145,10 @@ impl TrainingRun {
     /// dequantised training images z = 2(x + u)/L − 1 ([`Dequantized`]).
     pub fn minibatches(&self) -> Result<Box<dyn Minibatches>> {
         if let Some(f) = self.image {
-            let train = self.source.train().ok_or_else(|| {
-                Error::InvalidInput("image data without a training split".into())
-            })?;
+            let train = self
+                .source
+                .train()
+                .ok_or_else(|| Error::InvalidInput("image data without a training split".into()))?;
             return Ok(Box::new(Dequantized::new(
                 train.clone(),
                 image_dequantization(f),
@@ -191,9 +193,11 @@ impl TrainingRun {
         let cfg = settings.train_config();
         let trainer = match (arch, image) {
             (ArchKind::Unet, Some(f)) => {
-                let net = settings
-                    .unet_config(f)
-                    .init(&dev, DType::F32, &mut tensor::rng(settings.seed))?;
+                let net = settings.unet_config(f).init(
+                    &dev,
+                    DType::F32,
+                    &mut tensor::rng(settings.seed),
+                )?;
                 RunTrainer::Unet(Trainer::<Unet>::burn(&net, cfg)?.checkpoint_to(
                     dir,
                     to_json(&kind)?,
