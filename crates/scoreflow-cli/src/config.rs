@@ -74,16 +74,16 @@ pub struct TrainOpts {
     /// Time input of the network [default: raw]
     #[arg(long, value_enum)]
     pub time_embedding: Option<TimeEmbeddingKind>,
-    /// Optimiser steps [default: 5000]
+    /// Optimiser steps [default: 5000] (image data: 2000)
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
-    /// Minibatch size [default: 256]
+    /// Minibatch size [default: 256] (image data: 128)
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
     /// Optimiser [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Peak learning rate [default: 0.002]
+    /// Peak learning rate [default: 0.002] (image data: 0.001)
     #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
     /// Weight decay [default: 0]
@@ -98,7 +98,7 @@ pub struct TrainOpts {
     /// EMA decay of the weights used for sampling; 0 disables EMA [default: 0.999]
     #[arg(long, value_name = "DECAY")]
     pub ema: Option<f64>,
-    /// Clip the global gradient norm to this value; 0 disables clipping [default: 0]
+    /// Clip the global gradient norm to this value; 0 disables clipping [default: 0] (image data: 1)
     #[arg(long, value_name = "NORM")]
     pub clip: Option<f64>,
     /// Random seed (initial weights, batches, noise) [default: 0]
@@ -147,7 +147,9 @@ impl TrainOpts {
     /// `self` (flags) over `file` over the defaults, validated; and the run directory, if
     /// given.
     pub fn resolve(self, file: TrainOpts) -> Result<(TrainSettings, Option<PathBuf>)> {
-        let d = TrainSettings::default();
+        // Image data have their own defaults (the library's `defaults_for`).
+        let data = self.data.clone().or(file.data.clone());
+        let d = TrainSettings::defaults_for(&data.unwrap_or(TrainSettings::default().data));
         macro_rules! pick {
             ($($f:ident),*) => { TrainSettings {
                 $($f: self.$f.or(file.$f).unwrap_or(d.$f),)*

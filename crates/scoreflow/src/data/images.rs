@@ -177,22 +177,39 @@ impl Images {
     /// name ends in `.gz`); `None` when `name` is none of these (a built-in point set or a
     /// .csv/.npy file).
     pub fn open(name: &str) -> Result<Option<Self>> {
+        if !Self::is_source(name) {
+            return Ok(None);
+        }
         if name == "digits" {
             return Self::digits().map(Some);
         }
         let p = Path::new(name);
         if p.is_dir() {
-            return Self::load_png_dir(p).map(Some);
+            Self::load_png_dir(p).map(Some)
+        } else {
+            Self::load_idx(p, None).map(Some)
+        }
+    }
+
+    /// True when `name` names image data for [`Images::open`] (`digits`, a folder, a file
+    /// starting with IDX's magic bytes), without reading the images.
+    pub fn is_source(name: &str) -> bool {
+        let p = Path::new(name);
+        if name == "digits" || p.is_dir() {
+            return true;
         }
         let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
         if !p.is_file() || ext == "csv" || ext == "npy" {
-            return Ok(None);
+            return false;
         }
-        let head = read_maybe_gz(p)?;
-        if head.len() >= 4 && head[..3] == [0, 0, 8] {
-            return Self::load_idx(p, None).map(Some);
-        }
-        Ok(None)
+        let mut head = [0u8; 3];
+        let read = if ext == "gz" {
+            std::fs::File::open(p)
+                .and_then(|f| flate2::read::GzDecoder::new(f).read_exact(&mut head))
+        } else {
+            std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut head))
+        };
+        read.is_ok() && head == [0, 0, 8]
     }
 
     /// The images' format (shape and levels).
@@ -779,5 +796,62 @@ mod tests {
         let p = Points::new(vec![0.0, 1.0, 2.0, 17.0], 4).unwrap();
         assert!(Images::new(p.clone(), (1, 2, 2), 17, None).is_err());
         assert!(Images::new(p, (1, 1, 2), 256, None).is_err());
+    }
+
+    /// The image normaliser sends level x to the centre of its symmetric dequantisation cell,
+    /// z = 2(x + ½)/L − 1 (so level 0 → −1 + 1/L, level L − 1 → 1 − 1/L), and back exactly;
+    /// clamping keeps [0, L − 1].
+    #[test]
+    fn image_normaliser_maps_levels_to_cell_centres() {
+        let f = ImageFormat {
+            channels: 1,
+            height: 1,
+            width: 17,
+            levels: 17,
+        };
+        let x = Points::new((0..17).map(f64::from).collect(), 17).unwrap();
+        let z = f.normalizer().apply(&x).unwrap();
+        for (k, v) in z.as_slice().iter().enumerate() {
+            let want = 2.0 * (k as f64 + 0.5) / 17.0 - 1.0;
+            assert!((v - want).abs() < 1e-12, "level {k}: {v} vs {want}");
+        }
+        let back = f.normalizer().invert(&z).unwrap();
+        for (a, b) in back.as_slice().iter().zip(x.as_slice()) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let mut v = vec![-3.0, 0.5, 20.0];
+        f.clamp(&mut v);
+        assert_eq!(v, vec![0.0, 0.5, 16.0]);
+    }
+
+    /// Image sources are recognised without reading them: `digits`, a folder, an IDX file by
+    /// its magic bytes (plain or gzip); a .csv, a point-set name or a missing file is not one.
+    #[test]
+    fn image_sources_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let digits = Images::digits().unwrap().select(&[0, 1, 2]);
+        let idx = dir.path().join("three.idx");
+        digits.write_idx(&idx, None).unwrap();
+        let gz = dir.path().join("three.idx.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &std::fs::read(&idx).unwrap()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let csv = dir.path().join("p.csv");
+        std::fs::write(&csv, "0,0,8\n").unwrap();
+        for (name, want) in [
+            ("digits".to_string(), true),
+            (dir.path().display().to_string(), true),
+            (idx.display().to_string(), true),
+            (gz.display().to_string(), true),
+            (csv.display().to_string(), false),
+            ("moons".to_string(), false),
+            ("nowhere.idx".to_string(), false),
+        ] {
+            assert_eq!(Images::is_source(&name), want, "{name}");
+        }
+        let back = Images::open(&gz.display().to_string()).unwrap().unwrap();
+        assert_eq!(back.pixels, digits.pixels);
+        assert_eq!(back.levels, 256);
+        assert!(Images::open("moons").unwrap().is_none());
     }
 }

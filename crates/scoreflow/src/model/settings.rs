@@ -231,6 +231,28 @@ fn invalid(msg: String) -> Error {
 }
 
 impl TrainSettings {
+    /// The defaults for training on `data`: [`TrainSettings::default`], except for image data
+    /// ([`Images::is_source`]), sized to the 15-minute budget of the 8 × 8 digits on 2 CPU cores
+    /// (one U-Net step at batch 128 ≈ 0.5 CPU-s, BENCHMARKS.md): 2,000 steps of batch 128, peak
+    /// learning rate 1e-3, gradient clip 1 — the recipe of `examples/unet_digits.rs`.
+    pub fn defaults_for(data: &str) -> TrainSettings {
+        let d = TrainSettings {
+            data: data.to_string(),
+            ..TrainSettings::default()
+        };
+        if d.dataset().is_none() && Images::is_source(data) {
+            TrainSettings {
+                steps: 2000,
+                batch: 128,
+                lr: 1e-3,
+                clip: 1.0,
+                ..d
+            }
+        } else {
+            d
+        }
+    }
+
     /// Range checks with one clear message per problem (flag names as on the command line).
     pub fn validate(&self) -> Result<()> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
@@ -623,6 +645,45 @@ mod tests {
         assert_eq!(s.path, PathKind::Condot);
         let s = TrainSettings::from_toml(&text, Path::new("c")).unwrap();
         assert_eq!(s.noise_input, NoiseInput::LogSigma);
+    }
+
+    /// A config.toml written before the U-Net keys existed reads as an MLP run with the
+    /// U-Net defaults; image data get the image defaults and resolve `auto` to the U-Net, point
+    /// data the MLP, and `--arch unet` on points is refused.
+    #[test]
+    fn image_settings_default_and_resolve() {
+        let text = TrainSettings::default().to_toml().unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| {
+                !["arch", "base", "res-blocks", "attention"]
+                    .iter()
+                    .any(|k| l.starts_with(&format!("{k} ")))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let s = TrainSettings::from_toml(&old, Path::new("c")).unwrap();
+        assert_eq!(s, TrainSettings::default());
+        assert_eq!(s.architecture(None).unwrap(), ArchKind::Mlp);
+        let d = TrainSettings::defaults_for("digits");
+        assert_eq!((d.steps, d.batch, d.lr, d.clip), (2000, 128, 1e-3, 1.0));
+        assert_eq!(TrainSettings::defaults_for("moons"), TrainSettings {
+            data: "moons".into(),
+            ..TrainSettings::default()
+        });
+        let f = d.images().unwrap().unwrap().format();
+        assert_eq!((f.levels, f.dim()), (17, 64));
+        assert_eq!(d.architecture(Some(f)).unwrap(), ArchKind::Unet);
+        let unet = d.unet_config(f);
+        assert_eq!((unet.base, unet.mults.clone()), (32, vec![1, 2]));
+        assert_eq!(unet.num_params(), 651_041);
+        let points = TrainSettings {
+            arch: ArchKind::Unet,
+            ..TrainSettings::default()
+        };
+        let e = points.architecture(None).unwrap_err().to_string();
+        assert!(e.contains("--arch unet") && e.contains("image data"), "{e}");
     }
 
     #[test]
