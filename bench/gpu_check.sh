@@ -11,8 +11,9 @@
 #                                 # then the same U-Net in PyTorch CUDA; results in $OUT (else
 #                                 # .gpu/out)
 #   bench/gpu_check.sh selftest   # here: `run` with a CPU build and --device cpu for both sides
-#                                 # (STEPS_SELFTEST = 60 steps, NLL_SELFTEST = 4 digits), to test
-#                                 # all but the GPU step (the two sides then agree exactly)
+#                                 # (STEPS_SELFTEST = 60 steps, NLL_SELFTEST = 4 digits,
+#                                 # SAMPLES_SELFTEST = 100), to test all but the GPU step (the two
+#                                 # sides then agree exactly)
 #
 # The device call (one command, carrying the prepared folders):
 #   run(command="bash bench/gpu_check.sh run", carry=[".gpu", ".gl"], timeout_s=540)
@@ -107,6 +108,7 @@ run | selftest)
     device=cpu
     STEPS=${STEPS_SELFTEST:-60}
     NLL=${NLL_SELFTEST:-4}
+    SAMPLES=${SAMPLES_SELFTEST:-100}
     cargo build --release -p scoreflow-cli
     bin=${CARGO_TARGET_DIR:-target}/release/scoreflow
   fi
@@ -129,7 +131,7 @@ run | selftest)
   fi
   ;;
 *)
-  sed -n '2,22p' "$0"
+  sed -n '2,23p' "$0"
   exit 2
   ;;
 esac

@@ -423,6 +423,7 @@ mod tests {
                 warmup_steps: 2,
                 sample_points: 50,
                 sample_steps: 4,
+                device: crate::device::DeviceChoice::Cpu,
                 dopri5: true,
                 nll_points: 20,
                 seed: 1,

@@ -668,10 +668,13 @@ mod tests {
         assert_eq!(s.architecture(None).unwrap(), ArchKind::Mlp);
         let d = TrainSettings::defaults_for("digits");
         assert_eq!((d.steps, d.batch, d.lr, d.clip), (2000, 128, 1e-3, 1.0));
-        assert_eq!(TrainSettings::defaults_for("moons"), TrainSettings {
-            data: "moons".into(),
-            ..TrainSettings::default()
-        });
+        assert_eq!(
+            TrainSettings::defaults_for("moons"),
+            TrainSettings {
+                data: "moons".into(),
+                ..TrainSettings::default()
+            }
+        );
         let f = d.images().unwrap().unwrap().format();
         assert_eq!((f.levels, f.dim()), (17, 64));
         assert_eq!(d.architecture(Some(f)).unwrap(), ArchKind::Unet);
