@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use scoreflow::data::Dataset;
+use scoreflow::device::DeviceChoice;
 use scoreflow::field::mlp::TimeColumn;
 use scoreflow::model::{PosteriorMethod, TrainMethod};
 use scoreflow::schedule::{FinalStep, Spacing};
@@ -112,7 +113,8 @@ pub struct QuickstartArgs {
         from its last checkpoint, also after a crash.",
     after_help = "Examples:\n  scoreflow train --data moons --steps 3000 --out runs/moons\n  \
         scoreflow train --config my.toml --lr 3e-4\n  scoreflow train --method dsm --sde vp --data checkerboard\n  \
-        scoreflow train --data points.csv --width 256 --depth 4\n  scoreflow train --resume runs/moons --steps 6000"
+        scoreflow train --data points.csv --width 256 --depth 4\n  scoreflow train --resume runs/moons --steps 6000\n  \
+        scoreflow train --data digits --out runs/digits   (images: the U-Net, bits/dim; --device vulkan on a GPU build)"
 )]
 pub struct TrainArgs {
     /// TOML file of settings (keys = flag names); flags override it.
@@ -124,6 +126,9 @@ pub struct TrainArgs {
     /// Training settings.
     #[command(flatten)]
     pub opts: TrainOpts,
+    /// Device to train on (checkpoints are portable between devices): cpu, vulkan (= vulkan:0), vulkan:N (the N-th discrete GPU) or wgpu; GPUs need a build with `--features vulkan`.
+    #[arg(long, default_value = "cpu", value_name = "cpu|vulkan[:N]|wgpu")]
+    pub device: DeviceChoice,
 }
 
 /// The options of a sampler, as flags; each applies to some samplers only and is refused by the
@@ -280,6 +285,9 @@ pub struct SampleArgs {
     /// Start a flow from these points (.csv/.npy, in the units of the run's source) instead of fresh source draws; one output point per input point.
     #[arg(long, value_name = "POINTS", conflicts_with_all = ["n", "shard"])]
     pub from: Option<PathBuf>,
+    /// Device: cpu, vulkan (= vulkan:0), vulkan:N (the N-th discrete GPU) or wgpu; GPUs need a build with `--features vulkan`.
+    #[arg(long, default_value = "cpu", value_name = "cpu|vulkan[:N]|wgpu")]
+    pub device: DeviceChoice,
 }
 
 /// `scoreflow eval`.
@@ -391,7 +399,7 @@ pub struct BenchArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 1024, value_name = "B")]
     pub batch: usize,
-    /// Engine: auto (= fused), fused (the fused CPU MLP engine) or burn (burn Flex + autodiff, the reference).
+    /// Engine: auto (= fused on the CPU, burn on a GPU), fused (the fused CPU MLP engine) or burn (burn autodiff, the reference).
     #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
     pub engine: EngineKind,
     /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
@@ -403,6 +411,9 @@ pub struct BenchArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Device: cpu, vulkan (= vulkan:0), vulkan:N (the N-th discrete GPU) or wgpu; GPUs need a build with `--features vulkan`.
+    #[arg(long, default_value = "cpu", value_name = "cpu|vulkan[:N]|wgpu")]
+    pub device: DeviceChoice,
 }
 
 /// `scoreflow import`.
@@ -444,9 +455,9 @@ pub struct LikelihoodArgs {
     /// Run directory written by `scoreflow train`.
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Points to evaluate: a CSV/NPY file or a built-in data set name (fresh draws).
+    /// Points to evaluate: a CSV/NPY file or a built-in data set name (fresh draws) [default: the run's held-out split (file and image data) or fresh draws of its built-in set]. Image runs take integer levels and report bits/dim.
     #[arg(long, value_name = "FILE|NAME")]
-    pub data: String,
+    pub data: Option<String>,
     /// Points to draw from a built-in set (files are used whole).
     #[arg(short = 'n', long = "num", default_value_t = 5_000, value_name = "N")]
     pub n: usize,
@@ -471,6 +482,9 @@ pub struct LikelihoodArgs {
     /// Per-point log p CSV [default: RUN_DIR/logp.csv].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Device: cpu, vulkan (= vulkan:0), vulkan:N (the N-th discrete GPU) or wgpu; GPUs need a build with `--features vulkan`.
+    #[arg(long, default_value = "cpu", value_name = "cpu|vulkan[:N]|wgpu")]
+    pub device: DeviceChoice,
 }
 
 /// `scoreflow diagnose`.

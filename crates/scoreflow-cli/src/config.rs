@@ -11,7 +11,7 @@ use scoreflow::data::NormalizeMode;
 use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, TimeEmbeddingKind};
 use scoreflow::model::settings::parse_toml;
-use scoreflow::model::{TrainMethod, TrainSettings};
+use scoreflow::model::{ArchKind, TrainMethod, TrainSettings};
 use scoreflow::objective::dsm::Weighting;
 use scoreflow::path::PathKind;
 use scoreflow::sde::SdeKind;
@@ -42,7 +42,7 @@ pub fn chain_defaults() -> TrainOpts {
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainOpts {
-    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll) or a .csv/.npy file [default: 8gaussians]
+    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll), a .csv/.npy file, or images: digits (the built-in 8×8 digits), an IDX file (MNIST format) or a folder of PNGs [default: 8gaussians]
     #[arg(long, value_name = "NAME|FILE")]
     pub data: Option<String>,
     /// Objective: cfm (alias velocity), dsm (alias score), sm, ssm [default: cfm]
@@ -90,16 +90,16 @@ pub struct TrainOpts {
     /// Time input of the network [default: raw]
     #[arg(long, value_enum)]
     pub time_embedding: Option<TimeEmbeddingKind>,
-    /// Optimiser steps [default: 5000]
+    /// Optimiser steps [default: 5000] (image data: 2000)
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
-    /// Minibatch size [default: 256]
+    /// Minibatch size [default: 256] (image data: 128)
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
     /// Optimiser [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Peak learning rate [default: 0.002]
+    /// Peak learning rate [default: 0.002] (image data: 0.001)
     #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
     /// Weight decay [default: 0]
@@ -114,7 +114,7 @@ pub struct TrainOpts {
     /// EMA decay of the weights used for sampling; 0 disables EMA [default: 0.999]
     #[arg(long, value_name = "DECAY")]
     pub ema: Option<f64>,
-    /// Clip the global gradient norm to this value; 0 disables clipping [default: 0]
+    /// Clip the global gradient norm to this value; 0 disables clipping [default: 0] (image data: 1)
     #[arg(long, value_name = "NORM")]
     pub clip: Option<f64>,
     /// Random seed (initial weights, batches, noise) [default: 0]
@@ -168,6 +168,21 @@ pub struct TrainOpts {
     /// Label dropout of --conditional training: the probability that a label is replaced by the null label, so one network also learns the unconditional field (classifier-free guidance) [default: 0.1]
     #[arg(long, value_name = "P")]
     pub label_dropout: Option<f64>,
+    /// Network: auto (the U-Net for image data, the MLP for points), mlp or unet [default: auto]
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchKind>,
+    /// U-Net base channels (even; level ℓ has base × mults[ℓ]) [default: 32]
+    #[arg(long, value_name = "C")]
+    pub base: Option<usize>,
+    /// U-Net channel multipliers, one resolution level each, e.g. 1,2 [default: 1,2 up to 16 pixels a side, 1,2,2 beyond]
+    #[arg(long, value_delimiter = ',', value_name = "M,..")]
+    pub mults: Option<Vec<usize>>,
+    /// U-Net residual blocks per level [default: 1]
+    #[arg(long, value_name = "N")]
+    pub res_blocks: Option<usize>,
+    /// U-Net self-attention at the lowest resolution [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub attention: Option<bool>,
     /// Run directory [default: runs/<data>-<method>-<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -209,7 +224,9 @@ impl TrainOpts {
     /// `self` (flags) over `file` over the defaults, validated; and the run directory, if
     /// given.
     pub fn resolve(self, file: TrainOpts) -> Result<(TrainSettings, Option<PathBuf>)> {
-        let d = TrainSettings::default();
+        // Image data have their own defaults (the library's `defaults_for`).
+        let data = self.data.clone().or(file.data.clone());
+        let d = TrainSettings::defaults_for(&data.unwrap_or(TrainSettings::default().data));
         macro_rules! pick {
             ($($f:ident),*) => { TrainSettings {
                 $($f: self.$f.or(file.$f).unwrap_or(d.$f),)*
@@ -220,6 +237,7 @@ impl TrainOpts {
                 p_mean: self.p_mean.or(file.p_mean).or(d.p_mean),
                 p_std: self.p_std.or(file.p_std).or(d.p_std),
                 label_column: self.label_column.or(file.label_column).or(d.label_column),
+                mults: self.mults.or(file.mults).or(d.mults),
             } };
         }
         let s = pick!(
@@ -257,7 +275,11 @@ impl TrainOpts {
             cfm_sigma,
             time_grid,
             conditional,
-            label_dropout
+            label_dropout,
+            arch,
+            base,
+            res_blocks,
+            attention
         );
         s.validate()?;
         Ok((s, self.out.or(file.out)))

@@ -789,6 +789,44 @@ pub fn flow_gif(
         .with_context(|| format!("{}: cannot move animation into place", path.display()))
 }
 
+/// An animated GIF of image grids (e.g. samples going from noise to images), one frame per
+/// `(width, height, bytes)` of `channels` (1 grey or 3 RGB) 8-bit values per pixel, all of one
+/// size, `delay_ms` between frames, written atomically.
+pub fn image_gif(
+    path: &Path,
+    frames: &[(usize, usize, Vec<u8>)],
+    channels: usize,
+    delay_ms: u32,
+) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, RgbaImage};
+    if frames.is_empty() {
+        return Err(anyhow!("{}: no frames to animate", path.display()));
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new(&mut out);
+        enc.set_repeat(Repeat::Infinite)
+            .with_context(|| format!("{}", path.display()))?;
+        for (w, h, bytes) in frames {
+            let rgba: Vec<u8> = bytes
+                .chunks(channels)
+                .flat_map(|px| match px {
+                    [g] => [*g, *g, *g, 255],
+                    [r, g, b] => [*r, *g, *b, 255],
+                    _ => [0, 0, 0, 255],
+                })
+                .collect();
+            let img = RgbaImage::from_raw(*w as u32, *h as u32, rgba)
+                .ok_or_else(|| anyhow!("{}: a frame of the wrong size", path.display()))?;
+            let delay = Delay::from_numer_denom_ms(delay_ms, 1);
+            enc.encode_frame(Frame::from_parts(img, 0, 0, delay))
+                .with_context(|| format!("{}", path.display()))?;
+        }
+    }
+    crate::output::atomic_write(path, &out)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Line charts (the lessons' curves: errors against dimension, variances along a run, score
 // slices, decay rates), added for `scoreflow lesson`.

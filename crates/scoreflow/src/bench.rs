@@ -55,6 +55,20 @@ pub struct BenchConfig {
     pub nll_points: usize,
     /// Seed of every random draw.
     pub seed: u64,
+    /// Where the burn engine computes (the fused engine is CPU only).
+    #[serde(default)]
+    pub device: crate::device::DeviceChoice,
+}
+
+impl BenchConfig {
+    /// The engine that runs: `auto` is fused on the CPU and burn on a GPU.
+    pub fn resolved_engine(&self) -> EngineKind {
+        match (self.engine, self.device.is_gpu()) {
+            (EngineKind::Auto, true) => EngineKind::Burn,
+            (EngineKind::Auto, false) => EngineKind::Fused,
+            (e, _) => e,
+        }
+    }
 }
 
 impl Default for BenchConfig {
@@ -70,6 +84,7 @@ impl Default for BenchConfig {
             sample_points: 10_000,
             sample_steps: 100,
             dopri5: false,
+            device: crate::device::DeviceChoice::Cpu,
             nll_points: 0,
             seed: 0,
         }
@@ -99,6 +114,9 @@ pub struct BenchReport {
     pub bench: String,
     /// "burn" or "fused".
     pub engine: String,
+    /// Device of the burn engine ("cpu", "vulkan:0", "wgpu").
+    #[serde(default)]
+    pub device: String,
     /// Threads used.
     pub threads: usize,
     /// Training data ("8gaussians").
@@ -161,8 +179,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
 }
 
 /// The two engines behind one interface: a training step and the field it currently holds.
+// One runner per benchmark: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Runner {
     Burn {
+        device: crate::tensor::Device,
         model: Option<Mlp>,
         optim: burn::optim::ModuleOptimizer,
     },
@@ -180,9 +201,13 @@ impl Runner {
     ) -> Result<f64> {
         let n = x1.len() / d;
         match self {
-            Runner::Burn { model, optim } => {
+            Runner::Burn {
+                model,
+                optim,
+                device,
+            } => {
                 let m = model.take().expect("model present between steps");
-                let data = matrix(x1.to_vec(), n, d, &cpu().autodiff(), DType::F32);
+                let data = matrix(x1.to_vec(), n, d, device, DType::F32);
                 let batch = objective.regression(&data, r).expect("CFM is a regression");
                 let loss = batch.loss(&m);
                 let value = to_vec(&loss)[0];
@@ -210,12 +235,21 @@ impl Runner {
 
 fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     let threads = rayon::current_num_threads();
+    let engine = cfg.resolved_engine();
+    if cfg.device.is_gpu() && engine == EngineKind::Fused {
+        return Err(Error::InvalidInput(format!(
+            "bench: the fused engine runs on the CPU; on --device {} use --engine burn",
+            cfg.device
+        )));
+    }
+    let dev = cfg.device.open()?;
     let mc = MlpConfig::new(2, cfg.width, cfg.depth);
     let macs: usize = mc.layer_dims().iter().map(|(i, o)| i * o).sum();
     let mut r = rng(cfg.seed);
-    let model = mc.init(&cpu().autodiff(), DType::F32, &mut r);
-    let mut runner = match cfg.engine {
+    let model = mc.init(&dev.clone().autodiff(), DType::F32, &mut r);
+    let mut runner = match engine {
         EngineKind::Burn => Runner::Burn {
+            device: dev.clone().autodiff(),
             model: Some(model),
             optim: AdamConfig::new().with_epsilon(1e-8).init(),
         },
@@ -244,7 +278,7 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     let final_loss = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
 
     let field = runner.field();
-    let x0 = randn(cfg.sample_points, 2, &cpu(), DType::F32, &mut r);
+    let x0 = randn(cfg.sample_points, 2, &dev, DType::F32, &mut r);
     let _ = field.eval_at(&x0, 0.0); // untimed warm-up of the sampling batch size
     let start = Instant::now();
     let sol = odeint(
@@ -280,7 +314,7 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
         // what `reference_fm.py --nll` does.
         let mut held_out = rng(cfg.seed ^ 987_654_321);
         let pts = Dataset::EightGaussians.sample(cfg.nll_points, &mut held_out);
-        let x = matrix(pts.into_vec(), cfg.nll_points, 2, &cpu(), DType::F32);
+        let x = matrix(pts.into_vec(), cfg.nll_points, 2, &dev, DType::F32);
         let opts = LikelihoodOptions {
             round_trip: false,
             chunk: Some(2500),
@@ -299,12 +333,8 @@ fn run_here(cfg: &BenchConfig) -> Result<BenchReport> {
     };
     Ok(BenchReport {
         bench: "reference_fm".into(),
-        engine: match cfg.engine {
-            EngineKind::Auto => EngineKind::Fused,
-            e => e,
-        }
-        .name()
-        .into(),
+        device: cfg.device.to_string(),
+        engine: engine.name().into(),
         threads,
         dataset: "8gaussians".into(),
         batch: cfg.batch,
@@ -395,6 +425,7 @@ mod tests {
                 warmup_steps: 2,
                 sample_points: 50,
                 sample_steps: 4,
+                device: crate::device::DeviceChoice::Cpu,
                 dopri5: true,
                 nll_points: 20,
                 seed: 1,

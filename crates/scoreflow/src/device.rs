@@ -157,6 +157,21 @@ impl FromStr for DeviceChoice {
     }
 }
 
+impl serde::Serialize for DeviceChoice {
+    /// As its name (`cpu`, `vulkan:N`, `wgpu`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceChoice {
+    /// From its name ([`DeviceChoice::from_str`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +187,9 @@ mod tests {
         ] {
             assert_eq!(s.parse::<DeviceChoice>().unwrap(), d);
             assert_eq!(d.to_string().parse::<DeviceChoice>().unwrap(), d);
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{d}\""));
+            assert_eq!(serde_json::from_str::<DeviceChoice>(&json).unwrap(), d);
         }
         for bad in ["gpu", "vulkan:", "vulkan:x", "cuda:0", "", "cpu:1"] {
             let e = bad.parse::<DeviceChoice>().unwrap_err().to_string();

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use scoreflow::bench::{self, BenchConfig};
-use scoreflow::train::EngineKind;
 
 use crate::cli::BenchArgs;
 use crate::output::Mode;
@@ -14,19 +13,20 @@ pub fn run(args: BenchArgs, mode: Mode, threads: Option<usize>) -> Result<()> {
         width: args.width,
         depth: args.depth,
         batch: args.batch,
-        engine: match args.engine {
-            EngineKind::Auto => EngineKind::Fused,
-            e => e,
-        },
+        engine: args.engine,
+        device: args.device,
         dopri5: args.dopri5,
         nll_points: args.nll,
         seed: args.seed,
         ..BenchConfig::default()
     };
+    // A missing device is an error before anything is printed.
+    cfg.device.open()?;
     if mode == Mode::Normal {
         eprintln!(
-            "bench: {} engine, MLP 3→{}×{}→2, batch {}, {} threads: {} warm-up + {} timed training steps, then {} points × {} Euler steps",
-            cfg.engine.name(),
+            "bench: {} engine on {}, MLP 3→{}×{}→2, batch {}, {} threads: {} warm-up + {} timed training steps, then {} points × {} Euler steps",
+            cfg.resolved_engine().name(),
+            cfg.device,
             cfg.width,
             cfg.depth,
             cfg.batch,

@@ -42,10 +42,15 @@ pub struct LikelihoodSummary {
     pub round_trip: Option<RoundTrip>,
     /// Per-point CSV written.
     pub out: PathBuf,
+    /// Bits per dimension over the data's levels (image runs: 17 for digits, 256 for 8-bit
+    /// images), from the dequantised log-likelihood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_dim: Option<f64>,
 }
 
-/// The likelihood solver settings of `args`.
-fn options(args: &LikelihoodArgs) -> Result<LikelihoodOptions> {
+/// The likelihood solver settings of `args` for `model` (no decode pass for image runs: it
+/// would double the cost of the most expensive evaluation).
+fn options(args: &LikelihoodArgs, model: &Model) -> Result<LikelihoodOptions> {
     let ode = ode_options(args.solver, args.steps, args.rtol, args.atol)?;
     let divergence = match args.hutchinson {
         None => Divergence::Auto,
@@ -58,17 +63,38 @@ fn options(args: &LikelihoodArgs) -> Result<LikelihoodOptions> {
     Ok(LikelihoodOptions {
         ode,
         divergence,
-        round_trip: true,
+        round_trip: model.image.is_none(),
         chunk: None,
     })
 }
 
 /// Runs `scoreflow likelihood`.
 pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
-    let model = Model::load(&args.run)?;
-    let opts = options(&args)?;
+    let model = Model::load_on(&args.run, args.device)?;
+    let opts = options(&args, &model)?;
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => match model.dataset() {
+            Some(ds) => ds.name().to_string(),
+            None => {
+                if args.n == 0 {
+                    bail!("-n must be at least 1");
+                }
+                let held = model.held_out(args.n, args.seed)?;
+                return evaluate(
+                    &args,
+                    &model,
+                    &opts,
+                    held,
+                    "the run's held-out split".into(),
+                    None,
+                    mode,
+                );
+            }
+        },
+    };
     let (points, what, truth): (Points, String, Option<Vec<f64>>) =
-        match args.data.parse::<Dataset>().ok() {
+        match data.parse::<Dataset>().ok() {
             Some(ds) => {
                 if args.n == 0 {
                     bail!("-n must be at least 1");
@@ -84,14 +110,27 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
                 )
             }
             None => (
-                load_points_or_explain(&args.data, Some(model.dim()))?,
-                args.data.clone(),
+                load_points_or_explain(&data, Some(model.dim()))?,
+                data.clone(),
                 None,
             ),
         };
+    evaluate(&args, &model, &opts, points, what, truth, mode)
+}
+
+/// Evaluates, writes and reports the log-likelihood of `points`.
+fn evaluate(
+    args: &LikelihoodArgs,
+    model: &Model,
+    opts: &LikelihoodOptions,
+    points: Points,
+    what: String,
+    truth: Option<Vec<f64>>,
+    mode: Mode,
+) -> Result<()> {
     let pb = mode.progress(1, "likelihood");
     pb.set_message(format!("{} points", points.len()));
-    let lik = model.log_likelihood(&points, &opts, &mut tensor::rng(args.seed))?;
+    let lik = model.log_likelihood(&points, opts, &mut tensor::rng(args.seed))?;
     pb.finish_and_clear();
     let out = args
         .out
@@ -130,6 +169,7 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
         wall_time_s: lik.wall_time_s,
         round_trip: lik.round_trip.clone(),
         out: out.clone(),
+        bits_per_dim: lik.bpd,
     };
     mode.json(&summary)?;
     mode.say(format!(
@@ -147,6 +187,12 @@ pub fn run(args: LikelihoodArgs, mode: Mode) -> Result<()> {
             .map(|t| format!("; true NLL {t:.4}"))
             .unwrap_or_default()
     ));
+    if let Some(b) = summary.bits_per_dim {
+        mode.say(format!(
+            "bits/dim {b:.4} over {} levels (dequantised: a bound on the discrete likelihood)",
+            model.image.map_or(0, |f| f.levels)
+        ));
+    }
     mode.say(format!(
         "{} divergence, {} NFE, {}",
         summary.divergence,

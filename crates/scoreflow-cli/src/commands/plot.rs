@@ -12,10 +12,12 @@ use scoreflow::tensor::{self, DType};
 use serde::Serialize;
 
 use crate::cli::PlotArgs;
+use crate::commands::sample::{GRID_IMAGES, GRID_TILES};
 use crate::output::{Mode, TrainLog};
 use crate::plot::{
     self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
 };
+use scoreflow::data::images::Tiles;
 
 /// Host points as 2-D pairs (the first two coordinates).
 pub fn pairs(p: &Points) -> Vec<P2> {
@@ -29,6 +31,128 @@ pub fn pairs(p: &Points) -> Vec<P2> {
 pub struct PlotSummary {
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Image runs: the memorisation check of neighbours.png.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memorisation: Option<Memorisation>,
+}
+
+/// Distances (data units, Euclidean over all pixels) to the nearest training image: of samples,
+/// and of held-out images for scale. Samples much closer to the training set than held-out
+/// images are copies of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memorisation {
+    /// Samples compared.
+    pub samples: usize,
+    /// Mean distance of a sample to its nearest training image.
+    pub sample_nn_mean: f64,
+    /// Held-out images compared.
+    pub held_out: usize,
+    /// Mean distance of a held-out image to its nearest training image.
+    pub held_out_nn_mean: f64,
+}
+
+/// Samples drawn in neighbours.png (each beside its nearest training image).
+const NEIGHBOUR_PAIRS: usize = 20;
+/// Samples animated in flow.gif.
+const GIF_IMAGES: usize = 20;
+
+/// Image runs: samples.png (a grid of the first samples), flow.gif (noise → images along the
+/// run's ODE, for flow and DSM runs), neighbours.png (samples beside their nearest training
+/// images) and loss.png. Returns the files and the memorisation check.
+fn draw_images(
+    run: &Model,
+    samples: &Points,
+    seed: u64,
+    out_dir: &Path,
+) -> Result<(Vec<PathBuf>, Memorisation)> {
+    let f = run.image.expect("an image run");
+    let (shape, levels) = (f.shape(), f.levels);
+    let rows: Vec<&[f64]> = samples.rows().take(GRID_IMAGES).collect();
+    if rows.is_empty() {
+        bail!("no samples to draw");
+    }
+    let mut files = Vec::new();
+    let p = out_dir.join("samples.png");
+    GRID_TILES.write(&p, &rows, shape, levels)?;
+    files.push(p);
+
+    if let Some(spec) = trajectory_spec(run, 100) {
+        let out = run.sample(&Plan::new(GIF_IMAGES, None), seed, &spec)?;
+        let traj = &out
+            .trajectories
+            .first()
+            .expect("one block of trajectories")
+            .1;
+        // ~40 frames along the path, then the final state held for 10 frames.
+        let every = (traj.len() / 40).max(1);
+        let ks: Vec<usize> = (0..traj.len())
+            .step_by(every)
+            .chain(std::iter::repeat_n(traj.len() - 1, 10))
+            .collect();
+        let tiles = Tiles {
+            columns: 5,
+            ..GRID_TILES
+        };
+        let mut frames = Vec::with_capacity(ks.len());
+        for k in ks {
+            let imgs: Vec<&[f64]> = traj[k].1.rows().collect();
+            frames.push(tiles.render(&imgs, shape, levels)?);
+        }
+        let p = out_dir.join("flow.gif");
+        plot::image_gif(&p, &frames, shape.0, 80)?;
+        files.push(p);
+    }
+
+    let (train, test) = run.settings.image_split()?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: the run's training images are not available for the neighbour panel",
+            run.settings.data
+        )
+    })?;
+    let mut pairs: Vec<&[f64]> = Vec::new();
+    let mut sample_nn = Vec::new();
+    for s in samples.rows().take(NEIGHBOUR_PAIRS) {
+        let (i, d) = train.nearest(s);
+        pairs.push(s);
+        pairs.push(train.pixels.row(i));
+        sample_nn.push(d);
+    }
+    let test_nn: Vec<f64> = test
+        .pixels
+        .rows()
+        .take(NEIGHBOUR_PAIRS)
+        .map(|x| train.nearest(x).1)
+        .collect();
+    let p = out_dir.join("neighbours.png");
+    GRID_TILES.write(&p, &pairs, shape, levels)?;
+    files.push(p);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let memo = Memorisation {
+        samples: sample_nn.len(),
+        sample_nn_mean: mean(&sample_nn),
+        held_out: test_nn.len(),
+        held_out_nn_mean: mean(&test_nn),
+    };
+    files.extend(draw_loss(run)?);
+    Ok((files, memo))
+}
+
+/// loss.png from the run's training log, when it has one.
+fn draw_loss(run: &Model) -> Result<Option<PathBuf>> {
+    let log_path = run.dir.clone().unwrap_or_default().join(LOG_FILE);
+    if !log_path.exists() {
+        return Ok(None);
+    }
+    let log = TrainLog::load(&log_path)?;
+    if log.rows.is_empty() {
+        return Ok(None);
+    }
+    let steps: Vec<f64> = log.rows.iter().map(|r| r.step as f64).collect();
+    let loss: Vec<f64> = log.rows.iter().map(|r| r.loss).collect();
+    let lr: Vec<f64> = log.rows.iter().map(|r| r.lr).collect();
+    let p = run.dir.clone().unwrap_or_default().join("loss.png");
+    plot::loss_curve(&p, &steps, &loss, Some(&lr))?;
+    Ok(Some(p))
 }
 
 /// The pictures to draw and their inputs.
@@ -372,10 +496,30 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
         }
         None => {
             let spec = SamplerSpec::new(run.default_sampler());
-            run.sample(&Plan::new(args.n, None), args.seed, &spec)?
-                .points
+            // Image runs draw a grid's worth.
+            let n = if run.image.is_some() {
+                args.n.min(GRID_IMAGES)
+            } else {
+                args.n
+            };
+            run.sample(&Plan::new(n, None), args.seed, &spec)?.points
         }
     };
+    if run.image.is_some() {
+        let (files, memo) = draw_images(&run, &samples, args.seed, &out_dir)?;
+        mode.json(&PlotSummary {
+            files: files.clone(),
+            memorisation: Some(memo.clone()),
+        })?;
+        for f in files {
+            mode.say(format!("wrote {}", f.display()));
+        }
+        mode.say(format!(
+            "memorisation check: a sample's nearest training image is {:.2} away on average, a held-out image's {:.2} ({} and {} images)",
+            memo.sample_nn_mean, memo.held_out_nn_mean, memo.samples, memo.held_out
+        ));
+        return Ok(());
+    }
     let held = run.held_out(args.n.max(2000), args.seed)?;
     let files = draw_run(&PlotJob {
         run: &run,
@@ -391,6 +535,7 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
     })?;
     mode.json(&PlotSummary {
         files: files.clone(),
+        memorisation: None,
     })?;
     for f in files {
         mode.say(format!("wrote {}", f.display()));

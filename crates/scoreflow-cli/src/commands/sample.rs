@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use scoreflow::data::images::Tiles;
 use scoreflow::data::{load_points, PointWriter, Points};
 use scoreflow::inverse::Observation;
 use scoreflow::model::sampling::{parse_shard, trajectories_csv};
@@ -35,6 +36,26 @@ pub struct SampleSummary {
     pub wall_s: f64,
     /// Trajectory file, if written.
     pub trajectories: Option<PathBuf>,
+    /// Grid of the first samples (PNG), for image runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<PathBuf>,
+    /// Device sampled on.
+    pub device: String,
+}
+
+/// Images in a sample grid: the first 100 samples, 10 per row.
+pub const GRID_IMAGES: usize = 100;
+
+/// The grid layout of sample pictures: 10 per row, 2 background pixels apart, 4× magnified.
+pub const GRID_TILES: Tiles = Tiles {
+    columns: 10,
+    padding: 2,
+    scale: 4,
+};
+
+/// `<out>.png` beside the sample file.
+fn grid_path(out: &Path) -> PathBuf {
+    out.with_extension("png")
 }
 
 /// The sampler settings of `args` for `model`, validated.
@@ -137,7 +158,7 @@ pub fn check_output_path(out: &Path) -> Result<()> {
 /// with -n; trajectories, when asked, are kept for their own file).
 pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     let (model, exact_out) = match (&args.run, args.exact) {
-        (Some(run), None) => (Model::load(run)?, None),
+        (Some(run), None) => (Model::load_on(run, args.device)?, None),
         (None, Some(dataset)) => {
             let settings = TrainSettings {
                 method: args.method.unwrap_or(TrainMethod::Dsm),
@@ -189,8 +210,16 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         }
     }
     let mut shown: Vec<[f64; 2]> = Vec::new();
+    let mut first: Vec<f64> = Vec::new();
+    let want = if model.image.is_some() {
+        GRID_IMAGES
+    } else {
+        0
+    };
     let sink = |block: Block| {
         writer.write(&block.points)?;
+        let room = (want * model.dim()).saturating_sub(first.len());
+        first.extend(block.points.as_slice().iter().take(room));
         if args.plot.is_some() && shown.len() < 3000 {
             shown.extend(block.points.rows().take(3000).map(|r| [r[0], r[1]]));
         }
@@ -224,6 +253,15 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
     } else {
         None
     };
+    let grid = match model.image {
+        Some(f) if !first.is_empty() => {
+            let p = grid_path(&out);
+            let rows: Vec<&[f64]> = first.chunks(model.dim()).collect();
+            GRID_TILES.write(&p, &rows, f.shape(), f.levels)?;
+            Some(p)
+        }
+        _ => None,
+    };
     let summary = SampleSummary {
         out: out.clone(),
         n: stats.points,
@@ -233,6 +271,8 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         nfe: stats.nfe_per_path(),
         wall_s: wall,
         trajectories: traj.clone(),
+        grid: grid.clone(),
+        device: args.device.to_string(),
     };
     mode.json(&summary)?;
     let what = match (shard, &args.from) {
@@ -263,5 +303,11 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
         traj.map(|p| format!(" and {}", p.display()))
             .unwrap_or_default()
     ));
+    if let Some(g) = grid {
+        mode.say(format!(
+            "wrote {} (the first samples as images)",
+            g.display()
+        ));
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use scoreflow::device::DeviceChoice;
 use scoreflow::model::{TrainSettings, TrainingRun, CONFIG_FILE, LOG_FILE};
 use scoreflow::train::{Control, StepInfo};
 use serde::Serialize;
@@ -56,7 +57,14 @@ pub fn settings_for(args: &TrainArgs) -> Result<(TrainSettings, Option<PathBuf>)
 /// Runs `scoreflow train`.
 pub fn run(args: TrainArgs, mode: Mode) -> Result<()> {
     let (settings, out) = settings_for(&args)?;
-    let summary = train(&settings, out, args.resume.is_some(), mode, "train")?;
+    let summary = train_on(
+        &settings,
+        out,
+        args.resume.is_some(),
+        mode,
+        "train",
+        args.device,
+    )?;
     mode.json(&summary)?;
     if summary.stopped {
         mode.say(format!(
@@ -106,6 +114,8 @@ pub struct TrainSummary {
     pub params: usize,
     /// Step engine.
     pub engine: String,
+    /// Device the steps ran on.
+    pub device: String,
 }
 
 /// Installs the Ctrl-C handler once; the flag it sets asks the training loop to checkpoint and stop.
@@ -128,7 +138,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 /// Trains (or resumes) the run described by `settings` in `out` (default
-/// `runs/<data>-<method>-<time>`), writing its run directory.
+/// `runs/<data>-<method>-<time>`) on the CPU, writing its run directory.
 pub fn train(
     settings: &TrainSettings,
     out: Option<PathBuf>,
@@ -136,9 +146,21 @@ pub fn train(
     mode: Mode,
     label: &str,
 ) -> Result<TrainSummary> {
+    train_on(settings, out, resume, mode, label, DeviceChoice::Cpu)
+}
+
+/// [`train`] on `device`.
+pub fn train_on(
+    settings: &TrainSettings,
+    out: Option<PathBuf>,
+    resume: bool,
+    mode: Mode,
+    label: &str,
+    device: DeviceChoice,
+) -> Result<TrainSummary> {
     let dir = out.unwrap_or_else(|| default_run_dir(&settings.data, settings.method.name()));
     let (run, mut log) = if resume {
-        let run = TrainingRun::resume(settings, &dir)?;
+        let run = TrainingRun::resume_on(settings, &dir, device)?;
         let mut log = if dir.join(LOG_FILE).exists() {
             TrainLog::load(&dir.join(LOG_FILE))?
         } else {
@@ -147,10 +169,15 @@ pub fn train(
         log.truncate_after(run.trainer.step());
         (run, log)
     } else {
+        // Open the device before creating the directory: a missing GPU leaves nothing behind.
+        device.open()?;
         create_run_dir(&dir)?;
-        (TrainingRun::start(settings, &dir)?, TrainLog::default())
+        (
+            TrainingRun::start_on(settings, &dir, device)?,
+            TrainLog::default(),
+        )
     };
-    let mut batches = run.batches();
+    let mut batches = run.minibatches()?;
     let TrainingRun {
         mut trainer,
         source,
@@ -158,12 +185,12 @@ pub fn train(
         objective,
         ..
     } = run;
-    let params = trainer.model().config.num_params();
+    let params = trainer.num_params();
     let start_step = trainer.step();
     let total = settings.steps;
     let coupling = settings.coupling()?;
     mode.say(format!(
-        "{label}: {} | {}{} | {} ({} parameters) | {} steps, batch {} | {}",
+        "{label}: {} | {}{} | {} ({} parameters) | {} steps, batch {} | {}{}",
         source.describe(),
         kind,
         if kind.is_velocity() && coupling != Default::default() {
@@ -175,6 +202,11 @@ pub fn train(
         params,
         total,
         settings.batch,
+        if device.is_gpu() {
+            format!("device {device} | ")
+        } else {
+            String::new()
+        },
         if resume {
             format!("resuming at step {start_step}")
         } else {
@@ -196,7 +228,7 @@ pub fn train(
     let mut interrupted = false;
     let started = Instant::now();
     let outcome = loop {
-        let result = trainer.run(objective.as_ref(), &mut batches, &mut |i: &StepInfo| {
+        let result = trainer.run(objective.as_ref(), batches.as_mut(), &mut |i: &StepInfo| {
             log.rows.push(LogRow {
                 step: i.step,
                 loss: i.loss,
@@ -259,6 +291,7 @@ pub fn train(
         wall_s: wall,
         steps_per_s: done as f64 / wall.max(1e-9),
         params,
-        engine: trainer.engine().name().into(),
+        engine: trainer.engine_name().into(),
+        device: device.to_string(),
     })
 }

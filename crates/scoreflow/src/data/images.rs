@@ -10,8 +10,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::source::test_mask;
-use super::Points;
+use super::{Normalizer, Points};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
@@ -41,6 +43,52 @@ pub struct Images {
     pub levels: u32,
     /// One class per image, when known.
     pub labels: Option<Vec<usize>>,
+}
+
+/// The format of an image data set: C × H × W pixels of L intensity levels (stored in a run
+/// directory as `images.json`, so that a run knows its images without the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFormat {
+    /// Channels C.
+    pub channels: usize,
+    /// Height H.
+    pub height: usize,
+    /// Width W.
+    pub width: usize,
+    /// Number of intensity levels L.
+    pub levels: u32,
+}
+
+impl ImageFormat {
+    /// (C, H, W).
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.channels, self.height, self.width)
+    }
+
+    /// Data dimension d = C·H·W.
+    pub fn dim(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The model units of images: z = (x − μ)/σ with μ = L/2 − ½ and σ = L/2, i.e.
+    /// z = 2(x + ½)/L − 1, the centre of level x's cell under the symmetric dequantisation
+    /// z = 2(x + u)/L − 1 (u ~ U\[0, 1)), so that model units span \[−1, 1) as DDPM's do.
+    pub fn normalizer(&self) -> Normalizer {
+        let l = self.levels as f64;
+        Normalizer {
+            mean: vec![l / 2.0 - 0.5; self.dim()],
+            std: vec![l / 2.0; self.dim()],
+        }
+    }
+
+    /// Clamps continuous data-unit values to the data's range \[0, L − 1\] in place (values are
+    /// not rounded: rounding gives the level).
+    pub fn clamp(&self, values: &mut [f64]) {
+        let top = (self.levels.max(1) - 1) as f64;
+        for v in values {
+            *v = v.clamp(0.0, top);
+        }
+    }
 }
 
 impl Images {
@@ -122,6 +170,72 @@ impl Images {
             labels.push(vals[64] as usize);
         }
         Images::new(Points::new(pixels, 64)?, (1, 8, 8), 17, Some(labels))
+    }
+
+    /// The image data named by `name`: `digits` (the built-in 8 × 8 digits), a folder of PNGs,
+    /// or an IDX file (recognised by its magic bytes 0x00 0x00 0x08, gzip-compressed when the
+    /// name ends in `.gz`); `None` when `name` is none of these (a built-in point set or a
+    /// .csv/.npy file).
+    pub fn open(name: &str) -> Result<Option<Self>> {
+        if !Self::is_source(name) {
+            return Ok(None);
+        }
+        if name == "digits" {
+            return Self::digits().map(Some);
+        }
+        let p = Path::new(name);
+        if p.is_dir() {
+            Self::load_png_dir(p).map(Some)
+        } else {
+            Self::load_idx(p, None).map(Some)
+        }
+    }
+
+    /// True when `name` names image data for [`Images::open`] (`digits`, a folder, a file
+    /// starting with IDX's magic bytes), without reading the images.
+    pub fn is_source(name: &str) -> bool {
+        let p = Path::new(name);
+        if name == "digits" || p.is_dir() {
+            return true;
+        }
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !p.is_file() || ext == "csv" || ext == "npy" {
+            return false;
+        }
+        let mut head = [0u8; 3];
+        let read = if ext == "gz" {
+            std::fs::File::open(p)
+                .and_then(|f| flate2::read::GzDecoder::new(f).read_exact(&mut head))
+        } else {
+            std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut head))
+        };
+        read.is_ok() && head == [0, 0, 8]
+    }
+
+    /// The images' format (shape and levels).
+    pub fn format(&self) -> ImageFormat {
+        ImageFormat {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            levels: self.levels,
+        }
+    }
+
+    /// The nearest image to `x` in Euclidean distance ‖x − xᵢ‖ (data units): (index i, distance);
+    /// the memorisation check of a generative model compares a sample's distance to its nearest
+    /// training image with a held-out image's.
+    pub fn nearest(&self, x: &[f64]) -> (usize, f64) {
+        let (i, d2) = self
+            .pixels
+            .rows()
+            .map(|t| t.iter().zip(x).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |acc, (i, d)| if d < acc.1 { (i, d) } else { acc },
+            );
+        (i, d2.sqrt())
     }
 
     /// Number of images n.
@@ -353,21 +467,27 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    /// Writes `images` (rows flattened from (C, H, W), values in 0 … L−1, clamped and rounded)
-    /// as one 8-bit PNG grid, atomically: value v is drawn as round(255·v/(L − 1)).
-    pub fn write(
+    /// The grid of `images` (rows flattened from (C, H, W), values in 0 … L−1, clamped and
+    /// rounded) as 8-bit pixels: (width, height, bytes, row-major, C per pixel); value v is drawn
+    /// as round(255·v/(L − 1)).
+    pub fn render(
         &self,
-        path: &Path,
         images: &[&[f64]],
         (c, h, w): (usize, usize, usize),
         levels: u32,
-    ) -> Result<()> {
+    ) -> Result<(usize, usize, Vec<u8>)> {
         if images.is_empty() || self.columns == 0 || self.scale == 0 || !(c == 1 || c == 3) {
             return Err(Error::InvalidInput(format!(
                 "cannot tile {} image(s) of {c} channel(s) in {} column(s) at scale {}",
                 images.len(),
                 self.columns,
                 self.scale
+            )));
+        }
+        if let Some(img) = images.iter().find(|i| i.len() != c * h * w) {
+            return Err(Error::Shape(format!(
+                "an image of {} values in a grid of {c}×{h}×{w} images",
+                img.len()
             )));
         }
         let cols = self.columns.min(images.len());
@@ -389,10 +509,22 @@ impl Tiles {
                 }
             }
         }
+        Ok((gw, gh, buf))
+    }
+
+    /// Writes the grid of [`Tiles::render`] as one 8-bit PNG, atomically.
+    pub fn write(
+        &self,
+        path: &Path,
+        images: &[&[f64]],
+        shape: (usize, usize, usize),
+        levels: u32,
+    ) -> Result<()> {
+        let (gw, gh, buf) = self.render(images, shape, levels)?;
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, gw as u32, gh as u32);
-            enc.set_color(if c == 1 {
+            enc.set_color(if shape.0 == 1 {
                 png::ColorType::Grayscale
             } else {
                 png::ColorType::Rgb
@@ -664,5 +796,62 @@ mod tests {
         let p = Points::new(vec![0.0, 1.0, 2.0, 17.0], 4).unwrap();
         assert!(Images::new(p.clone(), (1, 2, 2), 17, None).is_err());
         assert!(Images::new(p, (1, 1, 2), 256, None).is_err());
+    }
+
+    /// The image normaliser sends level x to the centre of its symmetric dequantisation cell,
+    /// z = 2(x + ½)/L − 1 (so level 0 → −1 + 1/L, level L − 1 → 1 − 1/L), and back exactly;
+    /// clamping keeps [0, L − 1].
+    #[test]
+    fn image_normaliser_maps_levels_to_cell_centres() {
+        let f = ImageFormat {
+            channels: 1,
+            height: 1,
+            width: 17,
+            levels: 17,
+        };
+        let x = Points::new((0..17).map(f64::from).collect(), 17).unwrap();
+        let z = f.normalizer().apply(&x).unwrap();
+        for (k, v) in z.as_slice().iter().enumerate() {
+            let want = 2.0 * (k as f64 + 0.5) / 17.0 - 1.0;
+            assert!((v - want).abs() < 1e-12, "level {k}: {v} vs {want}");
+        }
+        let back = f.normalizer().invert(&z).unwrap();
+        for (a, b) in back.as_slice().iter().zip(x.as_slice()) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let mut v = vec![-3.0, 0.5, 20.0];
+        f.clamp(&mut v);
+        assert_eq!(v, vec![0.0, 0.5, 16.0]);
+    }
+
+    /// Image sources are recognised without reading them: `digits`, a folder, an IDX file by
+    /// its magic bytes (plain or gzip); a .csv, a point-set name or a missing file is not one.
+    #[test]
+    fn image_sources_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let digits = Images::digits().unwrap().select(&[0, 1, 2]);
+        let idx = dir.path().join("three.idx");
+        digits.write_idx(&idx, None).unwrap();
+        let gz = dir.path().join("three.idx.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &std::fs::read(&idx).unwrap()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let csv = dir.path().join("p.csv");
+        std::fs::write(&csv, "0,0,8\n").unwrap();
+        for (name, want) in [
+            ("digits".to_string(), true),
+            (dir.path().display().to_string(), true),
+            (idx.display().to_string(), true),
+            (gz.display().to_string(), true),
+            (csv.display().to_string(), false),
+            ("moons".to_string(), false),
+            ("nowhere.idx".to_string(), false),
+        ] {
+            assert_eq!(Images::is_source(&name), want, "{name}");
+        }
+        let back = Images::open(&gz.display().to_string()).unwrap().unwrap();
+        assert_eq!(back.pixels, digits.pixels);
+        assert_eq!(back.levels, 256);
+        assert!(Images::open("moons").unwrap().is_none());
     }
 }

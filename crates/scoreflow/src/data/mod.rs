@@ -12,7 +12,7 @@ pub mod shapes;
 pub mod source;
 pub mod toy;
 
-pub use images::Images;
+pub use images::{ImageFormat, Images};
 pub use io::{
     load_csv, load_csv_labelled, load_npy, load_points, write_csv, write_npy, write_points, Labels,
     PointWriter,

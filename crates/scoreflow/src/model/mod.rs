@@ -16,7 +16,12 @@
 //! A run directory holds [`CONFIG_FILE`] (the [`TrainSettings`]), `meta.json` +
 //! `model.safetensors` + `train_state.safetensors` (the checkpoint: [`crate::checkpoint`];
 //! `meta.json`'s `objective` is the [`ModelKind`], its `normalization` the [`Normalizer`]),
-//! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`].
+//! [`LOG_FILE`], and for file data the held-out split [`HELDOUT_FILE`]; an image run also holds
+//! [`IMAGES_FILE`] (its [`ImageFormat`]): it trains on dequantised pixels, samples come back in
+//! the data's units clamped to \[0, L − 1\] and likelihoods come with bits per dimension.
+//!
+//! A model computes on a [`DeviceChoice`] ([`Model::load_on`]); weights are read from the
+//! host, so a run trained on one device samples on any other.
 
 #[cfg(test)]
 mod dispatch_tests;
@@ -36,13 +41,14 @@ use std::sync::Arc;
 pub use guide::{Guide, PosteriorMethod};
 pub use kind::{ModelKind, TrainMethod};
 pub use sampling::{Block, JobStats, Plan, BLOCK};
-pub use settings::{load_points_or_explain, TrainSettings};
+pub use settings::{load_points_or_explain, ArchKind, TrainSettings};
 pub use source::{FlowSource, SourceDraws, SOURCE_FILE};
-pub use training::{RunBatches, TrainingRun};
+pub use training::{RunBatches, RunTrainer, TrainingRun};
 pub use units::DataUnits;
 
 use crate::checkpoint::{self, RunMeta};
-use crate::data::{self, DataSource, Dataset, Normalizer, Points};
+use crate::data::{self, DataSource, Dataset, ImageFormat, Normalizer, Points};
+use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::field::analytic::{LabelledMixture, MixtureScore, MixtureVelocity};
 use crate::field::mlp::Mlp;
@@ -52,12 +58,12 @@ use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
 use crate::guidance::{BayesScore, ClassifierFree, GuidedVelocity};
 use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
-use crate::likelihood::{log_likelihood, Likelihood, LikelihoodOptions};
+use crate::likelihood::{log_likelihood, Dequantization, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
 use crate::sde::ReverseDrift;
 use crate::solve::langevin::Ula;
 use crate::solve::{odeint, Method, Sampler, SamplerName, SamplerSpec};
-use crate::tensor::{self, DType, Rng, Tensor};
+use crate::tensor::{self, DType, Device, Rng, Tensor};
 use sampling::{run_blocks, BlockResult};
 
 /// File of the held-out split of a file data set.
@@ -66,6 +72,26 @@ pub const HELDOUT_FILE: &str = "heldout.npy";
 pub const CONFIG_FILE: &str = "config.toml";
 /// File of the training log.
 pub const LOG_FILE: &str = "train_log.csv";
+/// File of an image run's [`ImageFormat`].
+pub const IMAGES_FILE: &str = "images.json";
+
+/// The dequantisation of images of `format` in model units: z = 2(x + u)/L − 1, u ~ U\[0, 1)
+/// ([`Dequantization::symmetric`]; its cell centres are [`ImageFormat::normalizer`]).
+pub fn image_dequantization(format: ImageFormat) -> Dequantization {
+    Dequantization::symmetric(format.levels)
+}
+
+/// The [`ImageFormat`] of the run in `dir` (`None` for a run on points).
+pub fn read_image_format(dir: &Path) -> Result<Option<ImageFormat>> {
+    let p = dir.join(IMAGES_FILE);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| run_error(&p, format!("malformed image format: {e}")))
+}
 
 /// A trained model (see the module documentation), or an exact one: a built-in Gaussian-mixture
 /// data set whose field is computed in closed form ([`Model::exact`]) — the same samplers and
@@ -82,9 +108,12 @@ pub struct Model {
     pub kind: ModelKind,
     /// The data normalisation (model units = normalised units).
     pub normalizer: Normalizer,
+    /// The image format of an image run (`None` for points).
+    pub image: Option<ImageFormat>,
     source: Source,
     /// Where a flow's samples start (N(0, I) unless the run has another source).
     draws: SourceDraws,
+    device: Device,
 }
 
 /// Where a model's field comes from.
@@ -145,7 +174,9 @@ impl Model {
             draws: SourceDraws::new(&kind.flow_source(), normalizer.dim(), None)?,
             kind,
             normalizer,
+            image: None,
             source: Source::Network(network),
+            device: tensor::cpu(),
         })
     }
 
@@ -180,6 +211,8 @@ impl Model {
             source: Source::Exact(GaussianMixture::from(&spec)),
             draws: SourceDraws::gaussian(),
             kind,
+            image: None,
+            device: tensor::cpu(),
         })
     }
 
@@ -226,8 +259,14 @@ impl Model {
         matches!(self.source, Source::Exact(_))
     }
 
-    /// Loads a run directory, with errors that say what is wrong with it.
+    /// Loads a run directory for the CPU ([`Model::load_on`]).
     pub fn load(dir: &Path) -> Result<Model> {
+        Self::load_on(dir, DeviceChoice::Cpu)
+    }
+
+    /// Loads a run directory to compute on `device` (an MLP samples on the fused CPU kernels on
+    /// the CPU, on burn elsewhere), with errors that say what is wrong with it.
+    pub fn load_on(dir: &Path, device: DeviceChoice) -> Result<Model> {
         if !dir.is_dir() {
             return Err(run_error(dir, "no such run directory"));
         }
@@ -280,20 +319,41 @@ impl Model {
             ));
         }
         let draws = SourceDraws::new(&flow_source, normalizer.dim(), Some(dir))?;
-        let network = match &meta.model {
-            Architecture::Mlp(config) => cpu_network(&Mlp::load_safetensors(
-                &dir.join(checkpoint::MODEL_FILE),
-                config,
-                &tensor::cpu(),
-                DType::F32,
-            )?),
+        let image = read_image_format(dir)?;
+        if let Some(f) = image {
+            if f.dim() != meta.model.dim() {
+                return Err(run_error(
+                    &dir.join(IMAGES_FILE),
+                    format!(
+                        "images of {} pixels but the model is {}-D",
+                        f.dim(),
+                        meta.model.dim()
+                    ),
+                ));
+            }
+        }
+        let dev = device.open()?;
+        let network: Arc<dyn Network> = match &meta.model {
+            Architecture::Mlp(config) => {
+                let mlp = Mlp::load_safetensors(
+                    &dir.join(checkpoint::MODEL_FILE),
+                    config,
+                    &dev,
+                    DType::F32,
+                )?;
+                if device.is_gpu() {
+                    Arc::new(mlp)
+                } else {
+                    cpu_network(&mlp)
+                }
+            }
             Architecture::Unet(config) => {
                 let sd = crate::state::StateDict::read(&dir.join(checkpoint::MODEL_FILE))?;
                 Arc::new(crate::field::unet::Unet::from_state(
                     &sd,
                     "",
                     config,
-                    &tensor::cpu(),
+                    &dev,
                     DType::F32,
                 )?)
             }
@@ -304,9 +364,16 @@ impl Model {
             meta: Some(meta),
             kind,
             normalizer,
+            image,
             source: Source::Network(network),
             draws,
+            device: dev,
         })
+    }
+
+    /// The device the model computes on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Writes the model as a run directory `dir` (created if needed): `config.toml`,
@@ -326,6 +393,11 @@ impl Model {
         checkpoint::write_meta(&dir.join(checkpoint::META_FILE), meta)?;
         if let Some(points) = self.draws.points() {
             data::write_npy(dir.join(SOURCE_FILE), points)?;
+        }
+        if let Some(f) = self.image {
+            let text = serde_json::to_string_pretty(&f)
+                .map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))?;
+            crate::fsutil::write_atomic(&dir.join(IMAGES_FILE), text.as_bytes())?;
         }
         self.dir = Some(dir.to_path_buf());
         Ok(())
@@ -439,7 +511,7 @@ impl Model {
                 self.dim()
             )));
         }
-        let xt = x.to_tensor(&tensor::cpu(), DType::F32);
+        let xt = x.to_tensor(&self.device, DType::F32);
         Ok(Points::from_tensor(
             &self.field_in_data_units()?.eval_at(&xt, t),
         ))
@@ -529,9 +601,19 @@ impl Model {
         spec.validate()?;
         self.check_sampler(spec.sampler)?;
         let field = self.guided_field(guide)?;
-        let dev = tensor::cpu();
+        let dev = self.device.clone();
         let d = self.dim();
-        let to_data = |p: Points| self.normalizer.invert(&p);
+        // Images come back in the data's range [0, L − 1] (continuous; rounding gives levels).
+        let to_data = |p: Points| {
+            let mut x = self.normalizer.invert(&p)?;
+            if let Some(f) = self.image {
+                let d = x.dim();
+                let mut v = x.into_vec();
+                f.clamp(&mut v);
+                x = Points::new(v, d)?;
+            }
+            Ok(x)
+        };
         let ode = |f: &dyn VectorField, x0: Tensor<2>, t0: f64, t1: f64| -> Result<BlockResult> {
             let opts = spec.ode_options().expect("an ODE spec");
             let sol = odeint(f, x0, t0, t1, &opts)?;
@@ -912,16 +994,24 @@ impl Model {
     /// error otherwise, [`FlowSource::log_density`]) or the probability-flow ODE (DSM: τ = ε →
     /// T to the SDE's prior). The model works in normalised units z = (x − μ)/σ, so
     /// log p_x(x) = log p_z(z) − Σᵢ log σᵢ.
+    ///
+    /// For an image model, `x` are integer levels; each is dequantised first,
+    /// z = 2(x + u)/L − 1 with u ~ U\[0, 1)^d from `rng` (before the probes), so log p is the
+    /// density at x + u − ½ in data units (cells of width 1), a lower bound on the discrete
+    /// log-likelihood in expectation, and [`Likelihood::bpd`] = −E log p / (d ln 2) is filled in
+    /// ([`Dequantization::bits_per_dim`]: bits per dimension over the data's L levels).
     pub fn log_likelihood(
         &self,
         x: &Points,
         opts: &LikelihoodOptions,
         rng: &mut Rng,
     ) -> Result<Likelihood> {
-        let z = self
-            .normalizer
-            .apply(x)?
-            .to_tensor(&tensor::cpu(), DType::F32);
+        let dq = self.image.map(image_dequantization);
+        let z = match &dq {
+            Some(dq) => dq.dequantize_points(x, rng)?,
+            None => self.normalizer.apply(x)?,
+        }
+        .to_tensor(&self.device, DType::F32);
         let field = self.field()?;
         let mut lik = match &self.kind {
             ModelKind::Cfm { source, .. } => log_likelihood(
@@ -946,6 +1036,9 @@ impl Model {
                 )))
             }
         };
+        if let Some(dq) = &dq {
+            lik.bpd = Some(dq.bits_per_dim(lik.mean_log_prob, lik.dim));
+        }
         let c = self.normalizer.log_det();
         for v in &mut lik.log_prob {
             *v -= c;

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::kind::{ModelKind, TrainMethod};
 use super::source::FlowSource;
 use crate::coupling::{Coupling, CouplingKind};
-use crate::data::{self, DataSource, Dataset, NormalizeMode, Normalizer, Points};
+use crate::data::{
+    self, DataSource, Dataset, ImageFormat, Images, NormalizeMode, Normalizer, Points,
+};
 use crate::error::{Error, Result};
 use crate::field::convert::{NoiseInput, Prediction};
 use crate::field::mlp::{Activation, MlpConfig, TimeEmbeddingKind};
+use crate::field::unet::UnetConfig;
 use crate::objective::cfm::{FlowMatching, TimeSampler};
 use crate::objective::dsm::{DsmConfig, NoiseLevels, Weighting};
 use crate::objective::edm::EdmConfig;
@@ -41,6 +44,43 @@ fn time_input() -> NoiseInput {
 
 fn label_dropout() -> f64 {
     crate::objective::DEFAULT_LABEL_DROPOUT
+}
+
+/// The network of a run: `auto` is the U-Net for image data and the MLP otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ArchKind {
+    /// The U-Net for images, the MLP for points.
+    #[default]
+    Auto,
+    /// The MLP [x, φ(t)] → width^depth → d.
+    Mlp,
+    /// The image U-Net (image data only).
+    Unet,
+}
+
+impl ArchKind {
+    /// "auto", "mlp" or "unet".
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchKind::Auto => "auto",
+            ArchKind::Mlp => "mlp",
+            ArchKind::Unet => "unet",
+        }
+    }
+}
+
+fn default_base() -> usize {
+    32
+}
+
+fn default_res_blocks() -> usize {
+    1
+}
+
+fn default_attention() -> bool {
+    true
 }
 
 /// Every training setting of a run (see the module documentation). Fields are documented by
@@ -148,6 +188,22 @@ pub struct TrainSettings {
     /// Label dropout p of conditional training (classifier-free guidance's null label).
     #[serde(default = "label_dropout")]
     pub label_dropout: f64,
+    /// Network (runs written before it existed were MLPs on points: `auto` reads as that).
+    #[serde(default)]
+    pub arch: ArchKind,
+    /// U-Net base channels.
+    #[serde(default = "default_base")]
+    pub base: usize,
+    /// U-Net channel multiplier per resolution level; `None` = by image size
+    /// ([`UnetConfig::default_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mults: Option<Vec<usize>>,
+    /// U-Net residual blocks per level.
+    #[serde(default = "default_res_blocks")]
+    pub res_blocks: usize,
+    /// U-Net self-attention at the lowest resolution.
+    #[serde(default = "default_attention")]
+    pub attention: bool,
 }
 
 impl Default for TrainSettings {
@@ -199,6 +255,11 @@ impl Default for TrainSettings {
             conditional: false,
             label_column: None,
             label_dropout: label_dropout(),
+            arch: ArchKind::Auto,
+            base: default_base(),
+            mults: None,
+            res_blocks: default_res_blocks(),
+            attention: default_attention(),
         }
     }
 }
@@ -241,6 +302,28 @@ fn prefixed(flag: &str, e: Error) -> Error {
 }
 
 impl TrainSettings {
+    /// The defaults for training on `data`: [`TrainSettings::default`], except for image data
+    /// ([`Images::is_source`]), sized to the 15-minute budget of the 8 × 8 digits on 2 CPU cores
+    /// (one U-Net step at batch 128 ≈ 0.5 CPU-s, BENCHMARKS.md): 2,000 steps of batch 128, peak
+    /// learning rate 1e-3, gradient clip 1 — the recipe of `examples/unet_digits.rs`.
+    pub fn defaults_for(data: &str) -> TrainSettings {
+        let d = TrainSettings {
+            data: data.to_string(),
+            ..TrainSettings::default()
+        };
+        if d.dataset().is_none() && Images::is_source(data) {
+            TrainSettings {
+                steps: 2000,
+                batch: 128,
+                lr: 1e-3,
+                clip: 1.0,
+                ..d
+            }
+        } else {
+            d
+        }
+    }
+
     /// Range checks with one clear message per problem (flag names as on the command line).
     pub fn validate(&self) -> Result<()> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
@@ -383,6 +466,28 @@ impl TrainSettings {
         if self.label_column.is_some() && !self.conditional {
             return Err(invalid(
                 "--label-column names the labels of --conditional training; add --conditional"
+                    .into(),
+            ));
+        }
+        if self.base == 0 || !self.base.is_multiple_of(2) {
+            return Err(invalid(format!(
+                "--base (U-Net channels) must be even and positive (got {})",
+                self.base
+            )));
+        }
+        if let Some(m) = &self.mults {
+            if m.is_empty() || m.contains(&0) {
+                return Err(invalid(format!(
+                    "--mults is a comma-separated list of positive multipliers (got {m:?})"
+                )));
+            }
+        }
+        if self.res_blocks == 0 {
+            return Err(invalid("--res-blocks must be at least 1".into()));
+        }
+        if self.arch == ArchKind::Unet && self.engine == EngineKind::Fused {
+            return Err(invalid(
+                "--engine fused trains MLPs only; the U-Net trains on --engine burn (or auto)"
                     .into(),
             ));
         }
@@ -544,9 +649,63 @@ impl TrainSettings {
         self.data.parse::<Dataset>().ok()
     }
 
+    /// The image data named by `data` (`digits`, an IDX file, a folder of PNGs), or `None` for
+    /// points ([`Images::open`]).
+    pub fn images(&self) -> Result<Option<Images>> {
+        if self.dataset().is_some() {
+            return Ok(None);
+        }
+        Images::open(&self.data)
+    }
+
+    /// The training and held-out images of image data (the split of [`TrainSettings::training_data`]).
+    pub fn image_split(&self) -> Result<Option<(Images, Images)>> {
+        self.images()?
+            .map(|im| im.split(self.holdout, self.seed))
+            .transpose()
+    }
+
+    /// The network kind for the data: `auto` → the U-Net for images, the MLP for points;
+    /// `unet` on points is an error.
+    pub fn architecture(&self, image: Option<ImageFormat>) -> Result<ArchKind> {
+        match (self.arch, image) {
+            (ArchKind::Auto, Some(_)) | (ArchKind::Unet, Some(_)) => Ok(ArchKind::Unet),
+            (ArchKind::Auto, None) | (ArchKind::Mlp, _) => Ok(ArchKind::Mlp),
+            (ArchKind::Unet, None) => Err(invalid(format!(
+                "--arch unet needs image data (--data digits, an IDX file or a folder of PNGs); {} is a set of points",
+                self.data
+            ))),
+        }
+    }
+
+    /// The U-Net for images of `format`: [`UnetConfig::default_for`] with `--base`, `--mults`,
+    /// `--res-blocks` and `--attention`, GroupNorm groups min(8, base).
+    pub fn unet_config(&self, format: ImageFormat) -> UnetConfig {
+        let (c, h, w) = format.shape();
+        let d = UnetConfig::default_for(c, h, w);
+        UnetConfig {
+            base: self.base,
+            mults: self.mults.clone().unwrap_or(d.mults.clone()),
+            res_blocks: self.res_blocks,
+            attention: self.attention,
+            groups: d.groups.min(self.base),
+            ..d
+        }
+    }
+
     /// The training data: the source of minibatches (data units) and the normaliser (fitted on
-    /// 100,000 draws of a fixed stream for built-in sets, on the training split for files).
+    /// 100,000 draws of a fixed stream for built-in sets, on the training split for files; for
+    /// images always [`ImageFormat::normalizer`], the \[−1, 1) scaling of their levels).
     pub fn training_data(&self) -> Result<(DataSource, Normalizer)> {
+        if let Some(images) = self.images()? {
+            let source = DataSource::finite_split(
+                self.data.clone(),
+                &images.pixels,
+                self.holdout,
+                self.seed,
+            )?;
+            return Ok((source, images.format().normalizer()));
+        }
         let source = match self.dataset() {
             Some(ds) if self.conditional && ds.classes() == 0 => {
                 let labelled: Vec<&str> = Dataset::ALL
@@ -920,5 +1079,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no such file"), "{e}");
+    }
+
+    /// A config.toml written before the U-Net keys existed reads as an MLP run with the
+    /// U-Net defaults; image data get the image defaults and resolve `auto` to the U-Net, point
+    /// data the MLP, and `--arch unet` on points is refused.
+    #[test]
+    fn image_settings_default_and_resolve() {
+        let text = TrainSettings::default().to_toml().unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| {
+                !["arch", "base", "res-blocks", "attention"]
+                    .iter()
+                    .any(|k| l.starts_with(&format!("{k} ")))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        let s = TrainSettings::from_toml(&old, Path::new("c")).unwrap();
+        assert_eq!(s, TrainSettings::default());
+        assert_eq!(s.architecture(None).unwrap(), ArchKind::Mlp);
+        let d = TrainSettings::defaults_for("digits");
+        assert_eq!((d.steps, d.batch, d.lr, d.clip), (2000, 128, 1e-3, 1.0));
+        assert_eq!(
+            TrainSettings::defaults_for("moons"),
+            TrainSettings {
+                data: "moons".into(),
+                ..TrainSettings::default()
+            }
+        );
+        let f = d.images().unwrap().unwrap().format();
+        assert_eq!((f.levels, f.dim()), (17, 64));
+        assert_eq!(d.architecture(Some(f)).unwrap(), ArchKind::Unet);
+        let unet = d.unet_config(f);
+        assert_eq!((unet.base, unet.mults.clone()), (32, vec![1, 2]));
+        assert_eq!(unet.num_params(), 651_041);
+        let points = TrainSettings {
+            arch: ArchKind::Unet,
+            ..TrainSettings::default()
+        };
+        let e = points.architecture(None).unwrap_err().to_string();
+        assert!(e.contains("--arch unet") && e.contains("image data"), "{e}");
     }
 }

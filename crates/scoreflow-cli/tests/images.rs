@@ -1,0 +1,238 @@
+//! End-to-end tests of image runs (issue 16): a tiny U-Net on the built-in 8 × 8 digits through
+//! train → resume → sample → likelihood → plot, and the one-line errors of the image and device
+//! flags. Networks are tiny (base 8, a few steps) so the file runs in seconds; the quality of a
+//! full-size run is measured in BENCHMARKS.md, not here.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn scoreflow(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("the scoreflow binary runs")
+}
+
+/// The JSON line a `--json` command printed, after asserting success.
+#[track_caller]
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().expect("a JSON line")).expect("valid JSON")
+}
+
+/// A user error: non-zero exit (not a panic), exactly one stderr line starting with `error:`
+/// that contains every needle.
+#[track_caller]
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure; stderr: {err}");
+    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
+    }
+}
+
+/// Losses of a run's train_log.csv (columns step,loss,…).
+fn losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("train_log.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// (width, height) from a PNG's IHDR chunk, after checking the signature.
+fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        p.display()
+    );
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+const TINY: [&str; 14] = [
+    "--data",
+    "digits",
+    "--base",
+    "8",
+    "--batch",
+    "16",
+    "--checkpoint-every",
+    "4",
+    "--schedule",
+    "constant",
+    "--ema",
+    "0",
+    "--seed",
+    "3",
+];
+
+/// Digits pick the U-Net with the burn engine; a 4-step run extended by `--resume` to 8 trains
+/// exactly the steps of an uninterrupted 8-step one (the same losses to the last bit: batches,
+/// dequantisation noise and path noise come from the saved RNG streams, and the constant
+/// learning rate does not depend on the total); samples come back in
+/// data units within [0, 16] (clamped, continuous), the first 100 as a grid PNG of the layout's
+/// size; bits/dim is −E log p/(d ln 2) of the dequantised held-out digits in data units, so it
+/// equals nll/(64 ln 2) of the same report; plot draws the grid, the animation and the
+/// neighbour panel.
+#[test]
+fn tiny_unet_on_digits_trains_resumes_samples_and_reports_bits_per_dim() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let mut whole: Vec<&str> = vec!["train", "--steps", "8", "--out", "whole", "--json"];
+    whole.extend(TINY);
+    let s = json(&scoreflow(&whole, cwd));
+    assert_eq!(s["engine"], "burn");
+    assert_eq!(s["device"], "cpu");
+    assert_eq!(s["step"], 8);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.join("whole/meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["model"]["arch"], "unet");
+    assert_eq!(meta["model"]["base"], 8);
+    assert!(cwd.join("whole/images.json").exists());
+
+    let mut half: Vec<&str> = vec!["train", "--steps", "4", "--out", "split", "--json"];
+    half.extend(TINY);
+    json(&scoreflow(&half, cwd));
+    json(&scoreflow(
+        &["train", "--resume", "split", "--steps", "8", "--json"],
+        cwd,
+    ));
+    let (a, b) = (losses(&cwd.join("whole")), losses(&cwd.join("split")));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, b, "resumed losses differ from the uninterrupted run");
+
+    let out = json(&scoreflow(
+        &["sample", "whole", "-n", "12", "--steps", "4", "--json"],
+        cwd,
+    ));
+    assert_eq!(out["n"], 12);
+    let grid = cwd.join("whole/samples.png");
+    assert_eq!(
+        out["grid"].as_str().map(|g| cwd.join(g)),
+        Some(grid.clone())
+    );
+    // 10 columns of 8·4 pixels with 2 between and around; 2 rows.
+    assert_eq!(png_size(&grid), (10 * 34 + 2, 2 * 34 + 2));
+    let text = std::fs::read_to_string(cwd.join("whole/samples.csv")).unwrap();
+    let vals: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()))
+        .collect();
+    assert_eq!(vals.len(), 12 * 64);
+    assert!(
+        vals.iter().all(|v| (0.0..=16.0).contains(v)),
+        "out of range"
+    );
+    assert!(
+        vals.iter().any(|v| *v > 0.0 && *v < 16.0),
+        "every value clamped"
+    );
+
+    let lik = json(&scoreflow(
+        &[
+            "likelihood",
+            "whole",
+            "-n",
+            "3",
+            "--solver",
+            "rk4",
+            "--steps",
+            "4",
+            "--json",
+        ],
+        cwd,
+    ));
+    assert_eq!(lik["n"], 3);
+    let bpd = lik["bits_per_dim"].as_f64().expect("bits_per_dim key");
+    assert!(bpd.is_finite() && bpd > 0.0, "{bpd}");
+    let nll = lik["nll"].as_f64().unwrap();
+    let expected = nll / (64.0 * std::f64::consts::LN_2);
+    assert!(
+        (bpd - expected).abs() < 1e-9 * (1.0 + bpd),
+        "{bpd} vs {expected}"
+    );
+    assert_eq!(lik["divergence"], "hutchinson(1)");
+
+    let plot = json(&scoreflow(&["plot", "whole", "--json"], cwd));
+    let files: Vec<String> = plot["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    for name in ["samples.png", "flow.gif", "neighbours.png"] {
+        assert!(files.iter().any(|f| f.ends_with(name)), "{name}: {files:?}");
+    }
+    let gif = std::fs::read(cwd.join("whole/flow.gif")).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
+    let m = &plot["memorisation"];
+    assert_eq!(m["samples"], 12);
+    assert!(m["sample_nn_mean"].as_f64().unwrap() > 0.0);
+}
+
+/// A noise-free score model trains on the U-Net (exact divergence through forward-mode
+/// tangents), and its missing ODE likelihood is a one-line error.
+#[test]
+fn sliced_score_matching_trains_a_unet_and_refuses_a_likelihood() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let mut a: Vec<&str> = vec![
+        "train", "--method", "ssm", "--steps", "2", "--out", "ssm", "--json",
+    ];
+    a.extend(TINY);
+    let s = json(&scoreflow(&a, cwd));
+    assert_eq!(s["method"], "ssm");
+    assert_eq!(s["step"], 2);
+    let out = scoreflow(&["likelihood", "ssm", "-n", "2"], cwd);
+    assert_one_line_error(&out, &["noise-free", "likelihood"]);
+}
+
+#[test]
+fn image_and_device_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = scoreflow(&["train", "--data", "moons", "--arch", "unet"], cwd);
+    assert_one_line_error(&out, &["--arch unet", "image data"]);
+    let out = scoreflow(
+        &[
+            "train", "--data", "digits", "--engine", "fused", "--steps", "1",
+        ],
+        cwd,
+    );
+    assert_one_line_error(&out, &["fused", "U-Net"]);
+    let out = scoreflow(&["train", "--data", "digits", "--base", "7"], cwd);
+    assert_one_line_error(&out, &["--base"]);
+    let out = scoreflow(&["train", "--device", "tpu"], cwd);
+    assert_one_line_error(&out, &["tpu", "vulkan"]);
+    #[cfg(not(feature = "vulkan"))]
+    {
+        let out = scoreflow(
+            &[
+                "train", "--data", "digits", "--device", "vulkan", "--out", "gpu",
+            ],
+            cwd,
+        );
+        assert_one_line_error(&out, &["vulkan", "feature"]);
+        assert!(!cwd.join("gpu").exists(), "a run directory was left behind");
+        let out = scoreflow(&["bench", "--device", "vulkan:1"], cwd);
+        assert_one_line_error(&out, &["vulkan:1", "feature"]);
+    }
+}
