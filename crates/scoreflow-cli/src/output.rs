@@ -211,17 +211,14 @@ impl Mode {
     /// Prints a human-readable line (only in normal mode).
     pub fn say(self, msg: impl AsRef<str>) {
         if self == Mode::Normal {
-            println!("{}", msg.as_ref());
+            print_line(msg.as_ref());
         }
     }
 
     /// Prints the final JSON line (only in JSON mode).
     pub fn json<T: serde::Serialize>(self, value: &T) -> Result<()> {
         if self == Mode::Json {
-            println!(
-                "{}",
-                serde_json::to_string(value).context("serialising JSON")?
-            );
+            print_line(&serde_json::to_string(value).context("serialising JSON")?);
         }
         Ok(())
     }
@@ -301,4 +298,26 @@ mod tests {
         let s = d.to_string_lossy();
         assert!(s.starts_with("runs/my_points-cfm-"), "{s}");
     }
+}
+
+/// Writes one line to stdout. When the reader has gone (a closed pipe: `scoreflow … | head`),
+/// the process ends quietly with success, as Unix tools do, instead of panicking; the run's files
+/// are written atomically, so nothing is left half-done by stopping here.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`print_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::output::print_line(&format!($($t)*))
+    };
 }

@@ -800,3 +800,23 @@ fn every_lesson_runs_at_toy_settings() {
         assert!(dir.path().join(name).join("lesson.json").exists());
     }
 }
+
+/// A reader that goes away (`scoreflow … | head`) ends the program quietly with success, not
+/// with a panic: stdout is closed before the program writes its lines.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scoreflow"))
+        .args(["lesson", "--list"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -96,7 +96,7 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
     };
     mode.json(&report)?;
     if mode == Mode::Normal {
-        println!(
+        crate::outln!(
             "{} field of {} at {} (data units)",
             report.field,
             args.run.display(),
@@ -104,28 +104,31 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         );
         for td in &report.times {
             let head = format!("t = {} (model time {:.4})", td.t, td.model_time);
-            println!(
+            crate::outln!(
                 "\n{head:<38}{:>11}{:>11}{:>11}{:>11}",
-                "mean", "q05", "median", "q95"
+                "mean",
+                "q05",
+                "median",
+                "q95"
             );
             let s = &td.summary;
-            println!(
+            crate::outln!(
                 "{:<38}{}",
                 "antisymmetric share ‖J_A‖/‖J‖",
                 fmt_stats(&s.antisymmetric_share)
             );
-            println!(
+            crate::outln!(
                 "{:<38}{}",
                 "stiffness ratio max|λ|/min|λ|",
                 fmt_stats(&s.stiffness_ratio)
             );
-            println!("{:<38}{}", "stable Euler step h_max", fmt_stats(&s.h_max));
-            println!("{:<38}{}", "divergence", fmt_stats(&s.divergence));
+            crate::outln!("{:<38}{}", "stable Euler step h_max", fmt_stats(&s.h_max));
+            crate::outln!("{:<38}{}", "divergence", fmt_stats(&s.divergence));
             if s.curl.is_some() {
-                println!("{:<38}{}", "curl", fmt_stats(&s.curl));
+                crate::outln!("{:<38}{}", "curl", fmt_stats(&s.curl));
             }
             if s.error.is_some() {
-                println!(
+                crate::outln!(
                     "{:<38}{}  (relative RMS {:.3})",
                     if run.kind.is_velocity() {
                         "‖v − v_true‖"
@@ -137,14 +140,14 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
                 );
             }
             if let Some(h) = &s.h_max {
-                println!(
+                crate::outln!(
                     "explicit Euler is stable at every probed point for h ≤ {:.3e}",
                     h.min
                 );
             }
         }
         if let Some(r) = &report.reference {
-            println!("\nreference: {r}");
+            crate::outln!("\nreference: {r}");
         }
     }
     Ok(())

@@ -257,9 +257,9 @@ pub fn run(args: LessonArgs, mode: Mode) -> Result<()> {
     mode.json(&summary)?;
     if mode == Mode::Normal {
         for t in &summary.tables {
-            println!("\n{}", t.render().trim_end());
+            crate::outln!("\n{}", t.render().trim_end());
         }
-        println!(
+        crate::outln!(
             "\nclaim {}: {}",
             if summary.verdict.holds {
                 "holds"
@@ -269,15 +269,15 @@ pub fn run(args: LessonArgs, mode: Mode) -> Result<()> {
             lesson.claim()
         );
         for e in &summary.verdict.evidence {
-            println!("  {e}");
+            crate::outln!("  {e}");
         }
-        println!(
+        crate::outln!(
             "\nwrote {} in {}",
             dir.display(),
             human_secs(summary.wall_s)
         );
         for p in &summary.pictures {
-            println!("  {}", p.display());
+            crate::outln!("  {}", p.display());
         }
     }
     Ok(())
@@ -300,7 +300,7 @@ fn list(mode: Mode) -> Result<()> {
             .max()
             .unwrap_or(0);
         for e in &entries {
-            println!("{:<w$}  {}", e.lesson.name(), e.claim);
+            crate::outln!("{:<w$}  {}", e.lesson.name(), e.claim);
         }
     }
     Ok(())

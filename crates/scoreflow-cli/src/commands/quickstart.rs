@@ -121,40 +121,40 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
     };
     mode.json(&summary)?;
     if mode == Mode::Normal {
-        println!(
+        crate::outln!(
             "trained {} steps in {} ({:.0} steps/s), final loss {:.4}",
             train_summary.step,
             human_secs(train_summary.wall_s),
             train_summary.steps_per_s,
             train_summary.final_loss
         );
-        println!(
+        crate::outln!(
             "sampled {} points with {} ({} NFE) in {}",
             out.points.len(),
             spec.sampler.name(),
             summary.nfe,
             human_secs(sample_s)
         );
-        println!(
+        crate::outln!(
             "evaluated in {}:\n{}",
             human_secs(eval_s),
             crate::commands::eval::table(&report)
         );
-        println!("drew {} pictures in {}", pictures.len(), human_secs(plot_s));
-        println!(
+        crate::outln!("drew {} pictures in {}", pictures.len(), human_secs(plot_s));
+        crate::outln!(
             "\nrun directory {} ({} in all):",
             dir.display(),
             human_secs(summary.wall_s)
         );
-        println!("  config.toml        the settings (rerun with `scoreflow train --config {}/config.toml --out NEW_DIR`)", dir.display());
-        println!("  model.safetensors  EMA weights (PyTorch nn.Sequential names); meta.json: architecture, normalisation");
-        println!("  train_log.csv      step, loss, lr, grad_norm, steps_per_s");
-        println!(
+        crate::outln!("  config.toml        the settings (rerun with `scoreflow train --config {}/config.toml --out NEW_DIR`)", dir.display());
+        crate::outln!("  model.safetensors  EMA weights (PyTorch nn.Sequential names); meta.json: architecture, normalisation");
+        crate::outln!("  train_log.csv      step, loss, lr, grad_norm, steps_per_s");
+        crate::outln!(
             "  samples.csv        {} samples; metrics.json: the table above",
             out.points.len()
         );
         for p in &pictures {
-            println!(
+            crate::outln!(
                 "  {:<18} {}",
                 p.file_name()
                     .map(|f| f.to_string_lossy().into_owned())
@@ -162,7 +162,7 @@ pub fn run(args: QuickstartArgs, mode: Mode) -> Result<()> {
                 picture_note(p)
             );
         }
-        println!("next: scoreflow sample {0} --sampler dopri5 | scoreflow eval {0} --nll 2000 | scoreflow plot {0} --density", dir.display());
+        crate::outln!("next: scoreflow sample {0} --sampler dopri5 | scoreflow eval {0} --nll 2000 | scoreflow plot {0} --density", dir.display());
     }
     Ok(())
 }
