@@ -251,6 +251,28 @@ pub fn human_secs(s: f64) -> String {
     }
 }
 
+/// Writes one line to stdout. When the reader has gone (a closed pipe: `scoreflow … | head`),
+/// the process ends quietly with success, as Unix tools do, instead of panicking; the run's files
+/// are written atomically, so nothing is left half-done by stopping here.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`print_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::output::print_line(&format!($($t)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,26 +320,4 @@ mod tests {
         let s = d.to_string_lossy();
         assert!(s.starts_with("runs/my_points-cfm-"), "{s}");
     }
-}
-
-/// Writes one line to stdout. When the reader has gone (a closed pipe: `scoreflow … | head`),
-/// the process ends quietly with success, as Unix tools do, instead of panicking; the run's files
-/// are written atomically, so nothing is left half-done by stopping here.
-pub fn print_line(line: &str) {
-    use std::io::Write;
-    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
-}
-
-/// `println!` through [`print_line`].
-#[macro_export]
-macro_rules! outln {
-    ($($t:tt)*) => {
-        $crate::output::print_line(&format!($($t)*))
-    };
 }
