@@ -42,7 +42,7 @@ pub fn chain_defaults() -> TrainOpts {
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainOpts {
-    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll), a .csv/.npy file, or images: digits (the built-in 8×8 digits), an IDX file (MNIST format) or a folder of PNGs [default: 8gaussians]
+    /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll; the moment-matched shapes star, bullseye, x_shape, h_lines, v_lines, dots, slant_up, circle), a .csv/.npy file, or images: digits (the built-in 8×8 digits), an IDX file (MNIST format) or a folder of PNGs [default: 8gaussians]
     #[arg(long, value_name = "NAME|FILE")]
     pub data: Option<String>,
     /// Objective: cfm (alias velocity), dsm (alias score), sm, ssm [default: cfm]

@@ -894,6 +894,7 @@ pub fn load_points_or_explain(name: &str, expected_dim: Option<usize>) -> Result
         p.extension().is_some() || p.exists() || name.contains(std::path::MAIN_SEPARATOR);
     if !is_file_like {
         return Err(match name.parse::<Dataset>() {
+            Err(Error::InvalidInput(m)) => invalid(format!("{m} (or give a .csv/.npy file)")),
             Err(e) => invalid(format!("{e} (or give a .csv/.npy file)")),
             Ok(ds) => invalid(format!("{ds} is a built-in data set, not a file")),
         });
