@@ -116,6 +116,19 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Sets a lesson's training steps, sample count and seed from the flags that were given.
+    pub fn apply(&self, steps: &mut usize, samples: &mut usize, seed: &mut u64) {
+        if let Some(s) = self.steps {
+            *steps = s;
+        }
+        if let Some(n) = self.n {
+            *samples = n;
+        }
+        if let Some(s) = self.seed {
+            *seed = s;
+        }
+    }
+
     /// An error when a flag was given that `lesson` has no use for.
     pub fn reject(&self, lesson: Lesson, steps: bool, n: bool) -> Result<()> {
         if steps && self.steps.is_some() {

@@ -15,15 +15,7 @@ pub fn run(ov: &Overrides, dir: &Path) -> Result<Outcome> {
     } else {
         DimensionConfig::default()
     };
-    if let Some(s) = ov.steps {
-        cfg.train.steps = s;
-    }
-    if let Some(n) = ov.n {
-        cfg.samples = n;
-    }
-    if let Some(s) = ov.seed {
-        cfg.seed = s;
-    }
+    ov.apply(&mut cfg.train.steps, &mut cfg.samples, &mut cfg.seed);
     let report = run_lesson(&cfg)?;
     let pictures = vec![draw(dir, &report, &cfg)?];
     Outcome::new(

@@ -33,15 +33,7 @@ pub fn run(ov: &Overrides, dir: &Path, mode: Mode) -> Result<Outcome> {
     } else {
         ClassicLessonConfig::new(3000)
     };
-    if let Some(s) = ov.steps {
-        cfg.train.steps = s;
-    }
-    if let Some(n) = ov.n {
-        cfg.samples = n;
-    }
-    if let Some(s) = ov.seed {
-        cfg.seed = s;
-    }
+    ov.apply(&mut cfg.train.steps, &mut cfg.samples, &mut cfg.seed);
     cfg.noise_free = ScoreMatching::from_name(&ov.objective)?;
     mode.say(format!(
         "training {} and multi-σ DSM ({} steps each) on 0.2·N((−2.5, −2.5), 0.25 I) + 0.8·N((2.5, 2.5), 0.25 I) …",

@@ -22,15 +22,7 @@ pub fn run(ov: &Overrides, dir: &Path) -> Result<Outcome> {
     } else {
         NonlinearDriftConfig::default()
     };
-    if let Some(s) = ov.steps {
-        cfg.train.steps = s;
-    }
-    if let Some(n) = ov.n {
-        cfg.samples = n;
-    }
-    if let Some(s) = ov.seed {
-        cfg.seed = s;
-    }
+    ov.apply(&mut cfg.train.steps, &mut cfg.samples, &mut cfg.seed);
     let l = run_lesson(&cfg)?;
     let r = &l.report;
     let mut t = Table::new(
