@@ -2,21 +2,15 @@
 //! conditional training and classifier-free guidance, exact priors sampled by class and given an
 //! observation, and one-line errors for bad conditions.
 
+mod common;
+
+use common::{assert_one_line_error, scoreflow};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use scoreflow::data::{self, Dataset, Points};
 use scoreflow::gaussian::{GaussianMixture, LowRankMixture};
 use scoreflow::inverse::Observation;
-
-fn scoreflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the scoreflow binary runs")
-}
 
 #[track_caller]
 fn assert_ok(out: &Output) {
@@ -25,21 +19,6 @@ fn assert_ok(out: &Output) {
         "failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A user error: non-zero exit without a panic, exactly one stderr line `error: …` holding
-/// every needle.
-#[track_caller]
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
-    }
 }
 
 /// The share of `points` whose most responsible 8gaussians component is `class`.

@@ -3,17 +3,11 @@
 //! flags. Networks are tiny (base 8, a few steps) so the file runs in seconds; the quality of a
 //! full-size run is measured in BENCHMARKS.md, not here.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn scoreflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the scoreflow binary runs")
-}
+use common::{assert_one_line_error, scoreflow};
+use std::path::Path;
+use std::process::Output;
 
 /// The JSON line a `--json` command printed, after asserting success.
 #[track_caller]
@@ -25,21 +19,6 @@ fn json(out: &Output) -> serde_json::Value {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().expect("a JSON line")).expect("valid JSON")
-}
-
-/// A user error: non-zero exit (not a panic), exactly one stderr line starting with `error:`
-/// that contains every needle.
-#[track_caller]
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
-    }
 }
 
 /// Losses of a run's train_log.csv (columns step,loss,…).

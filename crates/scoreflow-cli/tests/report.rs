@@ -7,30 +7,13 @@
 
 mod browser;
 
+mod common;
+
+use common::{ok, scoreflow};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Instant;
 
 use serde_json::Value;
-
-fn scoreflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the scoreflow binary runs")
-}
-
-#[track_caller]
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Toy training: `steps` steps of a 16 × 2 MLP.
 fn train(cwd: &Path, out: &str, steps: &str, extra: &[&str]) {

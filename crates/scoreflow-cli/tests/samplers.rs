@@ -2,36 +2,14 @@
 //! sampler on an exact field reaches the data's noise floor, options that do not apply are
 //! one-line errors, and an EDM run trains and samples with its own and the generic samplers.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{assert_one_line_error, scoreflow};
+use std::process::Output;
 
 use scoreflow::data::{load_points, Dataset, Points};
 use scoreflow::metrics::sliced_wasserstein2;
 use scoreflow::tensor::rng;
-
-fn scoreflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the scoreflow binary runs")
-}
-
-/// Asserts a user error: non-zero exit, no panic, exactly one stderr line that starts with
-/// `error:` and contains every `needle`.
-#[track_caller]
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
-    }
-}
 
 #[track_caller]
 fn json(out: &Output) -> serde_json::Value {

@@ -2,42 +2,10 @@
 //! --coupling`, `sample --from`, `likelihood` with and without a source density, and
 //! `scoreflow chain`.
 
+mod common;
+
+use common::{assert_one_line_error, ok, scoreflow};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn scoreflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("the scoreflow binary runs")
-}
-
-#[track_caller]
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Asserts a user error: non-zero exit, nothing on stdout, exactly one stderr line that starts
-/// with `error:` and contains every `needle`; no panic.
-#[track_caller]
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert_ne!(out.status.code(), Some(101), "a panic: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
-    }
-}
 
 /// Rows of a CSV file with a header, as numbers.
 fn csv(path: &Path) -> Vec<Vec<f64>> {
