@@ -153,12 +153,10 @@ impl Network for FusedMlp {
 /// through in chunks of ⌊ROWS/n⌋ (at least one), bounding the memory of one pass.
 const UNET_TANGENT_ROWS: usize = 2048;
 
-/// The U-Net as a [`Network`]: exact forward-mode JVPs and divergence (stacked tangents,
-/// differentiable in the weights, so Hyvärinen and sliced score matching train it), and the
-/// VJP by one autodiff backward pass. Conditioned on a class when built with `classes > 0`.
-/// The per-row labels of a condition for an n-row batch (`None`: the null label).
-/// `null` is the null label's index (the network's class count K).
-fn unet_labels(c: &Condition, n: usize, null: usize) -> Option<Vec<usize>> {
+/// The labels of a condition, one per row of `x` (`None` rows: the null label `null`, the
+/// network's class count K).
+fn unet_labels(c: &Condition, x: &Tensor<2>, null: usize) -> Option<Vec<usize>> {
+    let n = x.dims()[0];
     match c {
         Condition::None => None,
         Condition::Class(k) => Some(vec![*k; n]),
@@ -166,6 +164,9 @@ fn unet_labels(c: &Condition, n: usize, null: usize) -> Option<Vec<usize>> {
     }
 }
 
+/// The U-Net as a [`Network`]: exact forward-mode JVPs and divergence (stacked tangents,
+/// differentiable in the weights, so Hyvärinen and sliced score matching train it), and the
+/// VJP by one autodiff backward pass. Conditioned on a class when built with `classes > 0`.
 impl Network for Unet {
     fn architecture(&self) -> Architecture {
         Architecture::Unet(self.config.clone())
@@ -181,7 +182,7 @@ impl Network for Unet {
             self,
             x,
             t,
-            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
+            unet_labels(c, x, self.config.classes).as_deref(),
         )
     }
     fn jvp(
@@ -191,19 +192,14 @@ impl Network for Unet {
         c: &Condition,
         u: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_jvp(
-            x,
-            t,
-            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
-            u,
-        )
+        self.forward_jvp(x, t, unet_labels(c, x, self.config.classes).as_deref(), u)
     }
     fn exact_jvp(&self) -> bool {
         true
     }
     fn divergence(&self, x: &Tensor<2>, t: &Tensor<1>, c: &Condition) -> (Tensor<2>, Tensor<1>) {
         let n = x.dims()[0].max(1);
-        let labels = unet_labels(c, x.dims()[0], self.config.classes);
+        let labels = unet_labels(c, x, self.config.classes);
         self.forward_divergence(x, t, labels.as_deref(), (UNET_TANGENT_ROWS / n).max(1))
     }
     fn vjp(
@@ -213,12 +209,7 @@ impl Network for Unet {
         c: &Condition,
         w: &Tensor<2>,
     ) -> (Tensor<2>, Tensor<2>) {
-        self.forward_vjp(
-            x,
-            t,
-            unet_labels(c, x.dims()[0], self.config.classes).as_deref(),
-            w,
-        )
+        self.forward_vjp(x, t, unet_labels(c, x, self.config.classes).as_deref(), w)
     }
     fn state_dict(&self) -> StateDict {
         let mut sd = StateDict::new();
