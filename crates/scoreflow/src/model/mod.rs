@@ -893,9 +893,20 @@ impl Model {
     /// [`Model::sample_each`] collected: all points of the plan (data units) in order, the job
     /// statistics and, per block, (index of its first point, trajectory).
     pub fn sample(&self, plan: &Plan, seed: u64, spec: &SamplerSpec) -> Result<Samples> {
-        let mut data = Vec::with_capacity(plan.points().len() * self.dim());
+        self.collect(plan.points().len(), |sink| {
+            self.sample_each(plan, seed, spec, sink)
+        })
+    }
+
+    /// The blocks a `run` of `n` points passes to its sink, gathered into [`Samples`].
+    fn collect(
+        &self,
+        n: usize,
+        run: impl FnOnce(&mut dyn FnMut(Block) -> Result<()>) -> Result<JobStats>,
+    ) -> Result<Samples> {
+        let mut data = Vec::with_capacity(n * self.dim());
         let mut trajectories = Vec::new();
-        let stats = self.sample_each(plan, seed, spec, |b| {
+        let stats = run(&mut |b: Block| {
             data.extend_from_slice(b.points.as_slice());
             if !b.trajectory.is_empty() {
                 trajectories.push((b.start, b.trajectory));
@@ -973,20 +984,7 @@ impl Model {
 
     /// [`Model::transport_each`] collected, as [`Model::sample`].
     pub fn transport(&self, x0: &Points, spec: &SamplerSpec) -> Result<Samples> {
-        let mut data = Vec::with_capacity(x0.len() * self.dim());
-        let mut trajectories = Vec::new();
-        let stats = self.transport_each(x0, spec, |b| {
-            data.extend_from_slice(b.points.as_slice());
-            if !b.trajectory.is_empty() {
-                trajectories.push((b.start, b.trajectory));
-            }
-            Ok(())
-        })?;
-        Ok(Samples {
-            points: Points::new(data, self.dim())?,
-            stats,
-            trajectories,
-        })
+        self.collect(x0.len(), |sink| self.transport_each(x0, spec, sink))
     }
 
     /// log p(x) of points `x` in data units by the instantaneous change of variables along the
