@@ -733,6 +733,34 @@ mod tests {
     use super::*;
     use rand::Rng as _;
 
+    /// The memorisation check on known cases: training images as samples are at distance 0
+    /// from the training set (ratio 0: copies), the held-out images as samples reproduce the
+    /// held-out mean exactly (ratio 1); a shifted copy of an image is at the shift's norm.
+    /// Quantising rounds to the nearest level inside [0, L − 1].
+    #[test]
+    fn memorisation_of_copies_and_of_new_images() {
+        let (train, test) = Images::digits().unwrap().split(0.1, 0).unwrap();
+        let first = |x: &Points, n: usize| {
+            Points::new(x.rows().take(n).flatten().copied().collect(), x.dim()).unwrap()
+        };
+        let copies = train
+            .memorisation(&first(&train.pixels, 30), &test.pixels)
+            .unwrap();
+        assert_eq!((copies.sample_nn_mean, copies.ratio), (0.0, 0.0));
+        assert!(copies.held_out_nn_mean > 0.0);
+        let new = train.memorisation(&test.pixels, &test.pixels).unwrap();
+        assert_eq!(new.ratio, 1.0);
+        let mut shifted = train.pixels.row(0).to_vec();
+        shifted[0] += 0.25;
+        let one = Points::new(shifted, 64).unwrap();
+        let m = train.memorisation(&one, &test.pixels).unwrap();
+        assert!(m.sample_nn_mean <= 0.25 + 1e-12, "{}", m.sample_nn_mean);
+        let f = train.format();
+        let mut v = vec![-0.7, 0.49, 0.51, 15.6, 17.2];
+        f.quantize(&mut v);
+        assert_eq!(v, vec![0.0, 0.0, 1.0, 16.0, 16.0]);
+    }
+
     /// The built-in digits are scikit-learn's `load_digits()`: 1,797 images of 8 × 8 in 17
     /// levels, the first one a 0 whose top row is (0, 0, 5, 13, 9, 1, 0, 0), and the class counts
     /// sklearn reports (`np.bincount(load_digits().target)`).
