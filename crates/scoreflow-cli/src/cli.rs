@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use scoreflow::data::Dataset;
 use scoreflow::device::DeviceChoice;
 use scoreflow::field::mlp::TimeColumn;
-use scoreflow::model::{PosteriorMethod, TrainMethod};
+use scoreflow::model::{ArchKind, PosteriorMethod, TrainMethod};
 use scoreflow::schedule::{FinalStep, Spacing};
 use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Denoise, Method, Predictor, SamplerName, SamplerSpec};
@@ -297,8 +297,13 @@ pub struct SampleArgs {
         kernels, bandwidths 0.05–2), energy distance and mean/covariance errors, next to the \
         data-vs-data noise floor (fresh data of the same size scored the same way) and each \
         metric's ratio to it. Without --samples, draws samples from the run first. Writes \
-        RUN_DIR/metrics.json.",
-    after_help = "Examples:\n  scoreflow eval runs/moons\n  scoreflow eval runs/moons --samples s.npy\n  scoreflow eval runs/moons --sampler dopri5 -n 5000 --json"
+        RUN_DIR/metrics.json.\n\n\
+        Image runs are scored in pixel space (data units) with samples rounded to the data's \
+        levels: against every held-out image, next to the floor of as many training images, with \
+        MMD bandwidths from the median pairwise distance (¼–4×), and the memorisation check — the \
+        mean distance of a sample to its nearest training image against that of a held-out \
+        image (ratio ≪ 1: copies). bits/dim is `scoreflow likelihood`'s (or --nll N here).",
+    after_help = "Examples:\n  scoreflow eval runs/moons\n  scoreflow eval runs/moons --samples s.npy\n  scoreflow eval runs/moons --sampler dopri5 -n 5000 --json\n  scoreflow eval runs/digits -n 500"
 )]
 pub struct EvalArgs {
     /// Run directory written by `scoreflow train`.
@@ -307,9 +312,9 @@ pub struct EvalArgs {
     /// Samples to score (.csv or .npy) [default: sample now with --sampler].
     #[arg(long, value_name = "FILE")]
     pub samples: Option<PathBuf>,
-    /// Number of samples to draw (without --samples) and of held-out points.
-    #[arg(short = 'n', long = "num", default_value_t = 10_000, value_name = "N")]
-    pub n: usize,
+    /// Number of samples to draw (without --samples) and of held-out points [default: 10000; image runs: 1000, at most the training images]
+    #[arg(short = 'n', long = "num", value_name = "N")]
+    pub n: Option<usize>,
     /// Sampler used without --samples [default: as `scoreflow sample`].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerName>,
@@ -386,26 +391,53 @@ pub struct PlotArgs {
         work: flow matching on 8gaussians with Adam 1e-3, 20 warm-up + 200 timed training steps at \
         the given batch, then Euler sampling of 10,000 points × 100 steps. With --json prints one \
         JSON line with the reference's keys (train_steps_per_s, sample_point_steps_per_s, …) plus \
-        the engine, GFLOP/s and the machine's measured GEMM peak.",
-    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256 --engine burn"
+        the engine, GFLOP/s and the machine's measured GEMM peak.\n\n\
+        --arch unet times the image U-Net instead, the workload of bench/unet_torch.py --bench: \
+        flow matching on the dequantised 8×8 digits with Adam 1e-3, 3 warm-up + 20 timed steps \
+        (forward + backward + Adam; the median is step_ms) at `train --data digits`'s batch and \
+        network (--base, --mults, --res-blocks, --attention as in train), then Euler sampling of \
+        256 images × 100 steps; the JSON line has that script's keys (step_ms, steps_per_s, \
+        sample_s, samples_per_s, params).",
+    after_help = "Examples:\n  scoreflow bench --threads 2 --json\n  scoreflow bench --width 128 --depth 4 --batch 256 --engine burn\n  scoreflow --threads 2 bench --arch unet --json   (compare: bench/unet_compare.sh)"
 )]
 pub struct BenchArgs {
-    /// Hidden width of the MLP.
-    #[arg(long, default_value_t = 512, value_name = "W")]
-    pub width: usize,
-    /// Hidden layers of the MLP.
-    #[arg(long, default_value_t = 4, value_name = "D")]
-    pub depth: usize,
-    /// Training batch size.
-    #[arg(long, default_value_t = 1024, value_name = "B")]
-    pub batch: usize,
-    /// Engine: auto (= fused on the CPU, burn on a GPU), fused (the fused CPU MLP engine) or burn (burn autodiff, the reference).
+    /// Network: mlp (the reference_fm workload; auto means mlp here) or unet (the U-Net on the 8×8 digits) [default: mlp]
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchKind>,
+    /// Hidden width of the MLP [default: 512]
+    #[arg(long, value_name = "W")]
+    pub width: Option<usize>,
+    /// Hidden layers of the MLP [default: 4]
+    #[arg(long, value_name = "D")]
+    pub depth: Option<usize>,
+    /// U-Net base channels (as `train`) [default: 32]
+    #[arg(long, value_name = "C")]
+    pub base: Option<usize>,
+    /// U-Net channel multipliers (as `train`) [default: 1,2]
+    #[arg(long, value_delimiter = ',', value_name = "M,..")]
+    pub mults: Option<Vec<usize>>,
+    /// U-Net residual blocks per level (as `train`) [default: 1]
+    #[arg(long, value_name = "N")]
+    pub res_blocks: Option<usize>,
+    /// U-Net self-attention at the lowest resolution (as `train`) [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub attention: Option<bool>,
+    /// Training batch size [default: 1024; --arch unet: 128, `train --data digits`'s]
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// Points (images) sampled with Euler [default: 10000; --arch unet: 256]
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// Euler steps of the sampling [default: 100]
+    #[arg(long, value_name = "M")]
+    pub euler_steps: Option<usize>,
+    /// Engine: auto (= fused on the CPU, burn on a GPU; burn for the U-Net), fused (the fused CPU MLP engine) or burn (burn autodiff, the reference).
     #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
     pub engine: EngineKind,
-    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points.
+    /// Also time Dopri5 sampling (rtol = atol = 1e-5) of the same 10,000 points (MLP only).
     #[arg(long)]
     pub dopri5: bool,
-    /// Also time the exact-divergence likelihood of this many points (0 = skip).
+    /// Also time the exact-divergence likelihood of this many points (0 = skip; MLP only).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub nll: usize,
     /// Random seed.
@@ -479,7 +511,7 @@ pub struct LikelihoodArgs {
     /// Use Hutchinson's estimator with K Rademacher probes instead of the exact divergence.
     #[arg(long, value_name = "K")]
     pub hutchinson: Option<usize>,
-    /// Per-point log p CSV [default: RUN_DIR/logp.csv].
+    /// Per-point log p CSV [default: RUN_DIR/logp.csv]; the summary (NLL, bits/dim for images) goes beside it as .json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Device: cpu, vulkan (= vulkan:0), vulkan:N (the N-th discrete GPU) or wgpu; GPUs need a build with `--features vulkan`.

@@ -221,9 +221,41 @@ impl TrainOpts {
         given.into_iter().filter(|g| g.1).map(|g| g.0).collect()
     }
 
+    /// Whether the setting `key` (a flag name without `--`) was given, for the keys that
+    /// [`TrainSettings::check_applicable`] asks about.
+    fn given(&self, key: &str) -> bool {
+        match key {
+            "normalize" => self.normalize.is_some(),
+            "label-column" => self.label_column.is_some(),
+            "width" => self.width.is_some(),
+            "depth" => self.depth.is_some(),
+            "activation" => self.activation.is_some(),
+            "time-embedding" => self.time_embedding.is_some(),
+            "base" => self.base.is_some(),
+            "mults" => self.mults.is_some(),
+            "res-blocks" => self.res_blocks.is_some(),
+            "attention" => self.attention.is_some(),
+            _ => false,
+        }
+    }
+
     /// `self` (flags) over `file` over the defaults, validated; and the run directory, if
     /// given.
     pub fn resolve(self, file: TrainOpts) -> Result<(TrainSettings, Option<PathBuf>)> {
+        // The flags given on the command line, before the settings take them over.
+        let keys = [
+            "normalize",
+            "label-column",
+            "width",
+            "depth",
+            "activation",
+            "time-embedding",
+            "base",
+            "mults",
+            "res-blocks",
+            "attention",
+        ];
+        let given: Vec<&str> = keys.into_iter().filter(|k| self.given(k)).collect();
         // Image data have their own defaults (the library's `defaults_for`).
         let data = self.data.clone().or(file.data.clone());
         let d = TrainSettings::defaults_for(&data.unwrap_or(TrainSettings::default().data));
@@ -282,6 +314,9 @@ impl TrainOpts {
             attention
         );
         s.validate()?;
+        // A flag given on the command line is refused where it does not apply, even at its
+        // default value (a config file may hold every key: `train --config RUN/config.toml`).
+        s.check_applicable(|key| given.contains(&key))?;
         Ok((s, self.out.or(file.out)))
     }
 }

@@ -165,6 +165,120 @@ fn tiny_unet_on_digits_trains_resumes_samples_and_reports_bits_per_dim() {
     let m = &plot["memorisation"];
     assert_eq!(m["samples"], 12);
     assert!(m["sample_nn_mean"].as_f64().unwrap() > 0.0);
+
+    image_run_evaluates_diagnoses_and_reports(cwd, &cwd.join("whole"));
+}
+
+/// `eval`, `diagnose` and `report` on the image run of the test above (shared to train once).
+///
+/// eval: pixel-space metrics of 12 samples against all 180 held-out digits, the floor from 12
+/// training digits, 5 median-heuristic MMD bandwidths and the memorisation check over all
+/// held-out digits. Exact checks: scoring the held-out digits themselves as samples gives SW₂ =
+/// 0 (the same set: every sorted projection coincides) and a memorisation ratio of exactly 1
+/// (the same points measured against the same training set); asking for more samples than
+/// training digits is a one-line error. diagnose: the 64-D U-Net field is probed with its
+/// exact Jacobian (forward-mode tangents), curl and the true-field error named as not computed; a 2-D
+/// built-in set as probe points is a one-line error. report: the page holds the redrawn
+/// neighbour panel, the memorisation line and the bits/dim of `likelihood`'s logp.json.
+fn image_run_evaluates_diagnoses_and_reports(cwd: &Path, run: &Path) {
+    let run_s = run.to_str().unwrap();
+    let ev = json(&scoreflow(
+        &["eval", run_s, "-n", "12", "--steps", "4", "--json"],
+        cwd,
+    ));
+    assert_eq!(ev["samples"]["n_samples"], 12);
+    assert_eq!(ev["samples"]["n_reference"], 180);
+    assert_eq!(ev["floor"]["n_samples"], 12);
+    assert_eq!(ev["mmd_bandwidths"].as_array().unwrap().len(), 5);
+    for k in ["sw2", "energy", "mean_error"] {
+        let (a, f) = (
+            ev["samples"][k].as_f64().unwrap(),
+            ev["floor"][k].as_f64().unwrap(),
+        );
+        assert!(
+            a.is_finite() && a > 0.0 && f.is_finite() && f > 0.0,
+            "{k}: {a} {f}"
+        );
+    }
+    let m = &ev["memorisation"];
+    assert_eq!(
+        (m["samples"].as_u64(), m["held_out"].as_u64()),
+        (Some(12), Some(180))
+    );
+    let (snn, hnn) = (
+        m["sample_nn_mean"].as_f64().unwrap(),
+        m["held_out_nn_mean"].as_f64().unwrap(),
+    );
+    assert!(snn > 0.0 && hnn > 0.0);
+    assert!((m["ratio"].as_f64().unwrap() - snn / hnn).abs() < 1e-12);
+    assert!(run.join("metrics.json").exists());
+
+    let held = run.join("heldout.npy");
+    let same = json(&scoreflow(
+        &[
+            "eval",
+            run_s,
+            "--samples",
+            held.to_str().unwrap(),
+            "--out",
+            "self.json",
+            "--json",
+        ],
+        cwd,
+    ));
+    assert!(
+        same["samples"]["sw2"].as_f64().unwrap().abs() < 1e-12,
+        "{}",
+        same["samples"]
+    );
+    assert!((same["memorisation"]["ratio"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    let out = scoreflow(&["eval", run_s, "-n", "5000"], cwd);
+    assert_one_line_error(&out, &["5000", "training images"]);
+
+    let d = json(&scoreflow(
+        &["diagnose", run_s, "-n", "2", "--times", "0.5", "--json"],
+        cwd,
+    ));
+    assert_eq!(d["jacobian"], "exact");
+    let not: Vec<&str> = d["not_computed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        not.iter()
+            .any(|n| n.starts_with("curl") && n.contains("64-D")),
+        "{not:?}"
+    );
+    assert!(not.iter().any(|n| n.contains("true field")), "{not:?}");
+    let h = &d["times"][0]["summary"]["antisymmetric_share"]["mean"];
+    assert!(h.as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)), "{h}");
+    let out = scoreflow(&["diagnose", run_s, "--points", "moons"], cwd);
+    assert_one_line_error(&out, &["--points moons", "2-D", "64-D"]);
+
+    std::fs::remove_file(run.join("neighbours.png")).unwrap();
+    let r = json(&scoreflow(&["report", run_s, "--json"], cwd));
+    let drawn: Vec<&str> = r["drawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        drawn.iter().any(|f| f.ends_with("neighbours.png")),
+        "{drawn:?}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for needle in [
+        "Memorisation check",
+        "nearest training image",
+        "Bits per dimension",
+        "data:image/gif;base64",
+        "U-Net base 8",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the report");
+    }
 }
 
 /// A noise-free score model trains on the U-Net (exact divergence through forward-mode
@@ -182,6 +296,101 @@ fn sliced_score_matching_trains_a_unet_and_refuses_a_likelihood() {
     assert_eq!(s["step"], 2);
     let out = scoreflow(&["likelihood", "ssm", "-n", "2"], cwd);
     assert_one_line_error(&out, &["noise-free", "likelihood"]);
+}
+
+/// `bench --arch unet` times the U-Net with the keys of `bench/unet_torch.py --bench`, every
+/// value positive and finite, the parameter count that of the network asked for (base 8 × (1,
+/// 2), one block, no attention: the count `UnetConfig::num_params` gives, checked in the
+/// library); flags of the other workload are one-line errors.
+#[test]
+fn bench_unet_prints_the_torch_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let b = json(&scoreflow(
+        &[
+            "--threads",
+            "2",
+            "bench",
+            "--arch",
+            "unet",
+            "--base",
+            "8",
+            "--attention",
+            "false",
+            "--batch",
+            "8",
+            "--samples",
+            "4",
+            "--euler-steps",
+            "2",
+            "--json",
+        ],
+        cwd,
+    ));
+    for key in [
+        "step_ms",
+        "steps_per_s",
+        "sample_s",
+        "samples_per_s",
+        "params",
+    ] {
+        let v = b[key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+    assert_eq!(
+        (b["impl"].as_str(), b["batch"].as_u64()),
+        (Some("scoreflow"), Some(8))
+    );
+    assert_eq!(
+        (b["samples"].as_u64(), b["euler_steps"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(b["attention"], false);
+    let out = scoreflow(&["bench", "--arch", "unet", "--width", "64"], cwd);
+    assert_one_line_error(&out, &["--width", "MLP"]);
+    let out = scoreflow(&["bench", "--base", "16"], cwd);
+    assert_one_line_error(&out, &["--base", "--arch unet"]);
+}
+
+/// Every train flag that does not apply to image data or to the U-Net is refused with its
+/// name (also at its default value, when given), and the U-Net's flags on points; nothing
+/// is trained (each fails in validation).
+#[test]
+fn flags_that_do_not_apply_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let digits = ["train", "--data", "digits", "--steps", "1"];
+    let refused: [(&[&str], &[&str]); 9] = [
+        (&["--normalize", "yes"], &["--normalize", "image data"]),
+        (&["--normalize", "no"], &["--normalize", "[-1, 1)"]),
+        (&["--width", "64"], &["--width", "MLP", "U-Net"]),
+        (&["--width", "128"], &["--width", "MLP"]),
+        (&["--depth", "2"], &["--depth", "MLP"]),
+        (&["--activation", "relu"], &["--activation", "MLP"]),
+        (
+            &["--time-embedding", "fourier"],
+            &["--time-embedding", "MLP"],
+        ),
+        (
+            &["--conditional", "--label-column", "y"],
+            &["--label-column", "images"],
+        ),
+        (
+            &["--arch", "mlp", "--mults", "1,2"],
+            &["--mults", "U-Net", "--arch mlp"],
+        ),
+    ];
+    for (extra, needles) in refused {
+        let mut a = digits.to_vec();
+        a.extend(extra);
+        assert_one_line_error(&scoreflow(&a, cwd), needles);
+    }
+    let out = scoreflow(&["train", "--data", "moons", "--base", "16"], cwd);
+    assert_one_line_error(&out, &["--base", "U-Net", "point data"]);
+    assert!(
+        std::fs::read_dir(cwd).unwrap().next().is_none(),
+        "a run directory was left"
+    );
 }
 
 #[test]

@@ -7,6 +7,13 @@
 //! `sample_point_steps_per_s`, …; `engine` instead of `torch`) and, beside them, the achieved
 //! GFLOP/s and the machine's measured GEMM peak, so a run says how close to the hardware it is.
 //! Timing rule (from the reference): compare ratios from one run, never absolute times.
+//!
+//! With [`BenchConfig::unet`] the workload is instead that of `bench/unet_torch.py --bench`:
+//! the image U-Net ([`crate::field::unet`]) trained by conditional flow matching on the
+//! dequantised 8 × 8 digits with Adam 1e-3 — 3 warm-up + 20 timed steps, each forward +
+//! backward + Adam, the median reported as `step_ms` — then Euler sampling of 256 images × 100
+//! steps; the report ([`UnetBenchReport`]) carries that script's keys (`step_ms`,
+//! `steps_per_s`, `sample_s`, `samples_per_s`, `params`), so the two compare line by line.
 
 use std::time::Instant;
 
@@ -14,17 +21,21 @@ use burn::optim::{AdamConfig, GradientsParams};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
+use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::field::mlp::{Mlp, MlpConfig};
+use crate::field::network::Conditioned;
+use crate::field::unet::UnetConfig;
 use crate::field::VectorField;
 use crate::fused::{FusedMlp, FusedTrainer, TrainOptions};
-use crate::likelihood::{flow_log_likelihood, LikelihoodOptions};
+use crate::likelihood::{flow_log_likelihood, Dequantization, LikelihoodOptions};
+use crate::model::TrainSettings;
 use crate::objective::cfm::FlowMatching;
 use crate::objective::Objective;
 use crate::path::{CondOt, GaussianPath};
 use crate::solve::{odeint, Method, OdeOptions};
 use crate::tensor::{cpu, matrix, randn, rng, to_vec, DType, Rng};
-use crate::train::EngineKind;
+use crate::train::{EngineKind, Minibatches};
 
 /// What to run. [`BenchConfig::default`] is the reference workload on the fused engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +69,11 @@ pub struct BenchConfig {
     /// Where the burn engine computes (the fused engine is CPU only).
     #[serde(default)]
     pub device: crate::device::DeviceChoice,
+    /// The network: `None` = the MLP of `width` × `depth` on 8 Gaussians (the reference_fm
+    /// workload); `Some` = this U-Net on the 8 × 8 digits (see the module doc and
+    /// [`BenchConfig::unet`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<UnetConfig>,
 }
 
 impl BenchConfig {
@@ -68,6 +84,37 @@ impl BenchConfig {
             (EngineKind::Auto, false) => EngineKind::Fused,
             (e, _) => e,
         }
+    }
+}
+
+impl BenchConfig {
+    /// The U-Net workload of `bench/unet_torch.py --bench` for the network and batch of
+    /// `settings` (a digits run's [`TrainSettings`], e.g. [`TrainSettings::defaults_for`]
+    /// `("digits")` with `--base`/`--mults`/`--res-blocks`/`--attention` applied: batch 128,
+    /// base 32 × (1, 2), one block per level, attention): burn engine, 3 warm-up + 20 timed
+    /// steps, 256 images × 100 Euler steps. Errors when `settings` are invalid or their data
+    /// are not images.
+    pub fn unet(settings: &TrainSettings) -> Result<BenchConfig> {
+        settings.validate()?;
+        let images = settings.images()?.ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "bench: the U-Net workload needs image data (digits), not {}",
+                settings.data
+            ))
+        })?;
+        let unet = settings.unet_config(images.format());
+        unet.validate()?;
+        Ok(BenchConfig {
+            batch: settings.batch,
+            engine: EngineKind::Burn,
+            train_steps: 20,
+            warmup_steps: 3,
+            sample_points: 256,
+            sample_steps: 100,
+            seed: settings.seed,
+            unet: Some(unet),
+            ..BenchConfig::default()
+        })
     }
 }
 
@@ -87,6 +134,7 @@ impl Default for BenchConfig {
             device: crate::device::DeviceChoice::Cpu,
             nll_points: 0,
             seed: 0,
+            unet: None,
         }
     }
 }
@@ -159,15 +207,86 @@ pub struct BenchReport {
     pub nll: Option<AdaptiveTiming>,
 }
 
+/// One U-Net benchmark run: the keys of `bench/unet_torch.py --bench` (`impl` = "scoreflow"
+/// instead of "pytorch"), so the two JSON lines compare key by key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnetBenchReport {
+    /// Workload name, "unet_digits".
+    pub bench: String,
+    /// "scoreflow".
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// "burn".
+    pub engine: String,
+    /// Device ("cpu", "vulkan:0", "wgpu").
+    pub device: String,
+    /// Threads used.
+    pub threads: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Training batch.
+    pub batch: usize,
+    /// U-Net base channels.
+    pub base: usize,
+    /// U-Net channel multipliers.
+    pub mults: Vec<usize>,
+    /// Residual blocks per level.
+    pub res_blocks: usize,
+    /// Middle self-attention.
+    pub attention: bool,
+    /// Timed training steps.
+    pub train_steps_timed: usize,
+    /// Median wall time of one training step (forward + backward + Adam), milliseconds.
+    pub step_ms: f64,
+    /// Fastest training step, milliseconds.
+    pub step_ms_min: f64,
+    /// 1000 / `step_ms`.
+    pub steps_per_s: f64,
+    /// Images sampled.
+    pub samples: usize,
+    /// Euler steps.
+    pub euler_steps: usize,
+    /// Euler sampling wall time, seconds.
+    pub sample_s: f64,
+    /// `samples` / `sample_s`.
+    pub samples_per_s: f64,
+    /// Every sample finite.
+    pub sample_finite: bool,
+    /// Mean training loss of the timed steps.
+    pub final_loss: f64,
+}
+
+/// What [`run`] measured: the MLP workload's report or the U-Net's (each serialises as its
+/// own flat JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum BenchOutcome {
+    /// [`BenchConfig::unet`] was `None`.
+    Mlp(BenchReport),
+    /// The U-Net workload.
+    Unet(UnetBenchReport),
+}
+
 /// Runs the benchmark described by `cfg` (see the module doc).
-pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
+pub fn run(cfg: &BenchConfig) -> Result<BenchOutcome> {
     if cfg.width == 0 || cfg.batch == 0 || cfg.sample_points == 0 || cfg.sample_steps == 0 {
         return Err(Error::InvalidInput(
             "bench: width, batch, sample points and sample steps must be >= 1".into(),
         ));
     }
+    if cfg.unet.is_some() && cfg.train_steps == 0 {
+        return Err(Error::InvalidInput(
+            "bench: the U-Net workload needs at least 1 timed step".into(),
+        ));
+    }
+    let here = || -> Result<BenchOutcome> {
+        Ok(match &cfg.unet {
+            None => BenchOutcome::Mlp(run_here(cfg)?),
+            Some(unet) => BenchOutcome::Unet(run_unet(cfg, unet)?),
+        })
+    };
     if cfg.threads == 0 {
-        return run_here(cfg);
+        return here();
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
@@ -175,7 +294,86 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         .map_err(|e| {
             Error::InvalidInput(format!("bench: cannot start {} threads: {e}", cfg.threads))
         })?;
-    pool.install(|| run_here(cfg))
+    pool.install(here)
+}
+
+/// The U-Net workload (see the module doc): `cfg.warmup_steps` untimed and `cfg.train_steps`
+/// timed flow-matching steps at `cfg.batch` on the dequantised digits, each step timed alone;
+/// then `cfg.sample_points` images × `cfg.sample_steps` Euler steps.
+fn run_unet(cfg: &BenchConfig, unet: &UnetConfig) -> Result<UnetBenchReport> {
+    if cfg.engine == EngineKind::Fused {
+        return Err(Error::InvalidInput(
+            "bench: --engine fused runs MLPs only; the U-Net runs on burn".into(),
+        ));
+    }
+    let dev = cfg.device.open()?;
+    let digits = Images::digits()?;
+    let dq = Dequantization::symmetric(digits.levels);
+    let mut data = crate::train::Dequantized::new(digits.pixels.clone(), dq)?;
+    let mut r = rng(cfg.seed);
+    let ad = dev.clone().autodiff();
+    let mut model = Some(unet.init(&ad, DType::F32, &mut r)?);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let objective = FlowMatching::new(GaussianPath::new(CondOt));
+    let d = unet.dim();
+    let mut times = Vec::with_capacity(cfg.train_steps);
+    let mut losses = Vec::with_capacity(cfg.train_steps);
+    for i in 0..cfg.warmup_steps + cfg.train_steps {
+        let x1 = data.batch(cfg.batch, &mut r).target.into_vec();
+        let start = Instant::now();
+        let m = model.take().expect("model present between steps");
+        let x = matrix(x1, cfg.batch, d, &ad, DType::F32);
+        let batch = objective
+            .regression(&x, &mut r)
+            .expect("CFM is a regression");
+        let loss = batch.loss(&m);
+        let value = to_vec(&loss)[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optim.step(1e-3, m, grads));
+        // Reading the loss above waits for the device, so the step is complete here.
+        if i >= cfg.warmup_steps {
+            times.push(start.elapsed().as_secs_f64());
+            losses.push(value);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let step_ms = 1e3 * times[times.len() / 2];
+    let net = burn::module::Module::valid(model.as_ref().expect("model"));
+    let field = Conditioned::unconditional(&net);
+    let x0 = randn(cfg.sample_points, d, &dev, DType::F32, &mut r);
+    let start = Instant::now();
+    let sol = odeint(
+        &field,
+        x0,
+        0.0,
+        1.0,
+        &OdeOptions::fixed(Method::Euler, cfg.sample_steps),
+    )?;
+    let finite = crate::tensor::all_finite(&sol.x);
+    let sample_s = start.elapsed().as_secs_f64();
+    Ok(UnetBenchReport {
+        bench: "unet_digits".into(),
+        implementation: "scoreflow".into(),
+        engine: EngineKind::Burn.name().into(),
+        device: cfg.device.to_string(),
+        threads: rayon::current_num_threads(),
+        params: unet.num_params(),
+        batch: cfg.batch,
+        base: unet.base,
+        mults: unet.mults.clone(),
+        res_blocks: unet.res_blocks,
+        attention: unet.attention,
+        train_steps_timed: cfg.train_steps,
+        step_ms,
+        step_ms_min: 1e3 * times[0],
+        steps_per_s: 1e3 / step_ms,
+        samples: cfg.sample_points,
+        euler_steps: cfg.sample_steps,
+        sample_s,
+        samples_per_s: cfg.sample_points as f64 / sample_s,
+        sample_finite: finite,
+        final_loss: losses.iter().sum::<f64>() / losses.len() as f64,
+    })
 }
 
 /// The two engines behind one interface: a training step and the field it currently holds.
@@ -429,8 +627,11 @@ mod tests {
                 dopri5: true,
                 nll_points: 20,
                 seed: 1,
+                unet: None,
             };
-            let rep = run(&cfg).expect("bench runs");
+            let BenchOutcome::Mlp(rep) = run(&cfg).expect("bench runs") else {
+                panic!("the MLP workload reports as the MLP's");
+            };
             assert_eq!(rep.engine, engine.name());
             assert!(rep.sample_finite && rep.train_steps_per_s > 0.0 && rep.final_loss.is_finite());
             assert!(rep.dopri5.as_ref().is_some_and(|t| t.nfe > 6));
@@ -463,6 +664,58 @@ mod tests {
         );
         assert!(matches!(
             "gpu".parse::<EngineKind>(),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    /// The U-Net workload on a tiny network: the keys of `unet_torch.py --bench` with positive
+    /// finite values, the parameter count of the configuration, 8 timed steps behind 1
+    /// warm-up, and `steps_per_s` = 1000 / `step_ms` exactly; a fused engine and points are
+    /// refused.
+    #[test]
+    fn tiny_unet_workload_reports_the_torch_keys() {
+        let settings = TrainSettings {
+            base: 8,
+            attention: false,
+            ..TrainSettings::defaults_for("digits")
+        };
+        let cfg = BenchConfig {
+            batch: 8,
+            train_steps: 8,
+            warmup_steps: 1,
+            sample_points: 4,
+            sample_steps: 2,
+            ..BenchConfig::unet(&settings).unwrap()
+        };
+        assert_eq!(BenchConfig::unet(&settings).unwrap().batch, 128);
+        let BenchOutcome::Unet(rep) = run(&cfg).unwrap() else {
+            panic!("the U-Net workload reports as the U-Net's");
+        };
+        let unet = cfg.unet.as_ref().unwrap();
+        assert_eq!(rep.params, unet.num_params());
+        assert_eq!((rep.train_steps_timed, rep.threads), (8, 2));
+        assert!((rep.steps_per_s - 1e3 / rep.step_ms).abs() < 1e-9 * rep.steps_per_s);
+        assert!(rep.step_ms_min <= rep.step_ms && rep.sample_finite);
+        let json = serde_json::to_value(BenchOutcome::Unet(rep)).unwrap();
+        for key in [
+            "step_ms",
+            "steps_per_s",
+            "sample_s",
+            "samples_per_s",
+            "params",
+        ] {
+            let v = json[key].as_f64().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+        }
+        assert_eq!(json["impl"], "scoreflow");
+        let fused = BenchConfig {
+            engine: EngineKind::Fused,
+            ..cfg
+        };
+        assert!(matches!(run(&fused), Err(Error::InvalidInput(_))));
+        let points = TrainSettings::defaults_for("moons");
+        assert!(matches!(
+            BenchConfig::unet(&points),
             Err(Error::InvalidInput(_))
         ));
     }

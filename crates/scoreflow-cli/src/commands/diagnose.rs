@@ -5,6 +5,7 @@ use scoreflow::data::{Dataset, Points};
 use scoreflow::diagnostics::{diagnose, Stats, Summary};
 use scoreflow::model::{load_points_or_explain, Model};
 use scoreflow::tensor::{self, DType};
+use scoreflow::VectorField as _;
 use serde::Serialize;
 
 use crate::cli::DiagnoseArgs;
@@ -32,6 +33,11 @@ pub struct DiagnoseReport {
     pub times: Vec<TimeDiagnostics>,
     /// What the error row compares against, if anything.
     pub reference: Option<String>,
+    /// How the Jacobian was computed: "exact" (forward-mode tangents) or "central differences".
+    pub jacobian: String,
+    /// The diagnostics not computed for this field, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_computed: Vec<String>,
 }
 
 fn fmt_stats(s: &Option<Stats>) -> String {
@@ -56,6 +62,17 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
             format!("held-out data of {}", run.settings.data),
         ),
         Some(name) => match name.parse::<Dataset>().ok() {
+            Some(ds) if ds.dim() != run.dim() => bail!(
+                "--points {ds} is a {}-D built-in set, but the field of {} is {}-D{}",
+                ds.dim(),
+                args.run.display(),
+                run.dim(),
+                if run.image.is_some() {
+                    " (an image run: probe its held-out images, the default, or a .csv/.npy file of images)"
+                } else {
+                    ""
+                }
+            ),
             Some(ds) => (
                 ds.sample(args.n, &mut tensor::rng(args.seed)),
                 format!("{} draws of {ds}", args.n),
@@ -84,6 +101,20 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
             summary: d.summary,
         });
     }
+    let mut not_computed = Vec::new();
+    if run.dim() != 2 {
+        not_computed.push(format!(
+            "curl: the scalar curl ∂v₂/∂x₁ − ∂v₁/∂x₂ is defined in 2-D; this field is {}-D (the antisymmetric share measures its rotation instead)",
+            run.dim()
+        ));
+    }
+    if reference.is_none() {
+        not_computed.push(if run.image.is_some() {
+            "error against the true field: image data have no closed-form density".to_string()
+        } else {
+            "error against the true field: the data have no closed-form density".to_string()
+        });
+    }
     let report = DiagnoseReport {
         field: if run.kind.is_velocity() {
             "velocity".into()
@@ -93,6 +124,12 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         points: format!("{} points: {what}", points.len()),
         times,
         reference: reference.map(|r| r.1),
+        jacobian: if field.exact_jvp() {
+            "exact".into()
+        } else {
+            "central differences".into()
+        },
+        not_computed,
     };
     mode.json(&report)?;
     if mode == Mode::Normal {
@@ -148,6 +185,14 @@ pub fn run(args: DiagnoseArgs, mode: Mode) -> Result<()> {
         }
         if let Some(r) = &report.reference {
             crate::outln!("\nreference: {r}");
+        }
+        crate::outln!(
+            "\nJacobian: {} ({} JVPs per point)",
+            report.jacobian,
+            run.dim()
+        );
+        for n in &report.not_computed {
+            crate::outln!("not computed: {n}");
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use scoreflow::data;
-use scoreflow::model::evaluate::{evaluate, EvalJob, EvalReport};
+use scoreflow::model::evaluate::{check_sample_count, evaluate, EvalJob, EvalReport};
 use scoreflow::model::{Model, Plan};
 use scoreflow::solve::SamplerSpec;
 
@@ -20,10 +20,11 @@ pub fn table(r: &EvalReport) -> String {
         "{:<22}{:>12}{:>12}{:>10}\n",
         "metric", "samples", "floor", "ratio"
     ));
+    let mmd_label = format!("MMD² ({} bandwidths)", r.mmd_bandwidths.len());
     let rows = [
         ("sliced W2", r.samples.sw2, r.floor.sw2, r.ratio.sw2),
         (
-            "MMD² (6 bandwidths)",
+            mmd_label.as_str(),
             r.samples.mmd2,
             r.floor.mmd2,
             r.ratio.mmd2,
@@ -76,7 +77,16 @@ pub fn table(r: &EvalReport) -> String {
         if let Some(t) = n.true_nll {
             s.push_str(&format!("; true NLL of the same points {t:.4}"));
         }
+        if let Some(b) = n.bits_per_dim {
+            s.push_str(&format!("; {b:.4} bits/dim"));
+        }
         s.push('\n');
+    }
+    if let Some(m) = &r.memorisation {
+        s.push_str(&format!(
+            "memorisation: mean distance to the nearest training image {:.3} for {} samples, {:.3} for {} held-out images (ratio {:.2}; ≪ 1 = copies)\n",
+            m.sample_nn_mean, m.samples, m.held_out_nn_mean, m.held_out, m.ratio
+        ));
     }
     s.push_str("ratio = samples / floor: ≈ 1 means as good as fresh data at this sample size");
     s
@@ -85,8 +95,14 @@ pub fn table(r: &EvalReport) -> String {
 /// Runs `scoreflow eval`.
 pub fn run(args: EvalArgs, mode: Mode) -> Result<()> {
     let model = Model::load(&args.run)?;
-    if args.n < 2 {
+    let n = args
+        .n
+        .unwrap_or(if model.image.is_some() { 1000 } else { 10_000 });
+    if n < 2 {
         bail!("-n must be at least 2");
+    }
+    if args.samples.is_none() && args.reference.is_none() {
+        check_sample_count(&model, n)?;
     }
     let (samples, from) = match &args.samples {
         Some(p) => {
@@ -103,7 +119,7 @@ pub fn run(args: EvalArgs, mode: Mode) -> Result<()> {
                 steps: args.steps,
                 ..SamplerSpec::new(args.sampler.unwrap_or_else(|| model.default_sampler()))
             };
-            let out = model.sample(&Plan::new(args.n, None), args.seed, &spec)?;
+            let out = model.sample(&Plan::new(n, None), args.seed, &spec)?;
             (
                 out.points.clone(),
                 format!(
@@ -120,7 +136,7 @@ pub fn run(args: EvalArgs, mode: Mode) -> Result<()> {
         samples: &samples,
         samples_from: from,
         reference: args.reference.as_deref(),
-        n: args.n,
+        n,
         seed: args.seed,
         nll: args.nll,
     })?;

@@ -11,7 +11,7 @@ use scoreflow::tensor;
 use serde::Serialize;
 
 use crate::cli::LikelihoodArgs;
-use crate::output::{atomic_write, human_secs, Mode};
+use crate::output::{atomic_write, human_secs, write_json, Mode};
 
 /// What `scoreflow likelihood` reports (`--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +171,8 @@ fn evaluate(
         out: out.clone(),
         bits_per_dim: lik.bpd,
     };
+    // The summary beside the per-point CSV (what `scoreflow report` shows, e.g. bits/dim).
+    write_json(&out.with_extension("json"), &summary)?;
     mode.json(&summary)?;
     mode.say(format!(
         "log p(x) on {}: mean {:.4} ± {:.4} nats (NLL {:.4}){}{}",

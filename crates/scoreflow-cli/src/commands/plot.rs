@@ -17,7 +17,7 @@ use crate::output::{Mode, TrainLog};
 use crate::plot::{
     self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
 };
-use scoreflow::data::images::Tiles;
+use scoreflow::data::images::{Memorisation, Tiles};
 
 /// Host points as 2-D pairs (the first two coordinates).
 pub fn pairs(p: &Points) -> Vec<P2> {
@@ -34,21 +34,6 @@ pub struct PlotSummary {
     /// Image runs: the memorisation check of neighbours.png.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memorisation: Option<Memorisation>,
-}
-
-/// Distances (data units, Euclidean over all pixels) to the nearest training image: of samples,
-/// and of held-out images for scale. Samples much closer to the training set than held-out
-/// images are copies of it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Memorisation {
-    /// Samples compared.
-    pub samples: usize,
-    /// Mean distance of a sample to its nearest training image.
-    pub sample_nn_mean: f64,
-    /// Held-out images compared.
-    pub held_out: usize,
-    /// Mean distance of a held-out image to its nearest training image.
-    pub held_out_nn_mean: f64,
 }
 
 /// Samples drawn in neighbours.png (each beside its nearest training image).
@@ -110,29 +95,20 @@ fn draw_images(
         )
     })?;
     let mut pairs: Vec<&[f64]> = Vec::new();
-    let mut sample_nn = Vec::new();
     for s in samples.rows().take(NEIGHBOUR_PAIRS) {
-        let (i, d) = train.nearest(s);
+        let (i, _) = train.nearest(s);
         pairs.push(s);
         pairs.push(train.pixels.row(i));
-        sample_nn.push(d);
     }
-    let test_nn: Vec<f64> = test
-        .pixels
-        .rows()
-        .take(NEIGHBOUR_PAIRS)
-        .map(|x| train.nearest(x).1)
-        .collect();
     let p = out_dir.join("neighbours.png");
     GRID_TILES.write(&p, &pairs, shape, levels)?;
     files.push(p);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let memo = Memorisation {
-        samples: sample_nn.len(),
-        sample_nn_mean: mean(&sample_nn),
-        held_out: test_nn.len(),
-        held_out_nn_mean: mean(&test_nn),
-    };
+    let first =
+        |x: &Points, n: usize| Points::new(x.rows().take(n).flatten().copied().collect(), x.dim());
+    let memo = train.memorisation(
+        &first(samples, NEIGHBOUR_PAIRS)?,
+        &first(&test.pixels, NEIGHBOUR_PAIRS)?,
+    )?;
     files.extend(draw_loss(run)?);
     Ok((files, memo))
 }

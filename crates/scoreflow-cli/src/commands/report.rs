@@ -36,14 +36,22 @@ pub struct ReportSummary {
 }
 
 /// The standard pictures of a run that `report` draws when one is missing: those of
-/// `scoreflow plot RUN --gif` (no GIF for Langevin-sampled runs, no loss without a log).
+/// `scoreflow plot RUN --gif` (no GIF for Langevin-sampled runs, no loss without a log); for
+/// an image run those of `scoreflow plot RUN`: the sample grid, the neighbour panel, the flow
+/// animation and the loss.
 fn missing_pictures(run: &Model, dir: &Path) -> Vec<PathBuf> {
     let gif = !matches!(run.kind, ModelKind::NoiseFree { .. });
-    let mut wanted = vec!["samples.png", "field.png"];
+    let mut wanted = if run.image.is_some() {
+        vec!["samples.png", "neighbours.png"]
+    } else {
+        vec!["samples.png", "field.png"]
+    };
     if dir.join(LOG_FILE).exists() {
         wanted.push("loss.png");
     }
-    if gif {
+    if gif && run.image.is_some() {
+        wanted.push("flow.gif");
+    } else if gif {
         wanted.extend(["trajectories.png", "flow.gif"]);
     }
     wanted
@@ -55,11 +63,11 @@ fn missing_pictures(run: &Model, dir: &Path) -> Vec<PathBuf> {
 
 /// Draws the missing standard pictures of the run in `dir` by running `scoreflow plot DIR
 /// [--gif]` itself (parsed by the same command line, so with that command's defaults: the
-/// run's samples.csv or 5,000 fresh samples). Runs on data of another dimension than 2 have
-/// no pictures. Returns the files drawn.
+/// run's samples.csv or 5,000 fresh samples; 100 for an image run). Runs on points of another
+/// dimension than 2 have no pictures. Returns the files drawn.
 fn draw_missing(dir: &Path) -> Result<Vec<PathBuf>> {
     let run = Model::load(dir)?;
-    if run.dim() != 2 {
+    if run.dim() != 2 && run.image.is_none() {
         return Ok(Vec::new());
     }
     let missing = missing_pictures(&run, dir);
@@ -67,7 +75,7 @@ fn draw_missing(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(missing);
     }
     let mut argv: Vec<&OsStr> = vec!["scoreflow".as_ref(), "plot".as_ref(), dir.as_os_str()];
-    if !matches!(run.kind, ModelKind::NoiseFree { .. }) {
+    if !matches!(run.kind, ModelKind::NoiseFree { .. }) && run.image.is_none() {
         argv.push("--gif".as_ref());
     }
     let cli = Cli::try_parse_from(argv).map_err(|e| anyhow!("{e}"))?;

@@ -4,6 +4,7 @@
 //! script, and a Content-Security-Policy that forbids every load but inline `data:` images.
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use scoreflow::data::images::Memorisation;
 use scoreflow::metrics::MetricReport;
 use serde::Deserialize;
 use serde_json::Value;
@@ -136,6 +137,12 @@ const RUN_PICTURES: [(&str, &str); 5] = [
     ("trajectories.png", "Paths of samples from noise to data."),
     ("density.png", "The model's log-density (exact likelihood along the ODE) next to the true one when the data set has one."),
 ];
+/// Pictures of an image run (`scoreflow plot` on images) in reading order, with what each shows.
+const IMAGE_PICTURES: [(&str, &str); 3] = [
+    ("samples.png", "The model's samples as a grid of images (data units)."),
+    ("flow.gif", "Samples flowing from noise (t = 0) to images (t = 1) along the model's ODE."),
+    ("neighbours.png", "Memorisation check: each sample (left of a pair) beside its nearest training image (right); samples that copy the training set would match their neighbours."),
+];
 /// Diagnostic pictures of `scoreflow plot --diagnose`.
 const DIAGNOSTIC_PICTURES: [(&str, &str); 2] = [
     ("curl.png", "Curl ∂v₂/∂x₁ − ∂v₁/∂x₂ of the field: zero everywhere for a true score (a gradient)."),
@@ -148,6 +155,11 @@ const LOSS_PICTURE: &str = "loss.png";
 fn words(name: &str) -> String {
     let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
     stem.replace(['_', '-'], " ")
+}
+
+/// True for a run on images (its directory holds `images.json`).
+fn is_image_run(c: &Contents) -> bool {
+    c.files.iter().any(|(name, _)| name == "images.json")
 }
 
 /// "flow-matching run", "score-based run (DSM, VP SDE)", … from `config.toml`.
@@ -171,7 +183,11 @@ fn run_facts(c: &Contents) -> String {
     if let (Some(m), Some(d)) = (s("method"), s("data")) {
         parts.push(format!("{m} on {d}"));
     }
-    if let (Some(w), Some(d)) = (s("width"), s("depth")) {
+    if is_image_run(c) && s("arch").as_deref() != Some("mlp") {
+        if let Some(b) = s("base") {
+            parts.push(format!("U-Net base {b}"));
+        }
+    } else if let (Some(w), Some(d)) = (s("width"), s("depth")) {
         parts.push(format!("MLP {w} × {d}"));
     }
     if let Some(n) = s("steps") {
@@ -203,6 +219,10 @@ struct Metrics {
     floor: MetricReport,
     #[serde(default)]
     nll: Option<Nll>,
+    #[serde(default)]
+    mmd_bandwidths: Option<Vec<f64>>,
+    #[serde(default)]
+    memorisation: Option<Memorisation>,
 }
 
 /// The held-out likelihood part of `metrics.json`.
@@ -213,6 +233,8 @@ struct Nll {
     se: f64,
     #[serde(default)]
     true_nll: Option<f64>,
+    #[serde(default)]
+    bits_per_dim: Option<f64>,
 }
 
 /// Display class of a ratio to the noise floor (colour only; the number is always shown).
@@ -232,6 +254,15 @@ fn metrics_section(v: &Value) -> Markup {
         return json::tables(v, "metrics.json");
     };
     let ratio = m.samples.ratio_to(&m.floor);
+    let bandwidths = match &m.mmd_bandwidths {
+        Some(h) if !h.is_empty() => format!(
+            "{} bandwidths ({}–{})",
+            h.len(),
+            number(h.iter().copied().fold(f64::INFINITY, f64::min)),
+            number(h.iter().copied().fold(0.0, f64::max))
+        ),
+        _ => "6 bandwidths (0.05–2)".to_string(),
+    };
     let rows = [
         ("sliced W₂", m.samples.sw2, m.floor.sw2, ratio.sw2),
         ("MMD²", m.samples.mmd2, m.floor.mmd2, ratio.mmd2),
@@ -285,7 +316,7 @@ fn metrics_section(v: &Value) -> Markup {
             "Noise floor: fresh data of the same size scored the same way — what a perfect model gets. "
             "Ratio = samples / floor: ≈ 1 is as good as the data (shaded green up to 1.5, amber up to 3, red above); "
             "— where the floor is ≤ 0, as the unbiased MMD² and energy distance can be. "
-            "MMD² averages Gaussian kernels of 6 bandwidths (0.05–2); mean error ‖μ − μ̂‖, covariance error ‖Σ − Σ̂‖_F."
+            "MMD² averages Gaussian kernels of " (bandwidths) "; mean error ‖μ − μ̂‖, covariance error ‖Σ − Σ̂‖_F."
         }
         @if let (Some(ms), Some(mf)) = (&m.samples.modes, &m.floor.modes) {
             (scroll("mode weights", html! {
@@ -307,7 +338,15 @@ fn metrics_section(v: &Value) -> Markup {
             p {
                 "Held-out negative log-likelihood: " strong { (number(n.nll)) " ± " (number(n.se)) } " nats per point on " (n.n) " points"
                 @if let Some(t) = n.true_nll { "; the true density gives " (number(t)) }
+                @if let Some(b) = n.bits_per_dim { "; " strong { (number(b)) } " bits/dim" }
                 "."
+            }
+        }
+        @if let Some(mem) = &m.memorisation {
+            p {
+                "Memorisation check: a sample's nearest training image is " strong { (number(mem.sample_nn_mean)) } " away on average ("
+                (mem.samples) " samples), a held-out image's " (number(mem.held_out_nn_mean)) " (" (mem.held_out) " images): ratio "
+                strong { (number(mem.ratio)) } " (≈ 1 generalises, ≪ 1 copies the training set)."
             }
         }
         p.note {
@@ -462,14 +501,24 @@ fn settings_section(c: &Contents) -> Markup {
 }
 
 fn run_page(c: &Contents, back: Option<&str>) -> Markup {
+    let pictures: &[(&str, &str)] = if is_image_run(c) {
+        &IMAGE_PICTURES
+    } else {
+        &RUN_PICTURES
+    };
     let named = |n: &str| {
-        RUN_PICTURES
+        pictures
             .iter()
             .chain(&DIAGNOSTIC_PICTURES)
             .any(|(k, _)| *k == n)
             || n == LOSS_PICTURE
     };
-    let mut shown: Vec<(&Picture, String)> = RUN_PICTURES
+    let bits_per_dim = c.other_json.iter().find_map(|(name, v)| {
+        (name == "logp.json")
+            .then(|| Some((v.get("bits_per_dim")?.as_f64()?, v.get("n")?.as_u64()?)))
+            .flatten()
+    });
+    let mut shown: Vec<(&Picture, String)> = pictures
         .iter()
         .filter_map(|(n, cap)| c.picture(n).map(|p| (p, cap.to_string())))
         .collect();
@@ -507,6 +556,9 @@ fn run_page(c: &Contents, back: Option<&str>) -> Markup {
                 @match &c.metrics {
                     Some(m) => (metrics_section(m)),
                     None => p.note { "No " code { "metrics.json" } " yet: " code { "scoreflow eval " (c.dir.display()) } " scores samples against held-out data and the noise floor." },
+                }
+                @if let Some((bpd, n)) = bits_per_dim {
+                    p { "Bits per dimension of " (n) " held-out images (" code { "scoreflow likelihood" } ", " code { "logp.json" } "): " strong { (number(bpd)) } "." }
                 }
             }
             section #pictures aria-labelledby="pictures-h" {

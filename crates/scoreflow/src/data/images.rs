@@ -45,6 +45,22 @@ pub struct Images {
     pub labels: Option<Vec<usize>>,
 }
 
+/// The memorisation check ([`Images::memorisation`]): distances in data units, Euclidean over
+/// all pixels, to the nearest training image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memorisation {
+    /// Samples compared.
+    pub samples: usize,
+    /// Mean distance of a sample to its nearest training image.
+    pub sample_nn_mean: f64,
+    /// Held-out images compared.
+    pub held_out: usize,
+    /// Mean distance of a held-out image to its nearest training image.
+    pub held_out_nn_mean: f64,
+    /// `sample_nn_mean` / `held_out_nn_mean`: ≈ 1 generalises, ≪ 1 copies the training set.
+    pub ratio: f64,
+}
+
 /// The format of an image data set: C × H × W pixels of L intensity levels (stored in a run
 /// directory as `images.json`, so that a run knows its images without the data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +103,15 @@ impl ImageFormat {
         let top = (self.levels.max(1) - 1) as f64;
         for v in values {
             *v = v.clamp(0.0, top);
+        }
+    }
+
+    /// Rounds continuous data-unit values to the nearest level in \[0, L − 1\] in place: x̂ =
+    /// clamp(round(x), 0, L − 1), the image a sample stands for (as a file stores it).
+    pub fn quantize(&self, values: &mut [f64]) {
+        self.clamp(values);
+        for v in values {
+            *v = v.round();
         }
     }
 }
@@ -236,6 +261,37 @@ impl Images {
                 |acc, (i, d)| if d < acc.1 { (i, d) } else { acc },
             );
         (i, d2.sqrt())
+    }
+
+    /// The memorisation check of samples against these (training) images: the mean distance
+    /// of a sample to its nearest image here ([`Images::nearest`]), next to the same mean for
+    /// `held_out` images — new draws of the data, never trained on. A model that generalises
+    /// puts its samples about as far from the training set as new data are (ratio ≈ 1); one that
+    /// copies its training images puts them much closer (ratio ≪ 1).
+    pub fn memorisation(&self, samples: &Points, held_out: &Points) -> Result<Memorisation> {
+        if samples.is_empty() || held_out.is_empty() || self.is_empty() {
+            return Err(Error::InvalidInput(
+                "memorisation: need samples, held-out and training images".into(),
+            ));
+        }
+        if samples.dim() != self.dim() || held_out.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "memorisation: {}-D samples and {}-D held-out images against {}-D training images",
+                samples.dim(),
+                held_out.dim(),
+                self.dim()
+            )));
+        }
+        let mean_nn =
+            |x: &Points| x.rows().map(|r| self.nearest(r).1).sum::<f64>() / x.len() as f64;
+        let (sample_nn_mean, held_out_nn_mean) = (mean_nn(samples), mean_nn(held_out));
+        Ok(Memorisation {
+            samples: samples.len(),
+            sample_nn_mean,
+            held_out: held_out.len(),
+            held_out_nn_mean,
+            ratio: sample_nn_mean / held_out_nn_mean,
+        })
     }
 
     /// Number of images n.
@@ -676,6 +732,34 @@ fn read_png(path: &Path) -> Result<((usize, usize, usize), Vec<u8>)> {
 mod tests {
     use super::*;
     use rand::Rng as _;
+
+    /// The memorisation check on known cases: training images as samples are at distance 0
+    /// from the training set (ratio 0: copies), the held-out images as samples reproduce the
+    /// held-out mean exactly (ratio 1); a shifted copy of an image is at the shift's norm.
+    /// Quantising rounds to the nearest level inside [0, L − 1].
+    #[test]
+    fn memorisation_of_copies_and_of_new_images() {
+        let (train, test) = Images::digits().unwrap().split(0.1, 0).unwrap();
+        let first = |x: &Points, n: usize| {
+            Points::new(x.rows().take(n).flatten().copied().collect(), x.dim()).unwrap()
+        };
+        let copies = train
+            .memorisation(&first(&train.pixels, 30), &test.pixels)
+            .unwrap();
+        assert_eq!((copies.sample_nn_mean, copies.ratio), (0.0, 0.0));
+        assert!(copies.held_out_nn_mean > 0.0);
+        let new = train.memorisation(&test.pixels, &test.pixels).unwrap();
+        assert_eq!(new.ratio, 1.0);
+        let mut shifted = train.pixels.row(0).to_vec();
+        shifted[0] += 0.25;
+        let one = Points::new(shifted, 64).unwrap();
+        let m = train.memorisation(&one, &test.pixels).unwrap();
+        assert!(m.sample_nn_mean <= 0.25 + 1e-12, "{}", m.sample_nn_mean);
+        let f = train.format();
+        let mut v = vec![-0.7, 0.49, 0.51, 15.6, 17.2];
+        f.quantize(&mut v);
+        assert_eq!(v, vec![0.0, 0.0, 1.0, 16.0, 16.0]);
+    }
 
     /// The built-in digits are scikit-learn's `load_digits()`: 1,797 images of 8 × 8 in 17
     /// levels, the first one a 0 whose top row is (0, 0, 5, 13, 9, 1, 0, 0), and the class counts

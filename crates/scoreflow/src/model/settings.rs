@@ -485,6 +485,7 @@ impl TrainSettings {
         if self.res_blocks == 0 {
             return Err(invalid("--res-blocks must be at least 1".into()));
         }
+        self.check_applicable(|_| false)?;
         if self.arch == ArchKind::Unet && self.engine == EngineKind::Fused {
             return Err(invalid(
                 "--engine fused trains MLPs only; the U-Net trains on --engine burn (or auto)"
@@ -495,6 +496,59 @@ impl TrainSettings {
             return Err(invalid(format!(
                 "--engine fused trains regression objectives only (cfm, dsm); use --engine burn or auto for --method {}",
                 self.method.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses, with the flag's name, a setting that does not apply to this run's data and
+    /// network — never silently ignored: for image data `normalize` (images are always scaled
+    /// from their L levels, z = 2(x + u)/L − 1) and `label-column` (image labels come with the
+    /// images); for the U-Net the MLP's `width`, `depth`, `activation` and `time-embedding`;
+    /// for the MLP (points, or `--arch mlp`) the U-Net's `base`, `mults`, `res-blocks` and
+    /// `attention`. A setting counts as set when it differs from [`TrainSettings::default`] or
+    /// when `given(key)` says it was given explicitly (keys as the flags, without `--`).
+    pub fn check_applicable(&self, given: impl Fn(&str) -> bool) -> Result<()> {
+        let d = TrainSettings::default();
+        let images = self.dataset().is_none() && Images::is_source(&self.data);
+        let unet = images && self.arch != ArchKind::Mlp;
+        let set = |key: &str, differs: bool| differs || given(key);
+        if images {
+            if set("normalize", self.normalize != d.normalize) {
+                return Err(invalid(format!(
+                    "--normalize does not apply to image data: {} is always scaled from its levels to [-1, 1) (z = 2(x + u)/L - 1); leave --normalize at auto",
+                    self.data
+                )));
+            }
+            if set("label-column", self.label_column.is_some()) {
+                return Err(invalid(format!(
+                    "--label-column names a CSV column; the labels of the images {} come with them",
+                    self.data
+                )));
+            }
+        }
+        let mlp_keys = [
+            ("width", self.width != d.width),
+            ("depth", self.depth != d.depth),
+            ("activation", self.activation != d.activation),
+            ("time-embedding", self.time_embedding != d.time_embedding),
+        ];
+        let unet_keys = [
+            ("base", self.base != d.base),
+            ("mults", self.mults.is_some()),
+            ("res-blocks", self.res_blocks != d.res_blocks),
+            ("attention", self.attention != d.attention),
+        ];
+        if unet {
+            if let Some((key, _)) = mlp_keys.iter().find(|(k, differs)| set(k, *differs)) {
+                return Err(invalid(format!(
+                    "--{key} is a setting of the MLP; the U-Net of image data is sized by --base, --mults, --res-blocks and --attention (or train an MLP with --arch mlp)"
+                )));
+            }
+        } else if let Some((key, _)) = unet_keys.iter().find(|(k, differs)| set(k, *differs)) {
+            return Err(invalid(format!(
+                "--{key} is a U-Net setting, but this run's network is the MLP ({}); the U-Net trains on image data (--data digits, an IDX file or a folder of PNGs)",
+                if images { "--arch mlp" } else { "point data" }
             )));
         }
         Ok(())
