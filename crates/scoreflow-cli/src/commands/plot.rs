@@ -9,7 +9,7 @@ use scoreflow::likelihood::LikelihoodOptions;
 use std::sync::Arc;
 
 use plotters::style::RGBColor;
-use scoreflow::model::conditional::{guidance_sweep, ClassRule, GuidanceSweep, Swept};
+use scoreflow::model::conditional::{guidance_sweep, ClassRule, GuidanceSweep, SweepJob, Swept};
 use scoreflow::model::{Guide, Model, ModelKind, Plan, LOG_FILE};
 use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Method, SamplerName, SamplerSpec};
@@ -195,7 +195,7 @@ fn trajectory_spec(run: &Model, steps: usize) -> Option<SamplerSpec> {
             solver: Some(Method::Rk4),
             ..SamplerSpec::new(SamplerName::Ode)
         },
-        ModelKind::NoiseFree { .. } => return None,
+        ModelKind::NoiseFree { .. } | ModelKind::Classifier { .. } => return None,
     };
     spec.steps = Some(steps);
     spec.trajectories = true;
@@ -237,6 +237,7 @@ fn field_title(run: &Model, t: f64, model_t: f64) -> String {
         ModelKind::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
         ModelKind::Edm { .. } => format!("score at σ = {model_t:.3} (t = {t})"),
         ModelKind::NoiseFree { .. } => "score (time-independent)".to_string(),
+        ModelKind::Classifier { .. } => format!("classifier at t = {t}"),
     }
 }
 
@@ -551,7 +552,16 @@ fn guidance_pictures(args: &PlotArgs, mode: Mode) -> Result<()> {
     spec.validate()?;
     model.check_sampler(spec.sampler)?;
     let rule = ClassRule::for_model(&model, classifier.as_deref())?;
-    let sweep = guidance_sweep(&model, &base, swept, &scales, &spec, args.n, args.seed, &rule)?;
+    let sweep = guidance_sweep(&SweepJob {
+        model: &model,
+        base: &base,
+        swept,
+        scales: &scales,
+        spec: &spec,
+        n: args.n,
+        seed: args.seed,
+        rule: &rule,
+    })?;
 
     // Pictures: the data (grey) with class K's points (blue) under each scale's samples.
     let (data, labels) = match (model.dataset(), &rule) {
@@ -587,7 +597,11 @@ fn guidance_pictures(args: &PlotArgs, mode: Mode) -> Result<()> {
         .zip(&shown)
         .map(|(p, s)| {
             (
-                format!("{name} = {}: {:.1} % in class {class}", p.scale, 100.0 * p.share),
+                format!(
+                    "{name} = {}: {:.1} % in class {class}",
+                    p.scale,
+                    100.0 * p.share
+                ),
                 vec![
                     (all.as_slice(), RGBColor(160, 160, 160), 0.25, 2),
                     (mine.as_slice(), DATA_COLOR, 0.45, 2),
@@ -709,6 +723,9 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
         bail!("give a run directory (--exact NAME draws the guidance pictures of --class K)");
     };
     let run = Model::load(&run_dir)?;
+    if run.kind.is_classifier() {
+        return Err(run.kind.not_generative().into());
+    }
     let out_dir = args.out_dir.clone().unwrap_or_else(|| run_dir.clone());
     if !out_dir.is_dir() {
         bail!("{}: no such directory", out_dir.display());

@@ -55,8 +55,7 @@ impl ClassRule {
             if let Some(spec) = ds.mixture() {
                 return Ok(ClassRule::Mixture(GaussianMixture::from(&spec)));
             }
-            let (points, labels) =
-                ds.sample_labelled(NN_POINTS, &mut tensor::rng(0x4c41_4245)); // "LABE"
+            let (points, labels) = ds.sample_labelled(NN_POINTS, &mut tensor::rng(0x4c41_4245)); // "LABE"
             let Some(labels) = labels else {
                 return Err(no_classes(&ds.to_string()));
             };
@@ -311,7 +310,12 @@ fn spread(x: &Points) -> f64 {
         .map(|i| x.rows().map(|r| r[i]).sum::<f64>() / n)
         .collect();
     (x.rows()
-        .map(|r| r.iter().zip(&mean).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+        .map(|r| {
+            r.iter()
+                .zip(&mean)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+        })
         .sum::<f64>()
         / n)
         .sqrt()
@@ -328,21 +332,42 @@ fn of_class(x: &Points, classes: &[usize], class: usize) -> Result<Points> {
     Points::new(v, x.dim())
 }
 
+/// A guidance sweep's inputs (see [`guidance_sweep`]).
+#[derive(Debug, Clone)]
+pub struct SweepJob<'a> {
+    /// The model sampled.
+    pub model: &'a Model,
+    /// The condition (its class, and the scale not swept).
+    pub base: &'a Guide,
+    /// The scale varied.
+    pub swept: Swept,
+    /// Its values.
+    pub scales: &'a [f64],
+    /// The sampler.
+    pub spec: &'a SamplerSpec,
+    /// Samples per scale.
+    pub n: usize,
+    /// Seed of every scale's sampling (the scales share their noise) and of the reference data.
+    pub seed: u64,
+    /// How classes are judged.
+    pub rule: &'a ClassRule,
+}
+
 /// Samples `n` points of class `base.class` from `model` with `spec` at each of `scales`
-/// (the [`Swept`] scale of `base` replaced; seed `seed` for every scale, so the scales share
-/// their noise) and judges them by `rule` (see the module documentation). The class's
-/// reference data: held-out draws of the model's data of that class (2n at most, split in
-/// halves: the reference and the floor's fresh sample).
-pub fn guidance_sweep(
-    model: &Model,
-    base: &Guide,
-    swept: Swept,
-    scales: &[f64],
-    spec: &SamplerSpec,
-    n: usize,
-    seed: u64,
-    rule: &ClassRule,
-) -> Result<GuidanceSweep> {
+/// (the [`Swept`] scale of `base` replaced) and judges them by `rule` (see the module
+/// documentation). The class's reference data: held-out draws of the model's data of that
+/// class (2n at most, split in halves: the reference and the floor's fresh sample).
+pub fn guidance_sweep(job: &SweepJob) -> Result<GuidanceSweep> {
+    let SweepJob {
+        model,
+        base,
+        swept,
+        scales,
+        spec,
+        n,
+        seed,
+        rule,
+    } = *job;
     let Some(class) = base.class else {
         return Err(Error::InvalidInput(
             "a guidance sweep needs --class K".into(),
@@ -513,11 +538,7 @@ mod tests {
             .unwrap();
             // The flow time with the same λ = ln(t/(1 − t)) = ln(m/s), and x scaled to it.
             let t_flow = m / (m + s);
-            let xf = Points::new(
-                x.as_slice().iter().map(|v| v * t_flow / m).collect(),
-                2,
-            )
-            .unwrap();
+            let xf = Points::new(x.as_slice().iter().map(|v| v * t_flow / m).collect(), 2).unwrap();
             let mut errors = Vec::new();
             for (model, at, time) in [(&vp, &x, tau), (&flow, &xf, t_flow)] {
                 let base = model
@@ -581,16 +602,16 @@ mod tests {
             ..SamplerSpec::new(SamplerName::Em)
         };
         let base = Guide::class(3, 0.0);
-        let s = guidance_sweep(
-            &model,
-            &base,
-            Swept::ClassifierScale,
-            &[0.0, 1.0, 4.0],
-            &spec,
-            1000,
-            5,
-            &rule,
-        )
+        let s = guidance_sweep(&SweepJob {
+            model: &model,
+            base: &base,
+            swept: Swept::ClassifierScale,
+            scales: &[0.0, 1.0, 4.0],
+            spec: &spec,
+            n: 1000,
+            seed: 5,
+            rule: &rule,
+        })
         .unwrap();
         let [s0, s1, s4] = &s.points[..] else {
             panic!("three scales")
@@ -601,18 +622,23 @@ mod tests {
         assert!((s1.spread - s.data_spread).abs() < 0.05, "{s:?}");
         assert!(s1.sw2 < s.sw2_floor + 0.05, "{} vs {}", s1.sw2, s.sw2_floor);
         assert!(s4.share >= 0.97, "S = 4: {}", s4.share);
-        assert!(s4.spread < 0.95 * s.data_spread, "{} vs {}", s4.spread, s.data_spread);
+        assert!(
+            s4.spread < 0.95 * s.data_spread,
+            "{} vs {}",
+            s4.spread,
+            s.data_spread
+        );
         assert!(s4.sw2 > s.sw2_floor + 0.05, "{} vs {}", s4.sw2, s.sw2_floor);
-        let cfg = guidance_sweep(
-            &model,
-            &Guide::class(3, 1.0),
-            Swept::Guidance,
-            &[0.0, 1.0],
-            &spec,
-            1000,
-            5,
-            &rule,
-        )
+        let cfg = guidance_sweep(&SweepJob {
+            model: &model,
+            base: &Guide::class(3, 1.0),
+            swept: Swept::Guidance,
+            scales: &[0.0, 1.0],
+            spec: &spec,
+            n: 1000,
+            seed: 5,
+            rule: &rule,
+        })
         .unwrap();
         assert!((cfg.points[0].share - 0.125).abs() < 0.042, "{cfg:?}");
         assert!(cfg.points[1].share >= 0.97, "{cfg:?}");

@@ -168,6 +168,13 @@ impl Guide {
             }
         }
         if let Some(c) = &self.classifier {
+            if !c.kind.is_classifier() {
+                return Err(Error::InvalidInput(format!(
+                    "--classifier {}: a {}, not a classifier (train one with `scoreflow train --method classifier`)",
+                    c.dir.as_ref().map_or(String::new(), |d| d.display().to_string()),
+                    c.kind
+                )));
+            }
             let k = c.classifier_classes();
             let Some(class) = self.class else {
                 return Err(Error::InvalidInput(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::source::FlowSource;
 use crate::error::{Error, Result};
-use crate::field::VectorField;
 use crate::field::convert::NoiseInput;
+use crate::field::VectorField;
 use crate::objective::cfm::FlowMatching;
 use crate::objective::classifier::Classifier;
 use crate::objective::dsm::{Dsm, DsmConfig};
@@ -228,9 +228,11 @@ impl ModelKind {
                     process.t_range()?,
                     *noise_input,
                 )?),
-                Process::Sde(c) => {
-                    Box::new(Classifier::new(c.build()?, process.t_range()?, *noise_input)?)
-                }
+                Process::Sde(c) => Box::new(Classifier::new(
+                    c.build()?,
+                    process.t_range()?,
+                    *noise_input,
+                )?),
             },
         })
     }
