@@ -225,7 +225,8 @@ impl SamplerOptions {
         scoreflow sample runs/moons-to-8g --from moons_points.csv --steps 4   # carry given points\n  \
         scoreflow sample runs/c8 --class 3 --guidance 2 --plot guided.png   # a --conditional run\n  \
         scoreflow sample runs/vp --observe obs.json --posterior dps --zeta 0.3\n  \
-        scoreflow sample --exact 8gaussians --class 5 --guidance 0 --classifier-scale 1"
+        scoreflow sample --exact 8gaussians --class 5 --guidance 0 --classifier-scale 1\n  \
+        scoreflow sample runs/vp --class 3 --classifier runs/clf --classifier-scale 2   # a --method classifier run"
 )]
 pub struct SampleArgs {
     /// Run directory written by `scoreflow train` (or --exact NAME instead).
@@ -246,9 +247,12 @@ pub struct SampleArgs {
     /// Classifier-free guidance scale G, diffusers' convention: u + G·(c − u), 1 = conditional, 0 = unconditional, > 1 guided (Ho & Salimans' w = G − 1).
     #[arg(long, value_name = "G", default_value_t = 1.0, requires = "class")]
     pub guidance: f64,
-    /// Classifier guidance scale γ (1 = exact conditional sampling, 0 = off): adds γ·∇ log p(K | x_t, t) of the exact mixture classifier; --exact models only (trained classifiers are not wired yet).
+    /// Classifier guidance scale S, diffusers' convention (1 = Bayes' rule: the exact conditional with the exact classifier, 0 = off, > 1 sharper): adds S·∇ log p(K | x_t, t) of --classifier, or of an --exact model's own mixture classifier [default with --classifier: 1].
     #[arg(long, value_name = "S", requires = "class")]
     pub classifier_scale: Option<f64>,
+    /// A time-dependent classifier run (`scoreflow train --method classifier`) on the model's process and data units whose input gradient guides the model to --class K.
+    #[arg(long, value_name = "RUN", requires = "class")]
+    pub classifier: Option<PathBuf>,
     /// Condition on an observation y = A x + σ ε: OBS.json with {"A": [[…]], "y": […], "sigma": σ} or {"mask": [0/1 per coordinate], "values": […], "sigma": σ}, in data units.
     #[arg(long, value_name = "OBS.json")]
     pub observe: Option<PathBuf>,
@@ -302,7 +306,10 @@ pub struct SampleArgs {
         levels: against every held-out image, next to the floor of as many training images, with \
         MMD bandwidths from the median pairwise distance (¼–4×), and the memorisation check — the \
         mean distance of a sample to its nearest training image against that of a held-out \
-        image (ratio ≪ 1: copies). bits/dim is `scoreflow likelihood`'s (or --nll N here).",
+        image (ratio ≪ 1: copies). bits/dim is `scoreflow likelihood`'s (or --nll N here).\n\n\
+        On a classifier run (--method classifier): its accuracy and \
+        cross-entropy on -n noised held-out points at flow times 0.25, 0.5, 0.75, 0.9 and 1, next \
+        to the exact (Bayes) classifier's for the built-in mixtures.",
     after_help = "Examples:\n  scoreflow eval runs/moons\n  scoreflow eval runs/moons --samples s.npy\n  scoreflow eval runs/moons --sampler dopri5 -n 5000 --json\n  scoreflow eval runs/digits -n 500"
 )]
 pub struct EvalArgs {
@@ -343,13 +350,40 @@ pub struct EvalArgs {
         by magnitude), trajectories.png, loss.png (training loss on a log scale from \
         train_log.csv); with --gif flow.gif (samples flowing from noise to data); with \
         --density density.png (model log-density on a grid next to the true one when known); \
-        with --diagnose curl.png and stiffness.png.",
-    after_help = "Examples:\n  scoreflow plot runs/moons\n  scoreflow plot runs/moons --times 0,0.5,0.9,1 --gif\n  scoreflow plot runs/moons --density --diagnose"
+        with --diagnose curl.png and stiffness.png. With --class K: instead the guidance pictures \
+        guidance.png (samples of class K at each scale of --guidance, or of --classifier-scale \
+        with --classifier, over the data with class K highlighted) and guidance-tradeoff.png \
+        (share of samples in class K and their spread against the scale), numbers with --json.",
+    after_help = "Examples:\n  scoreflow plot runs/moons\n  scoreflow plot runs/moons --times 0,0.5,0.9,1 --gif\n  scoreflow plot runs/moons --density --diagnose\n  \
+        scoreflow plot runs/c8 --class 3 --guidance 0,1,2,4           # a --conditional run (CFG)\n  \
+        scoreflow plot runs/vp --class 3 --classifier runs/clf --classifier-scale 0,1,2,4\n  \
+        scoreflow plot --exact 8gaussians --class 3 --guidance 0 --classifier-scale 0,1,2,4"
 )]
 pub struct PlotArgs {
-    /// Run directory written by `scoreflow train`.
-    #[arg(value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    /// Run directory written by `scoreflow train` (or --exact NAME with --class).
+    #[arg(value_name = "RUN_DIR", required_unless_present = "exact")]
+    pub run: Option<PathBuf>,
+    /// Draw the guidance pictures of a built-in Gaussian mixture's exact score (VP SDE) instead of a run (with --class).
+    #[arg(long, value_name = "NAME", conflicts_with = "run", requires = "class")]
+    pub exact: Option<Dataset>,
+    /// Draw the guidance pictures of class K (guidance.png, guidance-tradeoff.png) instead of the run's pictures.
+    #[arg(long, value_name = "K")]
+    pub class: Option<usize>,
+    /// Classifier-free guidance scales G (a list sweeps them; one value with --classifier-scale), diffusers' convention [default: 0,1,2,4, or 1 when --classifier-scale sweeps].
+    #[arg(long, value_delimiter = ',', value_name = "G,..", requires = "class")]
+    pub guidance: Option<Vec<f64>>,
+    /// Classifier guidance scales S to sweep (with --classifier, or the exact classifier of --exact) [default with --classifier: 0,1,2,4].
+    #[arg(long, value_delimiter = ',', value_name = "S,..", requires = "class")]
+    pub classifier_scale: Option<Vec<f64>>,
+    /// A classifier run (`scoreflow train --method classifier`) guiding the run (see `scoreflow sample --classifier`).
+    #[arg(long, value_name = "RUN", requires = "class")]
+    pub classifier: Option<PathBuf>,
+    /// Sampler of the guidance pictures [default: as `scoreflow sample`].
+    #[arg(long, value_enum, requires = "class")]
+    pub sampler: Option<SamplerName>,
+    /// Sampler steps of the guidance pictures [default: the sampler's].
+    #[arg(long, value_name = "N", requires = "class")]
+    pub steps: Option<usize>,
     /// Samples to draw [default: RUN_DIR/samples.csv if present, else sample now].
     #[arg(long, value_name = "FILE")]
     pub samples: Option<PathBuf>,

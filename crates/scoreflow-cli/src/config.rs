@@ -11,7 +11,7 @@ use scoreflow::data::NormalizeMode;
 use scoreflow::field::convert::{NoiseInput, Prediction};
 use scoreflow::field::mlp::{Activation, TimeEmbeddingKind};
 use scoreflow::model::settings::parse_toml;
-use scoreflow::model::{ArchKind, TrainMethod, TrainSettings};
+use scoreflow::model::{ArchKind, ProcessKind, TrainMethod, TrainSettings};
 use scoreflow::objective::dsm::Weighting;
 use scoreflow::path::PathKind;
 use scoreflow::sde::SdeKind;
@@ -45,7 +45,7 @@ pub struct TrainOpts {
     /// Data: a built-in set (8gaussians, 25gaussians, gmm_aniso, checkerboard, moons, circles, rings, 2spirals, pinwheel, swissroll; the moment-matched shapes star, bullseye, x_shape, h_lines, v_lines, dots, slant_up, circle), a .csv/.npy file, or images: digits (the built-in 8×8 digits), an IDX file (MNIST format) or a folder of PNGs [default: 8gaussians]
     #[arg(long, value_name = "NAME|FILE")]
     pub data: Option<String>,
-    /// Objective: cfm (alias velocity), dsm (alias score), sm, ssm [default: cfm]
+    /// Objective: cfm (alias velocity), dsm (alias score), sm, ssm, edm, or classifier (a time-dependent classifier p(y | x_t, t) of the data's labels for classifier guidance, under --process) [default: cfm]
     #[arg(long, value_enum, alias = "kind")]
     pub method: Option<TrainMethod>,
     /// Probability path of flow matching: condot (straight, α = t, σ = 1 − t) or cosine (α = sin πt/2, σ = cos πt/2) [default: condot]
@@ -168,6 +168,9 @@ pub struct TrainOpts {
     /// Label dropout of --conditional training: the probability that a label is replaced by the null label, so one network also learns the unconditional field (classifier-free guidance) [default: 0.1]
     #[arg(long, value_name = "P")]
     pub label_dropout: Option<f64>,
+    /// The noising process of --method classifier: sde (the forward SDE of --sde, for dsm models) or path (the probability path of --path, for cfm models); it must be the process of the models it guides (a classifier on an SDE also guides other processes through the matching noise level) [default: sde]
+    #[arg(long, value_enum)]
+    pub process: Option<ProcessKind>,
     /// Network: auto (the U-Net for image data, the MLP for points), mlp or unet [default: auto]
     #[arg(long, value_enum)]
     pub arch: Option<ArchKind>,
@@ -308,6 +311,7 @@ impl TrainOpts {
             time_grid,
             conditional,
             label_dropout,
+            process,
             arch,
             base,
             res_blocks,

@@ -224,8 +224,29 @@ fn scatter_panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    layered_panel(
+        area,
+        &panel.title,
+        &[(panel.points, panel.color, 0.35, radius)],
+        b,
+    )
+}
+
+/// One layer of a [`layered_scatter`] panel: points, colour, opacity, radius in pixels.
+pub type Layer<'a> = (&'a [P2], RGBColor, f64, u32);
+
+/// A scatter chart of point layers drawn in order (later on top) in `area`.
+fn layered_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    layers: &[Layer],
+    b: Bounds,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (SANS, 22))
+        .caption(title, (SANS, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -240,17 +261,30 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(pe)?;
-    let style = panel.color.mix(0.35).filled();
-    chart
-        .draw_series(
-            panel
-                .points
-                .iter()
-                .filter(|p| inside(b, p))
-                .map(|p| Circle::new((p[0], p[1]), radius, style)),
-        )
-        .map_err(pe)?;
+    for &(points, color, alpha, radius) in layers {
+        let style = color.mix(alpha).filled();
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| inside(b, p))
+                    .map(|p| Circle::new((p[0], p[1]), radius, style)),
+            )
+            .map_err(pe)?;
+    }
     Ok(())
+}
+
+/// Side-by-side panels of point layers on shared axes `b`, `(title, layers)` each.
+pub fn layered_scatter(path: &Path, panels: &[(String, Vec<Layer>)], b: Bounds) -> Result<()> {
+    let k = panels.len().max(1) as u32;
+    render_png(path, (420 * k, 440), |root| {
+        let areas = root.split_evenly((1, k as usize));
+        for (area, (title, layers)) in areas.iter().zip(panels) {
+            layered_panel(area, title, layers, b)?;
+        }
+        Ok(())
+    })
 }
 
 fn inside(b: Bounds, p: &P2) -> bool {

@@ -338,3 +338,198 @@ fn csv_label_column_sets_the_classes() {
         &["--label-column"],
     );
 }
+
+/// Classifier guidance with a trained classifier: an unconditional DSM model and a
+/// `--method classifier` run on 8gaussians (VP SDE both; small MLPs, a few hundred steps), then
+/// `sample --class 3 --classifier RUN2 --classifier-scale S` with 200 Euler–Maruyama steps on
+/// 2,000 points. At S = 0 (the model alone) the share of mode 3 by the mixture's
+/// responsibilities is the mixture weight 1/8 within 4 SE (√(p(1 − p)/n) = 0.0074 → 0.03, plus
+/// the short model's own mode imbalance, ±0.03); at S = 2 it is ≥ 90 %: the exact classifier at
+/// S = 1 gives ≥ 99 % (library test), a classifier that ignored the class would leave 12.5 %
+/// and a wrong sign less, so 90 % leaves room for the learning error of short runs only.
+/// `eval` on the classifier reports its accuracy at five times. Refused with one line each: a
+/// classifier trained on another process (the straight path) naming both processes, one in
+/// other data units, --classifier naming a run that is not a classifier, --classifier without
+/// --class, a class out of the classifier's range, and sampling the classifier run itself.
+#[test]
+fn trained_classifier_guides_an_unconditional_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--width", "64", "--depth", "2", "--ema", "0"];
+    let mut args = vec![
+        "--quiet", "train", "--method", "dsm", "--steps", "600", "--out", "m",
+    ];
+    args.extend(small);
+    assert_ok(&scoreflow(&args, d));
+    let mut args = vec![
+        "--quiet",
+        "train",
+        "--method",
+        "classifier",
+        "--steps",
+        "400",
+        "--lr",
+        "0.003",
+        "--out",
+        "c",
+    ];
+    args.extend(small);
+    assert_ok(&scoreflow(&args, d));
+    let cfg = std::fs::read_to_string(d.join("c/config.toml")).unwrap();
+    assert!(cfg.contains("method = \"classifier\""), "{cfg}");
+    let share = |s: &str| {
+        let out = format!("s{s}.csv");
+        assert_ok(&scoreflow(
+            &[
+                "--quiet",
+                "sample",
+                "m",
+                "--class",
+                "3",
+                "--classifier",
+                "c",
+                "--classifier-scale",
+                s,
+                "--steps",
+                "200",
+                "-n",
+                "2000",
+                "--out",
+                &out,
+            ],
+            d,
+        ));
+        share_in_mode(&load(&d.join(&out)), 3)
+    };
+    let s0 = share("0");
+    assert!(
+        (s0 - 0.125).abs() < 0.06,
+        "S = 0: {s0} of samples in mode 3"
+    );
+    let s2 = share("2");
+    assert!(s2 >= 0.9, "S = 2: {s2} of samples in mode 3");
+
+    let out = scoreflow(&["--json", "eval", "c", "-n", "500"], d);
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scores = report["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 5);
+    let last = &scores[4];
+    assert!(
+        last["accuracy"].as_f64().unwrap() > 0.95
+            && last["bayes_accuracy"].as_f64().unwrap() > 0.99,
+        "{last}"
+    );
+
+    let mut args = vec![
+        "--quiet",
+        "train",
+        "--method",
+        "classifier",
+        "--process",
+        "path",
+        "--steps",
+        "2",
+        "--out",
+        "cp",
+    ];
+    args.extend(small);
+    assert_ok(&scoreflow(&args, d));
+    let mut args = vec![
+        "--quiet",
+        "train",
+        "--method",
+        "classifier",
+        "--normalize",
+        "yes",
+        "--steps",
+        "2",
+        "--out",
+        "cn",
+    ];
+    args.extend(small);
+    assert_ok(&scoreflow(&args, d));
+    let guided = |clf: &str, class: &str| {
+        scoreflow(
+            &[
+                "sample",
+                "m",
+                "--class",
+                class,
+                "--classifier",
+                clf,
+                "-n",
+                "10",
+            ],
+            d,
+        )
+    };
+    assert_one_line_error(&guided("cp", "3"), &["condot path", "vp SDE", "--sde"]);
+    assert_one_line_error(&guided("cn", "3"), &["data units", "--normalize"]);
+    assert_one_line_error(
+        &guided("m", "3"),
+        &["not a classifier", "--method classifier"],
+    );
+    assert_one_line_error(&guided("c", "8"), &["--class 8", "0..7"]);
+    assert_one_line_error(
+        &scoreflow(&["sample", "m", "--classifier", "c", "-n", "10"], d),
+        &["--class"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["sample", "c", "-n", "10"], d),
+        &["classifier", "not a generative model", "--classifier"],
+    );
+    assert_one_line_error(
+        &scoreflow(&["likelihood", "c"], d),
+        &["not a generative model"],
+    );
+}
+
+/// `plot --exact 8gaussians --class 3 --guidance 0 --classifier-scale 0,1,4` draws the two
+/// guidance pictures and reports (--json) shares that rise from the mixture weight 1/8 (within
+/// 4 SE of 600 samples: 0.054) to ≥ 95 % at S = 1 and S = 4, while at S = 4 the sliced W₂ to
+/// the class's data exceeds its floor by 0.03 (measured 0.11 vs 0.04: the diversity lost; the
+/// library test derives the bounds on more samples).
+#[test]
+fn guidance_pictures_of_the_exact_prior() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = scoreflow(
+        &[
+            "--json",
+            "plot",
+            "--exact",
+            "8gaussians",
+            "--class",
+            "3",
+            "--guidance",
+            "0",
+            "--classifier-scale",
+            "0,1,4",
+            "--steps",
+            "200",
+            "-n",
+            "600",
+        ],
+        d,
+    );
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in ["guidance.png", "guidance-tradeoff.png"] {
+        let png = std::fs::read(d.join(f)).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{f} is not a PNG");
+    }
+    let pts = v["sweep"]["points"].as_array().unwrap();
+    let share = |i: usize| pts[i]["share"].as_f64().unwrap();
+    assert!((share(0) - 0.125).abs() < 0.054, "{v}");
+    assert!(share(1) >= 0.95 && share(2) >= 0.95, "{v}");
+    let sw2 = pts[2]["sw2"].as_f64().unwrap();
+    assert!(
+        sw2 > v["sweep"]["sw2_floor"].as_f64().unwrap() + 0.03,
+        "{v}"
+    );
+    assert_one_line_error(
+        &scoreflow(&["plot", "--exact", "8gaussians"], d),
+        &["--class"],
+    );
+}

@@ -6,7 +6,12 @@ use anyhow::{bail, Result};
 use scoreflow::data::{self, Points};
 use scoreflow::diagnostics::diagnose;
 use scoreflow::likelihood::LikelihoodOptions;
-use scoreflow::model::{Model, ModelKind, Plan, LOG_FILE};
+use std::sync::Arc;
+
+use plotters::style::RGBColor;
+use scoreflow::model::conditional::{guidance_sweep, ClassRule, GuidanceSweep, SweepJob, Swept};
+use scoreflow::model::{Guide, Model, ModelKind, Plan, LOG_FILE};
+use scoreflow::sde::SdeKind;
 use scoreflow::solve::{Method, SamplerName, SamplerSpec};
 use scoreflow::tensor::{self, DType};
 use serde::Serialize;
@@ -15,7 +20,8 @@ use crate::cli::PlotArgs;
 use crate::commands::sample::{GRID_IMAGES, GRID_TILES};
 use crate::output::{Mode, TrainLog};
 use crate::plot::{
-    self, Bounds, ColorMap, HeatPanel, QuiverPanel, ScatterPanel, DATA_COLOR, P2, SAMPLE_COLOR,
+    self, Bounds, ColorMap, HeatPanel, LinePanel, QuiverPanel, ScatterPanel, Series, DATA_COLOR,
+    P2, SAMPLE_COLOR,
 };
 use scoreflow::data::images::{Memorisation, Tiles};
 
@@ -165,7 +171,7 @@ fn trajectory_spec(run: &Model, steps: usize) -> Option<SamplerSpec> {
             solver: Some(Method::Rk4),
             ..SamplerSpec::new(SamplerName::Ode)
         },
-        ModelKind::NoiseFree { .. } => return None,
+        ModelKind::NoiseFree { .. } | ModelKind::Classifier { .. } => return None,
     };
     spec.steps = Some(steps);
     spec.trajectories = true;
@@ -207,6 +213,7 @@ fn field_title(run: &Model, t: f64, model_t: f64) -> String {
         ModelKind::Dsm { .. } => format!("score at τ = {model_t:.3} (t = {t})"),
         ModelKind::Edm { .. } => format!("score at σ = {model_t:.3} (t = {t})"),
         ModelKind::NoiseFree { .. } => "score (time-independent)".to_string(),
+        ModelKind::Classifier { .. } => format!("classifier at t = {t}"),
     }
 }
 
@@ -447,10 +454,255 @@ fn quantile99(v: &[f64]) -> f64 {
     f[((f.len() - 1) as f64 * 0.99).round() as usize]
 }
 
+/// Scales a guidance sweep draws by default.
+const SWEEP_SCALES: [f64; 4] = [0.0, 1.0, 2.0, 4.0];
+
+/// What `scoreflow plot --class K` wrote and measured (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GuidanceSummary {
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// The numbers of the trade-off picture.
+    pub sweep: GuidanceSweep,
+}
+
+/// `scoreflow plot --class K`: guidance.png (a panel of samples per scale over the data, class
+/// K's data highlighted) and guidance-tradeoff.png (in-class share and spread against the
+/// scale), from the library's [`guidance_sweep`].
+fn guidance_pictures(args: &PlotArgs, mode: Mode) -> Result<()> {
+    let class = args.class.expect("called with --class");
+    let (model, out_dir) = match (&args.run, args.exact) {
+        (Some(r), None) => (
+            Model::load(r)?,
+            args.out_dir.clone().unwrap_or_else(|| r.clone()),
+        ),
+        (None, Some(ds)) => (
+            Model::exact_score(ds, SdeKind::Vp)?,
+            args.out_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+        ),
+        _ => bail!("give a run directory or --exact NAME (not both)"),
+    };
+    if !out_dir.is_dir() {
+        bail!("{}: no such directory", out_dir.display());
+    }
+    if model.dim() != 2 {
+        bail!(
+            "the guidance pictures are of 2-D data; this model is {}-D",
+            model.dim()
+        );
+    }
+    let classifier = args
+        .classifier
+        .as_deref()
+        .map(Model::load)
+        .transpose()?
+        .map(Arc::new);
+    let one = |g: &Option<Vec<f64>>, default: f64| match g.as_deref() {
+        None => Ok(default),
+        Some([g]) => Ok(*g),
+        Some(_) => Err(anyhow::anyhow!(
+            "--classifier-scale sweeps the classifier scale: give one --guidance G (or none)"
+        )),
+    };
+    let (swept, scales, guidance) = if args.classifier_scale.is_some() || classifier.is_some() {
+        let scales = args
+            .classifier_scale
+            .clone()
+            .unwrap_or(SWEEP_SCALES.to_vec());
+        // G = 0: the unconditional field, so the classifier alone does the guiding.
+        (Swept::ClassifierScale, scales, one(&args.guidance, 0.0)?)
+    } else {
+        let scales = args.guidance.clone().unwrap_or(SWEEP_SCALES.to_vec());
+        (Swept::Guidance, scales, 1.0)
+    };
+    let base = Guide {
+        class: Some(class),
+        guidance,
+        classifier: classifier.clone(),
+        ..Guide::default()
+    };
+    let spec = SamplerSpec {
+        steps: args.steps,
+        ..SamplerSpec::new(args.sampler.unwrap_or_else(|| model.default_sampler()))
+    };
+    spec.validate()?;
+    model.check_sampler(spec.sampler)?;
+    let rule = ClassRule::for_model(&model, classifier.as_deref())?;
+    let sweep = guidance_sweep(&SweepJob {
+        model: &model,
+        base: &base,
+        swept,
+        scales: &scales,
+        spec: &spec,
+        n: args.n,
+        seed: args.seed,
+        rule: &rule,
+    })?;
+
+    // Pictures: the data (grey) with class K's points (blue) under each scale's samples.
+    let (data, labels) = match (model.dataset(), &rule) {
+        (Some(ds), _) => {
+            let (p, l) = ds.sample_labelled(2000, &mut tensor::rng(args.seed));
+            (p, l.unwrap_or_default())
+        }
+        (None, ClassRule::Nearest { points, labels }) => (points.clone(), labels.clone()),
+        (None, ClassRule::Mixture(_)) => bail!("no labelled data to draw"),
+    };
+    let all = pairs(&data);
+    let mine: Vec<P2> = all
+        .iter()
+        .zip(&labels)
+        .filter(|(_, &c)| c == class)
+        .map(|(p, _)| *p)
+        .collect();
+    let shown: Vec<Vec<P2>> = sweep
+        .points
+        .iter()
+        .map(|p| pairs(&p.samples).into_iter().take(3000).collect())
+        .collect();
+    let mut sets: Vec<&[P2]> = vec![&all];
+    sets.extend(shown.iter().map(|s| s.as_slice()));
+    let b = Bounds::around(&sets);
+    let name = match swept {
+        Swept::Guidance => "G",
+        Swept::ClassifierScale => "S",
+    };
+    let panels: Vec<(String, Vec<plot::Layer>)> = sweep
+        .points
+        .iter()
+        .zip(&shown)
+        .map(|(p, s)| {
+            (
+                format!(
+                    "{name} = {}: {:.1} % in class {class}",
+                    p.scale,
+                    100.0 * p.share
+                ),
+                vec![
+                    (all.as_slice(), RGBColor(160, 160, 160), 0.25, 2),
+                    (mine.as_slice(), DATA_COLOR, 0.45, 2),
+                    (s.as_slice(), SAMPLE_COLOR, 0.35, 2),
+                ],
+            )
+        })
+        .collect();
+    let pictures = out_dir.join("guidance.png");
+    plot::layered_scatter(&pictures, &panels, b)?;
+
+    let xs: Vec<f64> = sweep.points.iter().map(|p| p.scale).collect();
+    let series = |label: &str, ys: Vec<f64>, color, dashed| Series {
+        label: label.to_string(),
+        points: xs.iter().zip(ys).map(|(&x, y)| [x, y]).collect(),
+        color,
+        dashed,
+        markers: !dashed,
+    };
+    let flag = swept.name();
+    let tradeoff = out_dir.join("guidance-tradeoff.png");
+    plot::lines(
+        &tradeoff,
+        &[
+            LinePanel {
+                title: format!("class {class}: share of samples in the class"),
+                x_label: format!("--{flag}"),
+                y_label: "share in class".into(),
+                series: vec![series(
+                    "samples",
+                    sweep.points.iter().map(|p| p.share).collect(),
+                    SAMPLE_COLOR,
+                    false,
+                )],
+                log_x: false,
+                log_y: false,
+            },
+            LinePanel {
+                title: "diversity: spread of in-class samples".into(),
+                x_label: format!("--{flag}"),
+                y_label: "RMS distance to their mean".into(),
+                series: vec![
+                    series(
+                        "samples",
+                        sweep.points.iter().map(|p| p.spread).collect(),
+                        SAMPLE_COLOR,
+                        false,
+                    ),
+                    series(
+                        "class data",
+                        vec![sweep.data_spread; xs.len()],
+                        DATA_COLOR,
+                        true,
+                    ),
+                ],
+                log_x: false,
+                log_y: false,
+            },
+            LinePanel {
+                title: "sliced W₂ to the class's data".into(),
+                x_label: format!("--{flag}"),
+                y_label: "SW₂".into(),
+                series: vec![
+                    series(
+                        "samples",
+                        sweep.points.iter().map(|p| p.sw2).collect(),
+                        SAMPLE_COLOR,
+                        false,
+                    ),
+                    series(
+                        "floor (fresh class data)",
+                        vec![sweep.sw2_floor; xs.len()],
+                        DATA_COLOR,
+                        true,
+                    ),
+                ],
+                log_x: false,
+                log_y: false,
+            },
+        ],
+    )?;
+    let files = vec![pictures, tradeoff];
+    let summary = GuidanceSummary {
+        files: files.clone(),
+        sweep,
+    };
+    mode.json(&summary)?;
+    let s = &summary.sweep;
+    let mut text = format!(
+        "class {class}, {} samples per scale, classes by {}\n{:>8}{:>10}{:>10}{:>10}{:>6}\n",
+        s.n, s.rule, flag, "share", "spread", "SW2", "NFE"
+    );
+    for p in &s.points {
+        text.push_str(&format!(
+            "{:>8}{:>10.4}{:>10.4}{:>10.4}{:>6}\n",
+            p.scale, p.share, p.spread, p.sw2, p.nfe
+        ));
+    }
+    text.push_str(&format!(
+        "class data: spread {:.4}, SW2 floor {:.4}",
+        s.data_spread, s.sw2_floor
+    ));
+    mode.say(text);
+    for f in files {
+        mode.say(format!("wrote {}", f.display()));
+    }
+    Ok(())
+}
+
 /// Runs `scoreflow plot`.
 pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
-    let run = Model::load(&args.run)?;
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| args.run.clone());
+    if args.class.is_some() {
+        return guidance_pictures(&args, mode);
+    }
+    if args.guidance.is_some() || args.classifier_scale.is_some() || args.classifier.is_some() {
+        bail!("--guidance, --classifier and --classifier-scale draw the guidance pictures of --class K");
+    }
+    let Some(run_dir) = args.run.clone() else {
+        bail!("give a run directory (--exact NAME draws the guidance pictures of --class K)");
+    };
+    let run = Model::load(&run_dir)?;
+    if run.kind.is_classifier() {
+        return Err(run.kind.not_generative().into());
+    }
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| run_dir.clone());
     if !out_dir.is_dir() {
         bail!("{}: no such directory", out_dir.display());
     }
@@ -467,8 +719,8 @@ pub fn run(args: PlotArgs, mode: Mode) -> Result<()> {
             }
             data::load_points(p, Some(run.dim()))?
         }
-        None if args.run.join("samples.csv").exists() => {
-            data::load_points(args.run.join("samples.csv"), Some(run.dim()))?
+        None if run_dir.join("samples.csv").exists() => {
+            data::load_points(run_dir.join("samples.csv"), Some(run.dim()))?
         }
         None => {
             let spec = SamplerSpec::new(run.default_sampler());

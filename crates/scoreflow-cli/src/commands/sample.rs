@@ -76,6 +76,10 @@ pub fn guide(args: &SampleArgs) -> Result<Guide> {
         class: args.class,
         guidance: args.guidance,
         classifier_scale: args.classifier_scale,
+        classifier: match &args.classifier {
+            Some(p) => Some(Arc::new(Model::load_on(p, args.device)?)),
+            None => None,
+        },
         observation: match &args.observe {
             Some(p) => Some(Arc::new(Observation::load(p)?)),
             None => None,
@@ -283,8 +287,13 @@ pub fn run(args: SampleArgs, mode: Mode) -> Result<()> {
             range.start, range.end, args.n
         ),
     };
+    let by = match (&args.classifier, guide.classifier_gamma()) {
+        (Some(p), Some(s)) => format!(", classifier {} at scale {s}", p.display()),
+        (None, Some(s)) => format!(", exact classifier at scale {s}"),
+        _ => String::new(),
+    };
     let given = match (&guide.class, &guide.observation) {
-        (Some(k), None) => format!(" of class {k} (guidance {})", guide.guidance),
+        (Some(k), None) => format!(" of class {k} (guidance {}{by})", guide.guidance),
         (None, Some(_)) => format!(" given the observation ({})", guide.posterior.name()),
         (Some(k), Some(_)) => format!(
             " of class {k} (guidance {}) given the observation ({})",

@@ -17,7 +17,8 @@ use crate::field::convert::NoiseInput;
 use crate::field::network::{Condition, Network};
 use crate::field::VectorField;
 use crate::path::PerturbationKernel;
-use crate::tensor::{matrix_like, Tensor};
+use crate::schedule::NoiseSchedule;
+use crate::tensor::{matrix_like, to_vec, vector_like, Tensor};
 
 /// s̃ = s + γ·ℓ: a score field plus a scaled log-likelihood gradient ℓ = ∇ₓ log p(y | x, t).
 #[derive(Debug, Clone)]
@@ -143,6 +144,65 @@ impl<N: Network, K: PerturbationKernel> VectorField for ClassifierGradient<N, K>
             matrix_like(e, n, k, logits) - softmax(logits.clone(), 1)
         });
         g
+    }
+}
+
+/// ∇ₓ log p(y | x_t = x, t) under a kernel A (m_A(t), s_A(t)) from the gradient g_B of a
+/// classifier trained under another kernel B of the same data, a [`NoiseSchedule`] (any SDE):
+/// x_t = m_A x₁ + s_A z scaled by c has the law of x_τ^B when λ_B(τ) = λ_A(t) (λ = ln m/s,
+/// the log signal-to-noise ratio) and c = m_B(τ)/m_A(t) = s_B(τ)/s_A(t), so
+///
+///   p_A(y | x, t) = p_B(y | c·x, τ),  ∇ₓ log p_A(y | x, t) = c·g_B(c·x, τ),
+///
+/// exactly (e.g. the VP SDE and the straight flow path: λ = ln(t/(1 − t))). Where λ_A(t) lies
+/// outside B's range [λ_B(T), λ_B(0)], τ is clamped to B's end and c = √((m_B² + s_B²)/(m_A² +
+/// s_A²)) (= the ratio above wherever the λ agree, finite at a flow's t = 0): the nearest noise
+/// level B knows, an approximation only there (at the noise end the classifier is ≈ its prior
+/// and its gradient ≈ 0).
+#[derive(Debug, Clone)]
+pub struct NoiseLevelMatched<G, A, B> {
+    /// The classifier's gradient g_B(x, τ) in B's time.
+    pub grad: G,
+    /// The model's kernel A, in its time t.
+    pub model: A,
+    /// The classifier's schedule B.
+    pub classifier: B,
+}
+
+impl<G: VectorField, A: PerturbationKernel, B: NoiseSchedule> NoiseLevelMatched<G, A, B> {
+    /// (τ, c) for the model time t.
+    pub fn level(&self, t: f64) -> (f64, f64) {
+        let (ma, sa) = self.model.mean_std(t);
+        let tau = self.classifier.time_of_lambda(ma.ln() - sa.ln());
+        let (mb, sb) = self.classifier.mean_std(tau);
+        (tau, ((mb * mb + sb * sb) / (ma * ma + sa * sa)).sqrt())
+    }
+}
+
+impl<G: VectorField, A: PerturbationKernel + Sync, B: NoiseSchedule> VectorField
+    for NoiseLevelMatched<G, A, B>
+{
+    fn dim(&self) -> usize {
+        self.grad.dim()
+    }
+
+    /// c·g_B(c·x, τ(t)) (levels computed once per distinct t in a batch).
+    fn eval(&self, x: &Tensor<2>, t: &Tensor<1>) -> Tensor<2> {
+        let mut last: Option<(f64, (f64, f64))> = None;
+        let (taus, cs): (Vec<f64>, Vec<f64>) = to_vec(t)
+            .into_iter()
+            .map(|t| match last {
+                Some((u, l)) if u == t => l,
+                _ => {
+                    let l = self.level(t);
+                    last = Some((t, l));
+                    l
+                }
+            })
+            .unzip();
+        let c = vector_like(cs, t).unsqueeze_dim(1);
+        let tau = vector_like(taus, t);
+        self.grad.eval(&(x.clone() * c.clone()), &tau) * c
     }
 }
 

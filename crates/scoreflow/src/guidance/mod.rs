@@ -21,5 +21,5 @@ pub mod classifier;
 pub mod flow;
 
 pub use cfg::ClassifierFree;
-pub use classifier::{BayesScore, ClassifierGradient};
+pub use classifier::{BayesScore, ClassifierGradient, NoiseLevelMatched};
 pub use flow::{GuidedVelocity, ScoreVelocity};

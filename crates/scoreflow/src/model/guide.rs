@@ -69,15 +69,20 @@ pub const DPS_ZETA: f64 = 1.0;
 
 /// What a sampling job is conditioned on (see the module documentation). The default is no
 /// condition: the model's own p(x).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Guide {
     /// The class k to sample (a conditional network's label, or an exact mixture's component).
     pub class: Option<usize>,
     /// Classifier-free guidance scale G (diffusers' convention, 1 = conditional).
     pub guidance: f64,
-    /// Classifier guidance scale γ (1 = the exact conditional with the exact classifier): adds
-    /// γ·∇ₓ log p(class | x_t, t) of the exact mixture classifier (exact models only).
+    /// Classifier guidance scale γ (diffusers' convention: 1 = Bayes' rule, the exact
+    /// conditional with the exact classifier, 0 = off): adds γ·∇ₓ log p(class | x_t, t) of
+    /// [`Guide::classifier`], or of an exact model's own mixture classifier. With a classifier
+    /// and no scale, γ = 1.
     pub classifier_scale: Option<f64>,
+    /// A trained time-dependent classifier (a `--method classifier` run,
+    /// [`super::ModelKind::Classifier`]) on the model's process and data units.
+    pub classifier: Option<Arc<super::Model>>,
     /// The observation y = A x + σ_y ε, in data units.
     pub observation: Option<Arc<Observation>>,
     /// How the posterior given the observation is sampled.
@@ -93,6 +98,7 @@ impl Default for Guide {
             class: None,
             guidance: 1.0,
             classifier_scale: None,
+            classifier: None,
             observation: None,
             posterior: PosteriorMethod::default(),
             zeta: DPS_ZETA,
@@ -124,8 +130,17 @@ impl Guide {
         self.class.is_none() && self.observation.is_none()
     }
 
+    /// The classifier guidance scale in force: [`Guide::classifier_scale`], or 1 when a
+    /// trained classifier is given without one.
+    pub fn classifier_gamma(&self) -> Option<f64> {
+        self.classifier_scale
+            .or(self.classifier.as_ref().map(|_| 1.0))
+    }
+
     /// Errors for a non-finite G or ζ < 0, a G ≠ 1 without a class, and a class outside
-    /// 0..`classes` (`classes` = 0: the model is unconditional).
+    /// 0..`classes` (`classes` = 0: the model is unconditional). With a trained classifier of K
+    /// classes: a class is required and must be < K; an unconditional model takes G ∈ {0, 1}
+    /// only (its one field), a conditional one must know the same K classes.
     pub fn validate(&self, classes: usize) -> Result<()> {
         if !self.guidance.is_finite() {
             return Err(Error::InvalidInput(format!(
@@ -151,6 +166,40 @@ impl Guide {
                         .into(),
                 ));
             }
+        }
+        if let Some(c) = &self.classifier {
+            if !c.kind.is_classifier() {
+                return Err(Error::InvalidInput(format!(
+                    "--classifier {}: a {}, not a classifier (train one with `scoreflow train --method classifier`)",
+                    c.dir.as_ref().map_or(String::new(), |d| d.display().to_string()),
+                    c.kind
+                )));
+            }
+            let k = c.classifier_classes();
+            let Some(class) = self.class else {
+                return Err(Error::InvalidInput(
+                    "--classifier needs --class K (the class whose log-probability is followed)"
+                        .into(),
+                ));
+            };
+            if classes == 0 && self.guidance != 1.0 && self.guidance != 0.0 {
+                return Err(Error::InvalidInput(format!(
+                    "--guidance {} mixes a --conditional model's fields; this model is unconditional, so --classifier-scale sets the strength",
+                    self.guidance
+                )));
+            }
+            if classes > 0 && classes != k {
+                return Err(Error::InvalidInput(format!(
+                    "the model knows {classes} classes but the classifier {k}"
+                )));
+            }
+            if class >= k {
+                return Err(Error::InvalidInput(format!(
+                    "--class {class} is out of range: the classifier knows classes 0..{}",
+                    k.saturating_sub(1)
+                )));
+            }
+            return Ok(());
         }
         match self.class {
             None if self.guidance != 1.0 => Err(Error::InvalidInput(format!(

@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::source::FlowSource;
 use crate::error::{Error, Result};
+use crate::field::convert::NoiseInput;
 use crate::field::VectorField;
 use crate::objective::cfm::FlowMatching;
+use crate::objective::classifier::Classifier;
 use crate::objective::dsm::{Dsm, DsmConfig};
 use crate::objective::edm::{Edm, EdmConfig};
 use crate::objective::sm::ScoreMatching;
 use crate::objective::Objective;
-use crate::path::{GaussianPath, PathKind};
+use crate::path::{GaussianPath, PathKind, PerturbationKernel};
 use crate::sde::{EdmSde, Sde, SdeConfig};
 
 #[cfg(doc)]
@@ -40,6 +42,64 @@ pub enum TrainMethod {
     /// EDM (Karras et al. 2022): the preconditioned denoiser, log-normal σ, EDM's loss weight;
     /// samples with edm-heun and every score sampler under EDM's SDE (σ 0.002 → 80).
     Edm,
+    /// A time-dependent classifier p(y | x_t, t) (K logits, cross-entropy on noised labelled
+    /// data) under the SDE (--sde) or path (--path) of the models it guides (--process); used
+    /// by `scoreflow sample MODEL --class K --classifier RUN`.
+    Classifier,
+}
+
+/// Which noising process a classifier is trained under (`--process`): the forward SDE of score
+/// models (`--sde`) or the probability path of flows (`--path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ProcessKind {
+    /// The forward SDE of --sde (diffusion time τ), as dsm models.
+    #[default]
+    Sde,
+    /// The probability path of --path from N(0, I) (flow time t), as cfm models.
+    Path,
+}
+
+/// The noising process x_t = m(t)·x + s(t)·z of a model's time axis: a flow's probability path
+/// (flow time, x_t = α(t)·x₁ + σ(t)·x₀) or a forward SDE's marginal (diffusion time τ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Process {
+    /// A probability path from N(0, I), flow time t ∈ [0, 1].
+    Path(PathKind),
+    /// A forward SDE, diffusion time τ ∈ [ε, T].
+    Sde(SdeConfig),
+}
+
+impl Process {
+    /// The kernel (m(t), s(t)) on the process's own time axis.
+    pub fn kernel(&self) -> Result<Arc<dyn PerturbationKernel + Send + Sync>> {
+        Ok(match self {
+            Process::Path(p) => Arc::new(GaussianPath::new(*p)),
+            Process::Sde(c) => c.build()?,
+        })
+    }
+
+    /// The times a classifier trains on: an SDE's [sampling ε, T], a path's [0, 1].
+    pub fn t_range(&self) -> Result<(f64, f64)> {
+        Ok(match self {
+            Process::Path(_) => (0.0, 1.0),
+            Process::Sde(c) => {
+                let sde = c.build()?;
+                (sde.sampling_eps(), sde.t_max())
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Process::Path(p) => write!(f, "the {} path", p.name()),
+            Process::Sde(c) => write!(f, "the {}", sde_description(c)),
+        }
+    }
 }
 
 impl TrainMethod {
@@ -51,6 +111,7 @@ impl TrainMethod {
             TrainMethod::Sm => "sm",
             TrainMethod::Ssm => "ssm",
             TrainMethod::Edm => "edm",
+            TrainMethod::Classifier => "classifier",
         }
     }
 
@@ -99,6 +160,15 @@ pub enum ModelKind {
         /// σ_d, P_mean, P_std.
         edm: EdmConfig,
     },
+    /// A time-dependent classifier p(y | x_t, t): an MLP with K logits f(x_t, c(t)) trained by
+    /// cross-entropy on data noised by `process` ([`Classifier`]); not a generative model — it
+    /// guides one on the same process ([`crate::model::Model::guided_field`]).
+    Classifier {
+        /// The noising process of its inputs (and its time axis).
+        process: Process,
+        /// The network's time input c(t).
+        noise_input: NoiseInput,
+    },
 }
 
 impl ModelKind {
@@ -114,7 +184,32 @@ impl ModelKind {
             ModelKind::NoiseFree {
                 objective: ScoreMatching::Sliced(_),
             } => TrainMethod::Ssm,
+            ModelKind::Classifier { .. } => TrainMethod::Classifier,
         }
+    }
+
+    /// The noising process of the model's time axis (`None` for a noise-free score model).
+    pub fn process(&self) -> Option<Process> {
+        match self {
+            ModelKind::Cfm { path, .. } => Some(Process::Path(*path)),
+            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
+                Some(Process::Sde(sde.clone()))
+            }
+            ModelKind::NoiseFree { .. } => None,
+            ModelKind::Classifier { process, .. } => Some(process.clone()),
+        }
+    }
+
+    /// True for a classifier run (which guides models but generates nothing itself).
+    pub fn is_classifier(&self) -> bool {
+        matches!(self, ModelKind::Classifier { .. })
+    }
+
+    /// The error of using a classifier run as a generative model.
+    pub fn not_generative(&self) -> Error {
+        Error::InvalidInput(format!(
+            "this run is a {self}, not a generative model: it guides one (`scoreflow sample MODEL --class K --classifier RUN --classifier-scale S`); `scoreflow eval RUN` reports its accuracy"
+        ))
     }
 
     /// The training objective.
@@ -124,6 +219,21 @@ impl ModelKind {
             ModelKind::Dsm { sde, dsm } => Box::new(Dsm::new(sde.build()?, dsm.clone())?),
             ModelKind::NoiseFree { objective } => Box::new(*objective),
             ModelKind::Edm { edm, .. } => Box::new(Edm::new(*edm)?),
+            ModelKind::Classifier {
+                process,
+                noise_input,
+            } => match process {
+                Process::Path(p) => Box::new(Classifier::new(
+                    GaussianPath::new(*p),
+                    process.t_range()?,
+                    *noise_input,
+                )?),
+                Process::Sde(c) => Box::new(Classifier::new(
+                    c.build()?,
+                    process.t_range()?,
+                    *noise_input,
+                )?),
+            },
         })
     }
 
@@ -192,6 +302,13 @@ impl ModelKind {
                 (sde.t_max() * (1.0 - t)).clamp(sde.sampling_eps(), sde.t_max())
             }
             ModelKind::NoiseFree { .. } => self.noise_free_time().unwrap_or(0.0),
+            ModelKind::Classifier { process, .. } => match process {
+                Process::Path(_) => t,
+                Process::Sde(c) => {
+                    let sde = c.build()?;
+                    (sde.t_max() * (1.0 - t)).clamp(sde.sampling_eps(), sde.t_max())
+                }
+            },
         })
     }
 
@@ -199,8 +316,10 @@ impl ModelKind {
     /// the velocity itself (flow matching, noise-free score models), the score of a DSM
     /// network s = a(τ)·x + c(τ)·net(x, c_noise(τ)) (its target and noise input), or the score
     /// s = (D − x)/σ² of an EDM network's preconditioned denoiser D.
+    /// A classifier run has no field: an error.
     pub fn field<'a>(&self, net: Box<dyn VectorField + 'a>) -> Result<Box<dyn VectorField + 'a>> {
         Ok(match self {
+            ModelKind::Classifier { .. } => return Err(self.not_generative()),
             ModelKind::Dsm { sde, dsm } => Box::new(dsm.score_field(net, sde.build()?)),
             ModelKind::Edm { sde, edm } => {
                 Box::new(Edm::new(*edm)?.score_field(net, edm_sde(sde)?))
@@ -217,6 +336,14 @@ impl ModelKind {
             ModelKind::Edm { sde, edm } => {
                 edm_sde(sde)?;
                 edm.validate()
+            }
+            ModelKind::Classifier { process, .. } => {
+                if let Process::Sde(SdeConfig::Edm { .. }) = process {
+                    return Err(Error::InvalidInput(
+                        "a classifier trains under --sde vp, vp-cosine, subvp or ve (or --process path); it guides EDM models through the matching noise level".into(),
+                    ));
+                }
+                process.t_range().map(|_| ())
             }
             _ => Ok(()),
         }
@@ -242,7 +369,34 @@ impl std::fmt::Display for ModelKind {
                 "EDM score model (preconditioned, σ_data = {:.4})",
                 edm.sigma_data
             ),
+            ModelKind::Classifier { process, .. } => {
+                write!(f, "time-dependent classifier p(y | x_t, t) on {process}")
+            }
         }
+    }
+}
+
+/// An SDE configuration with its parameters, for messages ("VP SDE (β 0.1 → 20)").
+pub fn sde_description(sde: &SdeConfig) -> String {
+    match sde {
+        SdeConfig::Vp {
+            schedule: crate::sde::BetaSchedule::Linear { beta_min, beta_max },
+            ..
+        } => format!("vp SDE (β {beta_min} → {beta_max})"),
+        SdeConfig::SubVp {
+            schedule: crate::sde::BetaSchedule::Linear { beta_min, beta_max },
+            ..
+        } => format!("subvp SDE (β {beta_min} → {beta_max})"),
+        SdeConfig::Ve {
+            sigma_min,
+            sigma_max,
+            ..
+        } => format!("ve SDE (σ {sigma_min} → {sigma_max:.4})"),
+        SdeConfig::Edm {
+            sigma_min,
+            sigma_max,
+        } => format!("edm SDE (σ {sigma_min} → {sigma_max})"),
+        other => format!("{} SDE", sde_name(other)),
     }
 }
 

@@ -23,6 +23,7 @@
 //! A model computes on a [`DeviceChoice`] ([`Model::load_on`]); weights are read from the
 //! host, so a run trained on one device samples on any other.
 
+pub mod conditional;
 #[cfg(test)]
 mod dispatch_tests;
 pub mod evaluate;
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use guide::{Guide, PosteriorMethod};
-pub use kind::{ModelKind, TrainMethod};
+pub use kind::{ModelKind, Process, ProcessKind, TrainMethod};
 pub use sampling::{Block, JobStats, Plan, BLOCK};
 pub use settings::{load_points_or_explain, ArchKind, TrainSettings};
 pub use source::{FlowSource, SourceDraws, SOURCE_FILE};
@@ -56,7 +57,9 @@ use crate::field::network::{Architecture, Conditioned, Network};
 use crate::field::VectorField;
 use crate::fused::FusedMlp;
 use crate::gaussian::GaussianMixture;
-use crate::guidance::{BayesScore, ClassifierFree, GuidedVelocity};
+use crate::guidance::{
+    BayesScore, ClassifierFree, ClassifierGradient, GuidedVelocity, NoiseLevelMatched,
+};
 use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
 use crate::likelihood::{log_likelihood, Dequantization, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
@@ -341,7 +344,9 @@ impl Model {
                     &dev,
                     DType::F32,
                 )?;
-                if device.is_gpu() {
+                // The fused kernels evaluate fields (outputs = d); a classifier's K logits and
+                // their input gradient run on burn.
+                if device.is_gpu() || kind.is_classifier() {
                     Arc::new(mlp)
                 } else {
                     cpu_network(&mlp)
@@ -453,6 +458,7 @@ impl Model {
             ModelKind::Dsm { .. } => SamplerName::Em,
             ModelKind::Edm { .. } => SamplerName::EdmHeun,
             ModelKind::NoiseFree { .. } => SamplerName::Ula,
+            ModelKind::Classifier { .. } => SamplerName::Euler,
         }
     }
 
@@ -460,6 +466,7 @@ impl Model {
     pub fn check_sampler(&self, sampler: SamplerName) -> Result<()> {
         let name = sampler.name();
         match &self.kind {
+            ModelKind::Classifier { .. } => Err(self.kind.not_generative()),
             ModelKind::Cfm { .. } if !sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
                 "--sampler {name} is for score models; this run is a flow-matching model: use euler, midpoint, heun, rk4 or dopri5"
             ))),
@@ -560,6 +567,7 @@ impl Model {
             ModelKind::Cfm { path, .. } => {
                 format!("exact velocity of {data} on the {} path", path.name())
             }
+            ModelKind::Classifier { .. } => return Ok(None),
         };
         Ok(Some((
             Box::new(DataUnits {
@@ -688,6 +696,7 @@ impl Model {
                     )
                 }
             }
+            ModelKind::Classifier { .. } => Err(self.kind.not_generative()),
             ModelKind::NoiseFree { .. } => {
                 let ula = Ula {
                     step: spec.step.unwrap_or(crate::solve::choice::ULA_STEP),
@@ -732,6 +741,10 @@ impl Model {
         guide.validate(self.classes())?;
         let prior: Box<dyn VectorField + '_> = match (guide.class, &self.source) {
             (None, _) => self.field()?,
+            // An unconditional model under a trained classifier: its one field is the prior.
+            (Some(_), Source::Network(net)) if guide.classifier.is_some() && net.classes() == 0 => {
+                self.field()?
+            }
             (Some(k), Source::Network(net)) => self.kind.field(Box::new(
                 ClassifierFree::for_class(net.clone(), k, guide.guidance)?,
             ))?,
@@ -745,8 +758,10 @@ impl Model {
                 )?)
             }
         };
-        let prior = match (guide.classifier_scale, guide.class) {
-            (Some(gamma), Some(k)) => self.classifier_guided(prior, k, gamma)?,
+        let prior = match (guide.classifier_gamma(), guide.class) {
+            (Some(gamma), Some(k)) => {
+                self.classifier_guided(prior, guide.classifier.as_deref(), k, gamma)?
+            }
             _ => prior,
         };
         let Some(obs) = &guide.observation else {
@@ -787,60 +802,181 @@ impl Model {
                     "posterior sampling needs a noise-conditional model (--method cfm or dsm); a noise-free score has no x̂₀".into(),
                 ))
             }
+            ModelKind::Classifier { .. } => return Err(self.kind.not_generative()),
         })
     }
 
-    /// `field` plus γ·∇ₓ log p(k | x_t, t) of the exact classifier of an exact model's mixture
-    /// (its components are the classes): in score space for score models, through the path's
-    /// score factor (clamped near t = 0) for flows. Trained classifiers are not wired yet.
+    /// `field` plus γ·∇ₓ log p(k | x_t, t): of the trained classifier run `classifier`
+    /// ([`Model::classifier_term`]), or without one of an exact model's mixture classifier (its
+    /// components are the classes); added in score space for score models (an ε network's score
+    /// is already s = −ε/σ, [`ModelKind::field`]), through the path's score factor (clamped
+    /// near t = 0, [`crate::guidance::flow`]) for flows.
     fn classifier_guided<'a>(
         &'a self,
         field: Box<dyn VectorField + 'a>,
+        classifier: Option<&Model>,
         class: usize,
         gamma: f64,
     ) -> Result<Box<dyn VectorField + 'a>> {
-        let Source::Exact(mix) = &self.source else {
-            return Err(Error::InvalidInput(
-                "--classifier-scale uses the exact classifier of a Gaussian mixture (--exact NAME); classifiers for trained runs are not trainable from the CLI yet".into(),
-            ));
+        let grad: Box<dyn VectorField + 'a> = match (classifier, &self.source) {
+            (Some(c), _) => self.classifier_term(c, class)?,
+            (None, Source::Exact(mix)) => {
+                let k = mix.weights().len();
+                let labelled = |score| LabelledMixture::new(score, (0..k).collect(), k);
+                match &self.kind {
+                    ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
+                        Box::new(ExactClassifier {
+                            mix: labelled(MixtureScore::new(mix.clone(), sde.build()?))?,
+                            class,
+                        })
+                    }
+                    ModelKind::Cfm { path, .. } => Box::new(ExactClassifier {
+                        mix: LabelledMixture::new(
+                            MixtureScore::new(mix.clone(), GaussianPath::new(*path)),
+                            (0..k).collect(),
+                            k,
+                        )?,
+                        class,
+                    }),
+                    ModelKind::NoiseFree { .. } => Box::new(ExactClassifier {
+                        mix: LabelledMixture::new(
+                            MixtureScore::fixed(mix.clone()),
+                            (0..k).collect(),
+                            k,
+                        )?,
+                        class,
+                    }),
+                    ModelKind::Classifier { .. } => return Err(self.kind.not_generative()),
+                }
+            }
+            (None, Source::Network(_)) => {
+                return Err(Error::InvalidInput(
+                    "--classifier-scale on a trained model needs --classifier RUN (a run of `scoreflow train --method classifier`); the built-in exact classifier is for --exact models".into(),
+                ))
+            }
         };
-        let k = mix.weights().len();
         Ok(match &self.kind {
-            ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } => {
-                let grad = ExactClassifier {
-                    mix: LabelledMixture::new(
-                        MixtureScore::new(mix.clone(), sde.build()?),
-                        (0..k).collect(),
-                        k,
-                    )?,
-                    class,
-                };
+            ModelKind::Dsm { .. } | ModelKind::Edm { .. } | ModelKind::NoiseFree { .. } => {
                 Box::new(BayesScore::new(field, grad, gamma)?)
             }
-            ModelKind::Cfm { path, .. } => {
-                let path = GaussianPath::new(*path);
-                let grad = ExactClassifier {
-                    mix: LabelledMixture::new(
-                        MixtureScore::new(mix.clone(), path),
-                        (0..k).collect(),
-                        k,
-                    )?,
-                    class,
-                };
-                Box::new(GuidedVelocity::new(field, grad, path, gamma)?)
-            }
-            ModelKind::NoiseFree { .. } => {
-                let grad = ExactClassifier {
-                    mix: LabelledMixture::new(
-                        MixtureScore::fixed(mix.clone()),
-                        (0..k).collect(),
-                        k,
-                    )?,
-                    class,
-                };
-                Box::new(BayesScore::new(field, grad, gamma)?)
-            }
+            ModelKind::Cfm { path, .. } => Box::new(GuidedVelocity::new(
+                field,
+                grad,
+                GaussianPath::new(*path),
+                gamma,
+            )?),
+            ModelKind::Classifier { .. } => return Err(self.kind.not_generative()),
         })
+    }
+
+    /// The number of classes K of a classifier run (its logits); 0 for other models.
+    pub fn classifier_classes(&self) -> usize {
+        match (&self.kind, &self.meta) {
+            (ModelKind::Classifier { .. }, Some(meta)) => {
+                meta.model.as_mlp().map_or(0, |c| c.out_dim())
+            }
+            _ => 0,
+        }
+    }
+
+    /// ∇ₓ log p(k | x_t, t) of the classifier run `c` as a field of this model's units and time
+    /// ([`ClassifierGradient`]: one forward and one backward pass). The two must share
+    /// * the data units (equal normalisers; a built-in set's name where both have one): the
+    ///   noised variable z_t = m z + s ε of one normalisation is not a function of the other's
+    ///   when the scales differ, so this is an error, not a conversion;
+    /// * the process: the same path or SDE (then the classifier's time is the model's), or a
+    ///   classifier on an SDE, which guides a model on any other Gaussian process exactly
+    ///   through the matching noise level ([`NoiseLevelMatched`]: same λ = ln m/s, x scaled by
+    ///   m_B/m_A), e.g. a VP classifier guiding a straight-path flow or an EDM model. A
+    ///   classifier on a flow path guides only flows on that path.
+    ///
+    /// A flow must have the Gaussian path's marginals (N(0, I) source, independent coupling,
+    /// no path noise), which the classifier was trained on.
+    pub fn classifier_term(&self, c: &Model, class: usize) -> Result<Box<dyn VectorField>> {
+        let name = |m: &Model| {
+            m.dir
+                .as_ref()
+                .map_or("the classifier".to_string(), |d| d.display().to_string())
+        };
+        let ModelKind::Classifier {
+            process,
+            noise_input,
+        } = &c.kind
+        else {
+            return Err(Error::InvalidInput(format!(
+                "--classifier {}: a {}, not a classifier (train one with `scoreflow train --method classifier`)",
+                name(c),
+                c.kind
+            )));
+        };
+        let Some(net) = c.network() else {
+            return Err(Error::InvalidInput("a classifier needs a network".into()));
+        };
+        if c.dim() != self.dim() {
+            return Err(Error::Shape(format!(
+                "the classifier {} is {}-D, the model {}-D",
+                name(c),
+                c.dim(),
+                self.dim()
+            )));
+        }
+        if let (Some(a), Some(b)) = (self.dataset(), c.dataset()) {
+            if a != b {
+                return Err(Error::InvalidInput(format!(
+                    "the model was trained on {a} but the classifier {} on {b}",
+                    name(c)
+                )));
+            }
+        }
+        let close = |a: &[f64], b: &[f64]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())))
+        };
+        let (mn, cn) = (&self.normalizer, &c.normalizer);
+        if !(close(&mn.mean, &cn.mean) && close(&mn.std, &cn.std)) {
+            return Err(Error::InvalidInput(format!(
+                "the classifier {} works in other data units than the model (normaliser mean {:?}, std {:?} vs the model's mean {:?}, std {:?}); train both on the same data with the same --normalize",
+                name(c),
+                cn.mean,
+                cn.std,
+                mn.mean,
+                mn.std
+            )));
+        }
+        let Some(mine) = self.kind.process() else {
+            return Err(Error::InvalidInput(format!(
+                "a {} has no noise levels for a time-dependent classifier to follow; guide a cfm, dsm or edm model",
+                self.kind
+            )));
+        };
+        if let ModelKind::Cfm { source, .. } = &self.kind {
+            let s = &self.settings;
+            if !source.is_gaussian()
+                || s.coupling != crate::coupling::CouplingKind::Independent
+                || s.cfm_sigma != 0.0
+            {
+                return Err(Error::InvalidInput(
+                    "classifier guidance needs a flow whose marginals are the Gaussian path's (source gaussian, independent coupling, no --cfm-sigma), as the classifier was trained on".into(),
+                ));
+            }
+        }
+        let grad = ClassifierGradient::new(net.clone(), class, process.kernel()?, *noise_input)?;
+        if &mine == process {
+            return Ok(Box::new(grad));
+        }
+        match process {
+            Process::Sde(sde) => Ok(Box::new(NoiseLevelMatched {
+                grad,
+                model: mine.kernel()?,
+                classifier: sde.build()?,
+            })),
+            Process::Path(_) => Err(Error::InvalidInput(format!(
+                "the classifier {} was trained on {process} but the model runs on {mine}; train the classifier with the model's --path or --sde (a classifier on an SDE also guides models on other processes through the matching noise level)",
+                name(c)
+            ))),
+        }
     }
 
     /// DPS or replacement for a score model under `sde` (model units), or `None` when the
@@ -1033,6 +1169,7 @@ impl Model {
                     self.kind.method().name()
                 )))
             }
+            ModelKind::Classifier { .. } => return Err(self.kind.not_generative()),
         };
         if let Some(dq) = &dq {
             lik.bpd = Some(dq.bits_per_dim(lik.mean_log_prob, lik.dim));
@@ -1058,6 +1195,7 @@ fn exact_field(mixture: GaussianMixture, kind: &ModelKind) -> Result<Box<dyn Vec
         ModelKind::Cfm { path, .. } => {
             Box::new(MixtureVelocity::new(mixture, GaussianPath::new(*path)))
         }
+        ModelKind::Classifier { .. } => return Err(kind.not_generative()),
     })
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{ModelKind, TrainMethod};
+use super::kind::{ModelKind, Process, ProcessKind, TrainMethod};
 use super::source::FlowSource;
 use crate::coupling::{Coupling, CouplingKind};
 use crate::data::{
@@ -188,6 +188,10 @@ pub struct TrainSettings {
     /// Label dropout p of conditional training (classifier-free guidance's null label).
     #[serde(default = "label_dropout")]
     pub label_dropout: f64,
+    /// The noising process of a classifier (`--method classifier`): `sde` (--sde) or `path`
+    /// (--path).
+    #[serde(default)]
+    pub process: ProcessKind,
     /// Network (runs written before it existed were MLPs on points: `auto` reads as that).
     #[serde(default)]
     pub arch: ArchKind,
@@ -255,6 +259,7 @@ impl Default for TrainSettings {
             conditional: false,
             label_column: None,
             label_dropout: label_dropout(),
+            process: ProcessKind::Sde,
             arch: ArchKind::Auto,
             base: default_base(),
             mults: None,
@@ -463,10 +468,24 @@ impl TrainSettings {
                 self.method.name()
             )));
         }
-        if self.label_column.is_some() && !self.conditional {
+        if self.label_column.is_some() && !self.labelled() {
             return Err(invalid(
-                "--label-column names the labels of --conditional training; add --conditional"
+                "--label-column names the labels of --conditional training (or of --method classifier); add --conditional"
                     .into(),
+            ));
+        }
+        if self.process != ProcessKind::Sde && self.method != TrainMethod::Classifier {
+            return Err(invalid(format!(
+                "--process chooses a classifier's noising process (--method classifier), not one of --method {}",
+                self.method.name()
+            )));
+        }
+        if self.method == TrainMethod::Classifier
+            && self.process == ProcessKind::Sde
+            && self.sde == SdeKind::Edm
+        {
+            return Err(invalid(
+                "--method classifier trains under --sde vp, vp-cosine, subvp or ve (or --process path); it guides EDM models through the matching noise level".into(),
             ));
         }
         if self.base == 0 || !self.base.is_multiple_of(2) {
@@ -552,6 +571,12 @@ impl TrainSettings {
             )));
         }
         Ok(())
+    }
+
+    /// True when training needs the data's class labels: a conditional network, or a
+    /// classifier.
+    pub fn labelled(&self) -> bool {
+        self.conditional || self.method == TrainMethod::Classifier
     }
 
     /// The `config.toml` text: every setting, with a header comment.
@@ -761,22 +786,32 @@ impl TrainSettings {
             return Ok((source, images.format().normalizer()));
         }
         let source = match self.dataset() {
-            Some(ds) if self.conditional && ds.classes() == 0 => {
+            Some(ds) if self.labelled() && ds.classes() == 0 => {
                 let labelled: Vec<&str> = Dataset::ALL
                     .iter()
                     .filter(|d| d.classes() > 0)
                     .map(|d| d.name())
                     .collect();
+                let what = if self.conditional {
+                    "--conditional"
+                } else {
+                    "--method classifier"
+                };
                 return Err(invalid(format!(
-                    "--conditional: {ds} has no classes (labelled sets: {}; or a CSV file with --label-column)",
+                    "{what}: {ds} has no classes (labelled sets: {}; or a CSV file with --label-column)",
                     labelled.join(", ")
                 )));
             }
             Some(ds) => DataSource::generator(ds),
-            None if self.conditional => {
+            None if self.labelled() => {
                 let Some(column) = &self.label_column else {
                     return Err(invalid(format!(
-                        "--conditional on the file {} needs --label-column NAME (the CSV column of class labels)",
+                        "{} on the file {} needs --label-column NAME (the CSV column of class labels)",
+                        if self.conditional {
+                            "--conditional"
+                        } else {
+                            "--method classifier"
+                        },
                         self.data
                     )));
                 };
@@ -837,33 +872,7 @@ impl TrainSettings {
                 source: FlowSource::Gaussian,
             },
             TrainMethod::Dsm => {
-                let t_min = 1e-5;
-                let linear = BetaSchedule::Linear {
-                    beta_min: self.beta_min,
-                    beta_max: self.beta_max,
-                };
-                let sde = match self.sde {
-                    SdeKind::Vp => SdeConfig::Vp {
-                        schedule: linear,
-                        t_min,
-                    },
-                    SdeKind::VpCosine => SdeConfig::Vp {
-                        schedule: BetaSchedule::cosine(),
-                        t_min,
-                    },
-                    SdeKind::Subvp => SdeConfig::SubVp {
-                        schedule: linear,
-                        t_min,
-                    },
-                    SdeKind::Ve => SdeConfig::Ve {
-                        sigma_min: self.sigma_min,
-                        sigma_max: self
-                            .sigma_max
-                            .unwrap_or_else(|| VeSde::sigma_max_for(&data())),
-                        t_min,
-                    },
-                    SdeKind::Edm => edm_sde(),
-                };
+                let sde = self.sde_config(data);
                 ModelKind::Dsm {
                     sde,
                     dsm: DsmConfig {
@@ -884,7 +893,49 @@ impl TrainSettings {
                 sde: edm_sde(),
                 edm: self.edm_config(data),
             },
+            // A flow path's σ(1) = 0, so its classifier takes the time itself.
+            TrainMethod::Classifier => match self.process {
+                ProcessKind::Path => ModelKind::Classifier {
+                    process: Process::Path(self.path),
+                    noise_input: NoiseInput::Time,
+                },
+                ProcessKind::Sde => ModelKind::Classifier {
+                    process: Process::Sde(self.sde_config(data)),
+                    noise_input: self.noise_input,
+                },
+            },
         })
+    }
+
+    /// The forward SDE of `--sde` with its parameters (VE's σ_max from `data` when not given).
+    fn sde_config(&self, data: impl FnOnce() -> Points) -> SdeConfig {
+        let t_min = 1e-5;
+        let linear = BetaSchedule::Linear {
+            beta_min: self.beta_min,
+            beta_max: self.beta_max,
+        };
+        match self.sde {
+            SdeKind::Vp => SdeConfig::Vp {
+                schedule: linear,
+                t_min,
+            },
+            SdeKind::VpCosine => SdeConfig::Vp {
+                schedule: BetaSchedule::cosine(),
+                t_min,
+            },
+            SdeKind::Subvp => SdeConfig::SubVp {
+                schedule: linear,
+                t_min,
+            },
+            SdeKind::Ve => SdeConfig::Ve {
+                sigma_min: self.sigma_min,
+                sigma_max: self
+                    .sigma_max
+                    .unwrap_or_else(|| VeSde::sigma_max_for(&data())),
+                t_min,
+            },
+            SdeKind::Edm => edm_sde(),
+        }
     }
 
     /// EDM's σ_data, P_mean, P_std: the settings where given, else σ_data = √(tr Σ / d) of

@@ -267,6 +267,16 @@ impl TrainingRun {
                 if classes > 0 {
                     mlp = mlp.with_classes(classes);
                 }
+                if kind.is_classifier() {
+                    // K logits, one per class of the data.
+                    if source.classes() < 2 {
+                        return Err(Error::InvalidInput(format!(
+                            "--method classifier needs at least 2 classes; the data have {}",
+                            source.classes()
+                        )));
+                    }
+                    mlp = mlp.with_outputs(source.classes());
+                }
                 let model = cfg.init_model(&mlp, &dev, DType::F32);
                 RunTrainer::Mlp(Trainer::new_on(engine, &model, cfg)?.checkpoint_to(
                     dir,

@@ -105,6 +105,11 @@ impl<K: PerturbationKernel> Objective for Classifier<K> {
         true
     }
 
+    /// Cross-entropy is not a regression: the burn engine trains it.
+    fn is_regression(&self) -> bool {
+        false
+    }
+
     /// # Panics
     /// Always: a classifier needs labels; the engines call [`Objective::loss_batch`], which
     /// reports a missing label set as an error.
