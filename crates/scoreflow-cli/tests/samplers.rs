@@ -176,9 +176,11 @@ fn edm_runs_train_and_sample_with_few_step_samplers() {
 /// Flows take the few-step samplers (the path is the noise schedule, the velocity is read as
 /// x̂₁ and ε̂): `scoreflow sample --exact 8gaussians --method cfm --sampler unipc --steps 10`
 /// spends 10 NFE and its n = 4096 samples are within the noise floor's bound (`floor_bound`:
-/// mean + 4 sd of 8 data-vs-data SW₂ at this n), while the first-order Euler step of the same
-/// flow ODE at the same 10 NFE (`--sampler euler --steps 10`; DDIM on this path is the same
-/// update) is not — so the bound separates orders at this NFE. A trained cfm run samples with
+/// mean + 4 sd of 8 data-vs-data SW₂ at this n), and at least 25 % closer to fresh data than the
+/// first-order Euler step of the same flow ODE at the same 10 NFE (`--sampler euler --steps
+/// 10`; DDIM on this path is the same update): measured 0.059 vs 0.114. The floor bound alone
+/// does not separate the orders at this n (floors 0.05–0.14, bound 0.195: both pass), hence the
+/// paired comparison on the same reference set. A trained cfm run samples with
 /// `--sampler dpmpp-2m --steps 10` (10 NFE), and a score-only sampler on it is a one-line
 /// error naming the few-step samplers.
 #[test]
@@ -186,7 +188,8 @@ fn flows_sample_with_few_step_samplers() {
     let dir = tempfile::tempdir().unwrap();
     let n = 4096;
     let (bound, floors) = floor_bound(n);
-    for (sampler, pass) in [("unipc", true), ("euler", false)] {
+    let mut sw2 = Vec::new();
+    for sampler in ["unipc", "euler"] {
         let out = scoreflow(
             &[
                 "sample",
@@ -211,8 +214,15 @@ fn flows_sample_with_few_step_samplers() {
         let x = load_points(dir.path().join("f.npy"), Some(2)).unwrap();
         let got = sw2_to_fresh(&x, Dataset::EightGaussians, 10_000);
         eprintln!("cfm {sampler} 10 steps: SW2 {got:.4}, bound {bound:.4} (floors {floors:?})");
-        assert_eq!(got < bound, pass, "{sampler}: SW2 {got} vs bound {bound}");
+        sw2.push(got);
     }
+    assert!(sw2[0] < bound, "unipc: SW2 {} vs bound {bound}", sw2[0]);
+    assert!(
+        sw2[0] < 0.75 * sw2[1],
+        "unipc {} vs Euler {}",
+        sw2[0],
+        sw2[1]
+    );
     let run = dir.path().join("cfm");
     let run_s = run.to_str().unwrap();
     let out = scoreflow(

@@ -29,7 +29,7 @@ use crate::path::PerturbationKernel;
 use crate::sde::Sde;
 
 /// What the field a sampler follows on a schedule outputs at time t, and so how the denoiser
-/// view ([`crate::solve::diffusion::Denoiser`]) reads it.
+/// view of the few-step samplers (`solve::diffusion::Denoiser`) reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SampledField {
     /// The score s = ∇ₓ log p_t(x) (SDEs, diffusers' tables): x̂₀ = (x + σ²s)/α, ε̂ = −σs.

@@ -94,19 +94,14 @@ impl DiffusionSamplerKind {
     }
 
     /// The default spacing on `schedule`: on a flow path ([`SampledField::Velocity`]) uniform
-    /// flow time ending on the data for every sampler but EDM's Euler / Heun (diffusers' flow
-    /// sigmas; on the exact CondOT velocity of 8gaussians 1.3–3× closer to the floor than
-    /// uniform λ at 5–10 NFE, BENCHMARKS.md); otherwise [`Self::default_spacing`].
+    /// flow time ending on the data for every sampler (diffusers' flow sigmas; on the exact
+    /// CondOT velocity of 8gaussians no worse than uniform λ or Karras at any of 5–50 NFE for
+    /// each sampler measured, and 2–8× closer to the floor at 5–10 NFE: BENCHMARKS.md);
+    /// otherwise [`Self::default_spacing`].
     pub fn default_spacing_for(self, schedule: &dyn NoiseSchedule) -> Spacing {
-        use DiffusionSamplerKind as K;
-        let flow = matches!(
-            schedule.sampled_field(schedule.t_noise()),
-            SampledField::Velocity { .. }
-        );
-        match self {
-            K::EdmEuler | K::EdmHeun if flow => Spacing::Karras,
-            _ if flow => Spacing::Time,
-            _ => self.default_spacing(schedule.train_timesteps().is_some()),
+        match schedule.sampled_field(schedule.t_noise()) {
+            SampledField::Velocity { .. } => Spacing::Time,
+            SampledField::Score => self.default_spacing(schedule.train_timesteps().is_some()),
         }
     }
 }
