@@ -94,14 +94,18 @@ impl DiffusionSamplerKind {
     }
 
     /// The default spacing on `schedule`: on a flow path ([`SampledField::Velocity`]) uniform
-    /// flow time ending on the data for every sampler (diffusers' flow sigmas; on the exact
-    /// CondOT velocity of 8gaussians no worse than uniform λ or Karras at any of 5–50 NFE for
-    /// each sampler measured, and 2–8× closer to the floor at 5–10 NFE: BENCHMARKS.md);
-    /// otherwise [`Self::default_spacing`].
+    /// flow time ending on the data (diffusers' flow sigmas; on the exact CondOT velocity of
+    /// 8gaussians best or equal at every one of 5–50 NFE for ddim, dpmpp-2m, unipc, dpmpp-3m,
+    /// and 2–8× closer to the floor at 5–10 NFE than uniform λ: BENCHMARKS.md), except EDM's
+    /// Euler / Heun, which keep Karras ρ = 7 (from λ = −5 the same grid and map as on VP;
+    /// uniform time was within 1.1× of it at 20–50 NFE but further from the flow ODE's map at
+    /// 20 steps in the tests); otherwise [`Self::default_spacing`].
     pub fn default_spacing_for(self, schedule: &dyn NoiseSchedule) -> Spacing {
-        match schedule.sampled_field(schedule.t_noise()) {
-            SampledField::Velocity { .. } => Spacing::Time,
-            SampledField::Score => self.default_spacing(schedule.train_timesteps().is_some()),
+        use DiffusionSamplerKind as K;
+        match (schedule.sampled_field(schedule.t_noise()), self) {
+            (SampledField::Velocity { .. }, K::EdmEuler | K::EdmHeun) => Spacing::Karras,
+            (SampledField::Velocity { .. }, _) => Spacing::Time,
+            (SampledField::Score, _) => self.default_spacing(schedule.train_timesteps().is_some()),
         }
     }
 }
