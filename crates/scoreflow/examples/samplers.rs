@@ -8,7 +8,13 @@
 //!     --dir /tmp/diffusers_compare/8gaussians [--n 10000] [--seeds 5] [--nfe 5,10,20,50]
 //! cargo run --release -p scoreflow --example samplers -- spacing --data 8gaussians \
 //!     [--sde vp] [--n 10000] [--seeds 3] [--nfe 5,10,20]
+//! cargo run --release -p scoreflow --example samplers -- ends --data 8gaussians \
+//!     [--sde vp|condot|…] [--samplers ddim,dpmpp-2m,…] [--n 10000] [--seeds 5] [--nfe 5,10,20,50]
 //! ```
+//!
+//! `ends` compares where a grid with a final step to σ = 0 ends (the sampling ε, T/N as
+//! diffusers' `linspace`, fixed λ) for each spacing and deterministic sampler, on an SDE or a
+//! flow path (`--sde condot|cosine`: the exact velocity).
 //!
 //! `spacing` runs every few-step sampler with every continuous spacing (time, logsnr, karras)
 //! on the exact field under one SDE (`--sde`, any `SdeConfig` name), median SW₂ over seeds: the
@@ -28,9 +34,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use scoreflow::data::{load_points, Dataset, Points};
-use scoreflow::field::analytic::{GaussianMixture, MixtureScore};
+use scoreflow::field::analytic::{GaussianMixture, MixtureScore, MixtureVelocity};
 use scoreflow::metrics::sliced_wasserstein2;
-use scoreflow::schedule::{DiscreteSchedule, NoiseSchedule, Spacing};
+use scoreflow::path::{GaussianPath, PathKind};
+use scoreflow::schedule::{DiscreteSchedule, NoiseSchedule, PathSchedule, Spacing};
 use scoreflow::sde::{Sde, SdeConfig, VpSde};
 use scoreflow::solve::diffusion::{DiffusionSamplerConfig, DiffusionSamplerKind};
 use scoreflow::tensor::{cpu, randn, rng, DType, Tensor};
@@ -89,6 +96,7 @@ struct Args {
     seeds: u64,
     nfe: Vec<usize>,
     sde: String,
+    samplers: Option<Vec<DiffusionSamplerKind>>,
 }
 
 fn parse() -> Res<Args> {
@@ -102,6 +110,7 @@ fn parse() -> Res<Args> {
         seeds: 5,
         nfe: vec![5, 10, 20, 50],
         sde: "vp".into(),
+        samplers: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -109,6 +118,14 @@ fn parse() -> Res<Args> {
             "--data" => a.data = value()?.parse()?,
             "--dir" => a.dir = Some(value()?.into()),
             "--sde" => a.sde = value()?,
+            "--samplers" => {
+                a.samplers = Some(
+                    value()?
+                        .split(',')
+                        .map(|v| v.parse())
+                        .collect::<std::result::Result<_, _>>()?,
+                )
+            }
             "--n" => a.n = value()?.parse()?,
             "--seeds" => a.seeds = value()?.parse()?,
             "--nfe" => {
@@ -129,6 +146,7 @@ fn main() -> Res<()> {
         "mixture" => mixture(&a),
         "compare" => compare(&a),
         "spacing" => spacing(&a),
+        "ends" => ends(&a),
         other => Err(format!("unknown command {other} (mixture, compare, spacing)").into()),
     }
 }
@@ -184,14 +202,40 @@ fn ours_with(
     kind: DiffusionSamplerKind,
     spacing: Option<Spacing>,
 ) -> Res<BTreeMap<usize, Vec<Cell_>>> {
+    ours_grid(a, mix, schedule, reference, kind, &|cfg| {
+        cfg.spacing = spacing
+    })
+}
+
+/// [`ours`] with the configuration adjusted by `grid` (spacing, end time) for each budget.
+fn ours_grid(
+    a: &Args,
+    mix: &GaussianMixture,
+    schedule: Arc<dyn NoiseSchedule>,
+    reference: &Points,
+    kind: DiffusionSamplerKind,
+    grid: &dyn Fn(&mut DiffusionSamplerConfig),
+) -> Res<BTreeMap<usize, Vec<Cell_>>> {
+    // The exact field the schedule's samplers follow: the perturbed score, or a path's velocity.
+    let inner: Box<dyn VectorField> = match schedule.schedule_name() {
+        "condot" => Box::new(MixtureVelocity::new(
+            mix.clone(),
+            GaussianPath::new(PathKind::Condot),
+        )),
+        "cosine" => Box::new(MixtureVelocity::new(
+            mix.clone(),
+            GaussianPath::new(PathKind::Cosine),
+        )),
+        _ => Box::new(MixtureScore::new(mix.clone(), schedule.clone())),
+    };
     let field = Timed {
-        inner: MixtureScore::new(mix.clone(), schedule.clone()),
+        inner,
         secs: Cell::new(0.0),
     };
     let mut out: BTreeMap<usize, Vec<Cell_>> = BTreeMap::new();
     for &nfe in &a.nfe {
         let mut cfg = DiffusionSamplerConfig::new(kind, steps_for(kind, nfe));
-        cfg.spacing = spacing;
+        grid(&mut cfg);
         let sampler = cfg.build(schedule.clone())?;
         for seed in 0..a.seeds {
             let x = randn(a.n, 2, &cpu(), DType::F32, &mut rng(seed)) * schedule.start_std();
@@ -345,6 +389,94 @@ fn compare(a: &Args) -> Res<()> {
 }
 
 /// Every sampler × continuous spacing on the exact field under `--sde`.
+/// The end of a continuous grid that a final step to σ = 0 leaves from, as `ends` tries it.
+#[derive(Clone, Copy)]
+enum End {
+    /// The schedule's sampling ε (10⁻³ for VP): today's default.
+    Eps,
+    /// T/N for N evaluated levels: a grid of N + 1 points from T to 0 with the last (the data)
+    /// not evaluated, as diffusers' `linspace` timesteps on its table.
+    OverN,
+    /// A fixed log-SNR λ.
+    Lambda(f64),
+}
+
+/// Grid candidates for the final step to σ = 0 on one SDE (`--sde`): every deterministic
+/// few-step sampler × spacing × [`End`], median SW₂ ratio over seeds at each NFE budget.
+fn ends(a: &Args) -> Res<()> {
+    let spec = a
+        .data
+        .mixture()
+        .ok_or_else(|| format!("{} is not a Gaussian mixture", a.data.name()))?;
+    let mix = GaussianMixture::from(&spec);
+    let reference = a.data.sample(a.n, &mut rng(REFERENCE_SEED));
+    let fresh = a.data.sample(a.n, &mut rng(FLOOR_SEED));
+    let floor = sliced_wasserstein2(&fresh, &reference, DIRECTIONS, &mut rng(METRIC_SEED))?;
+    let schedule: Arc<dyn NoiseSchedule> = match a.sde.as_str() {
+        "condot" => Arc::new(PathSchedule::new(PathKind::Condot)),
+        "cosine" => Arc::new(PathSchedule::new(PathKind::Cosine)),
+        name => Arc::new(name.parse::<SdeConfig>()?.build()?),
+    };
+    use DiffusionSamplerKind as K;
+    let candidates = [
+        (Spacing::LogSnr, End::Eps),
+        (Spacing::LogSnr, End::OverN),
+        (Spacing::LogSnr, End::Lambda(2.0)),
+        (Spacing::Time, End::OverN),
+        (Spacing::Karras, End::Eps),
+        (Spacing::Karras, End::OverN),
+    ];
+    let kinds = a.samplers.clone().unwrap_or_else(|| {
+        vec![
+            K::Ddim,
+            K::DpmSolver,
+            K::Dpmpp2m,
+            K::Dpmpp3m,
+            K::UniPc,
+            K::EdmHeun,
+            K::Dpmpp2s,
+        ]
+    });
+    for kind in kinds {
+        for (sp, end) in candidates {
+            let sched = schedule.clone();
+            let grid = move |cfg: &mut DiffusionSamplerConfig| {
+                cfg.spacing = Some(sp);
+                let n = cfg.steps;
+                cfg.t_end = match end {
+                    End::Eps => None,
+                    // N + 1 points uniform in t from t_noise to the data end, last dropped.
+                    End::OverN => Some(
+                        sched.t_noise()
+                            + (sched.t_data() - sched.t_noise()) * (n - 1) as f64 / n as f64,
+                    ),
+                    End::Lambda(l) => Some(sched.time_of_lambda(l)),
+                };
+            };
+            let end_name = match end {
+                End::Eps => "eps".to_string(),
+                End::OverN => "T/N".to_string(),
+                End::Lambda(l) => format!("lambda={l}"),
+            };
+            let mut cells = ours_grid(a, &mix, schedule.clone(), &reference, kind, &grid)?;
+            for (nfe, c) in cells.iter_mut() {
+                let sm = summary(c);
+                println!(
+                    "{}",
+                    json!({"kind": "ends", "data": a.data.name(), "sde": a.sde,
+                           "sampler": kind.name(), "spacing": sp.name(), "end": end_name,
+                           "budget": nfe, "nfe": sm["nfe"], "sw2": sm["sw2"],
+                           "sw2_min": sm["sw2_min"], "sw2_max": sm["sw2_max"],
+                           "ratio": sm["sw2"].as_f64().unwrap_or(f64::NAN) / floor,
+                           "ratio_min": sm["sw2_min"].as_f64().unwrap_or(f64::NAN) / floor,
+                           "ratio_max": sm["sw2_max"].as_f64().unwrap_or(f64::NAN) / floor})
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn spacing(a: &Args) -> Res<()> {
     let spec = a
         .data

@@ -48,6 +48,7 @@ pub use training::{RunBatches, RunTrainer, TrainingRun};
 pub use units::DataUnits;
 
 use crate::checkpoint::{self, RunMeta};
+use crate::coupling::CouplingKind;
 use crate::data::{self, DataSource, Dataset, ImageFormat, Normalizer, Points};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
@@ -63,11 +64,16 @@ use crate::guidance::{
 use crate::inverse::{Approximation, Dps, Posterior, Replacement, ScoreParam, VelocityParam};
 use crate::likelihood::{log_likelihood, Dequantization, Likelihood, LikelihoodOptions};
 use crate::path::GaussianPath;
+use crate::schedule::{NoiseSchedule, PathSchedule};
 use crate::sde::ReverseDrift;
 use crate::solve::langevin::Ula;
 use crate::solve::{odeint, Method, Sampler, SamplerName, SamplerSpec};
 use crate::tensor::{self, DType, Device, Rng, Tensor};
 use sampling::{run_blocks, BlockResult};
+
+/// The few-step samplers' names, for messages.
+const FEW_STEP_NAMES: &str =
+    "ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, edm-heun";
 
 /// File of the held-out split of a file data set.
 pub const HELDOUT_FILE: &str = "heldout.npy";
@@ -467,11 +473,12 @@ impl Model {
         let name = sampler.name();
         match &self.kind {
             ModelKind::Classifier { .. } => Err(self.kind.not_generative()),
+            ModelKind::Cfm { .. } if sampler.is_few_step() => self.flow_schedule(sampler).map(|_| ()),
             ModelKind::Cfm { .. } if !sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
-                "--sampler {name} is for score models; this run is a flow-matching model: use euler, midpoint, heun, rk4 or dopri5"
+                "--sampler {name} is for score models; this run is a flow-matching model: use euler, midpoint, heun, rk4, dopri5 or a few-step sampler ({FEW_STEP_NAMES})"
             ))),
             ModelKind::Dsm { sde, .. } | ModelKind::Edm { sde, .. } if sampler.is_ode_solver() => Err(Error::InvalidInput(format!(
-                "this run is a score model ({} SDE); sample it with --sampler em, pc, ald, ode or a few-step sampler (ddim, dpm-solver, dpmpp-2m, dpmpp-3m, dpmpp-2s, unipc, edm-euler, edm-heun){}",
+                "this run is a score model ({} SDE); sample it with --sampler em, pc, ald, ode or a few-step sampler ({FEW_STEP_NAMES}){}",
                 sde.build()?.name(),
                 if sampler == SamplerName::Heun {
                     "; Karras et al.'s Heun is edm-heun, and --sampler ode --solver heun integrates the probability-flow ODE".to_string()
@@ -485,6 +492,40 @@ impl Model {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// The noise schedule a few-step `sampler` follows a flow's velocity on: the run's
+    /// Gaussian path from N(0, I) ([`PathSchedule`]). Errors, naming what applies instead, for
+    /// another source (x̂₁ and ε̂ are the predictions of a Gaussian path from N(0, I)), for path
+    /// noise (`--cfm-sigma` > 0 or the sb coupling's bridge: x_t = αx₁ + σx₀ + s(t)z has three
+    /// unknowns, so the velocity no longer determines x̂₁ and ε̂) and for a model that is not a
+    /// flow.
+    pub fn flow_schedule(&self, sampler: SamplerName) -> Result<PathSchedule> {
+        let ModelKind::Cfm { path, source } = &self.kind else {
+            return Err(Error::InvalidInput(format!(
+                "a flow's noise schedule: this run is a {}",
+                self.kind
+            )));
+        };
+        let name = sampler.name();
+        let instead = "use euler, midpoint, heun, rk4 or dopri5";
+        if !source.is_gaussian() {
+            return Err(Error::InvalidInput(format!(
+                "--sampler {name} reads a velocity as the denoiser of a Gaussian path from N(0, I); this flow starts from {} (a data-to-data transport): {instead}",
+                source.name()
+            )));
+        }
+        if self.settings.cfm_sigma > 0.0 || self.settings.coupling == CouplingKind::Sb {
+            return Err(Error::InvalidInput(format!(
+                "--sampler {name} needs a path without extra noise; this flow was trained with path noise ({}), whose velocity does not determine x̂₁ and ε̂: {instead}",
+                if self.settings.coupling == CouplingKind::Sb {
+                    "the sb coupling's bridge".to_string()
+                } else {
+                    format!("--cfm-sigma {}", self.settings.cfm_sigma)
+                }
+            )));
+        }
+        Ok(PathSchedule::new(*path))
     }
 
     /// The field the network defines, in model (normalised) units and the model's own time:
@@ -640,6 +681,28 @@ impl Model {
             })
         };
         match &self.kind {
+            ModelKind::Cfm { .. } if spec.sampler.is_few_step() => {
+                let schedule = self.flow_schedule(spec.sampler)?;
+                let cfg = spec.diffusion_config().expect("a few-step sampler");
+                let noisy = cfg.eta > 0.0 || cfg.churn.s_churn > 0.0;
+                if noisy && self.settings.coupling != CouplingKind::Independent {
+                    return Err(Error::InvalidInput(format!(
+                        "--eta/--churn re-noise with the kernel x_t | x₁ ~ N(α x₁, σ² I), which the {} coupling does not have; sample this flow with η = 0 and no churn",
+                        self.settings.coupling.name()
+                    )));
+                }
+                let start = schedule.start_std();
+                let sampler = cfg.build(Arc::new(schedule))?;
+                run_blocks(
+                    plan,
+                    seed,
+                    d,
+                    &dev,
+                    |x0, rng| stochastic(sampler.as_ref(), x0 * start, rng),
+                    to_data,
+                    sink,
+                )
+            }
             ModelKind::Cfm { .. } => run_blocks(
                 plan,
                 seed,
@@ -1068,6 +1131,12 @@ impl Model {
     ) -> Result<JobStats> {
         spec.validate()?;
         self.check_sampler(spec.sampler)?;
+        if spec.sampler.is_few_step() {
+            return Err(Error::InvalidInput(format!(
+                "--from carries given points along the flow ODE from t = 0 with an ODE solver (euler, midpoint, heun, rk4, dopri5); --sampler {} starts from N(0, I) noise",
+                spec.sampler.name()
+            )));
+        }
         let ModelKind::Cfm { source, .. } = &self.kind else {
             return Err(Error::InvalidInput(format!(
                 "only a flow carries given points to the data; this run is a {}",

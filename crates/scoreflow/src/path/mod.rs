@@ -24,6 +24,25 @@ pub trait Scheduler {
     fn d_sigma(&self, t: f64) -> f64;
 }
 
+/// The data and noise predictions of a velocity, as coefficients: x̂₁ = a₁·x + c₁·u and
+/// ε̂ = a₀·x + c₀·u, returned as ((a₁, c₁), (a₀, c₀)), from solving
+/// x = α·x̂₁ + σ·ε̂, u = α̇·x̂₁ + σ̇·ε̂ (x̂₁ = E[x₁ | x_t], ε̂ = E[x₀ | x_t], for any coupling of a
+/// path without extra noise):
+///
+/// x̂₁ = (σ̇·x − σ·u)/D,  ε̂ = (α·u − α̇·x)/D,  D = α·σ̇ − σ·α̇ = −α·σ·dλ/dt (λ = ln(α/σ)).
+///
+/// D ≠ 0 wherever λ is strictly monotone, including the ends α = 0 and σ = 0 (CondOT: D = −1,
+/// x̂₁ = x + (1 − t)·u, ε̂ = x − t·u).
+pub fn velocity_prediction_coefficients(
+    alpha: f64,
+    sigma: f64,
+    d_alpha: f64,
+    d_sigma: f64,
+) -> ((f64, f64), (f64, f64)) {
+    let det = alpha * d_sigma - sigma * d_alpha;
+    ((d_sigma / det, -sigma / det), (-d_alpha / det, alpha / det))
+}
+
 /// The straight (conditional-OT / rectified) schedule α(t) = t, σ(t) = 1 − t.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CondOt;

@@ -6,7 +6,8 @@
 //! way and an inverse t(λ). Every [`Sde`] is one (blanket implementation: VP linear/cosine,
 //! sub-VP, VE, EDM; time τ, α = m(τ), σ = s(τ)), and so is diffusers' discrete ᾱ table
 //! ([`DiscreteSchedule`], time = the integer training timestep, interpolated as diffusers
-//! does). The "EDM view" of any schedule is σ̃ = σ/α = e^{−λ} with x̃ = x/α (Karras et al. 2022,
+//! does), and so is a Gaussian probability path x_t = α(t)·x₁ + σ(t)·x₀ from an N(0, I) source
+//! ([`PathSchedule`], flow time t from near 0 towards 1). The "EDM view" of any schedule is σ̃ = σ/α = e^{−λ} with x̃ = x/α (Karras et al. 2022,
 //! eq. 4–5), in which the deterministic samplers of every schedule are the same ODE
 //! dx̃/dσ̃ = (x̃ − x̂₀)/σ̃.
 //!
@@ -15,9 +16,11 @@
 //! clean data itself (σ = 0, [`Level::clean`]), where the field is never evaluated.
 
 pub mod discrete;
+pub mod flow;
 pub mod spacing;
 
 pub use discrete::{BetaTable, DiscreteSchedule};
+pub use flow::PathSchedule;
 pub use spacing::{FinalStep, Grid, Spacing, TimestepFamily};
 
 use std::fmt::Debug;
@@ -25,9 +28,26 @@ use std::fmt::Debug;
 use crate::path::PerturbationKernel;
 use crate::sde::Sde;
 
+/// What the field a sampler follows on a schedule outputs at time t, and so how the denoiser
+/// view of the few-step samplers (`solve::diffusion::Denoiser`) reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampledField {
+    /// The score s = ∇ₓ log p_t(x) (SDEs, diffusers' tables): x̂₀ = (x + σ²s)/α, ε̂ = −σs.
+    Score,
+    /// The velocity u = α̇·x̂₀ + σ̇·ε̂ of a Gaussian path (flow matching), with the path's
+    /// (α̇_t, σ̇_t): x̂₀ and ε̂ solve x = α·x̂₀ + σ·ε̂, u = α̇·x̂₀ + σ̇·ε̂
+    /// ([`crate::path::velocity_prediction_coefficients`]).
+    Velocity {
+        /// α̇_t = dα/dt.
+        d_alpha: f64,
+        /// σ̇_t = dσ/dt.
+        d_sigma: f64,
+    },
+}
+
 /// A noise schedule (α_t, σ_t) = `mean_std(t)` (the supertrait) on a time axis running from the
-/// noise end `t_noise` towards the data, with λ_t = ln(α_t/σ_t) strictly increasing along the
-/// way.
+/// noise end `t_noise` towards the data (downwards for SDEs and tables, upwards for a flow
+/// path), with λ_t = ln(α_t/σ_t) strictly increasing along the way.
 pub trait NoiseSchedule: PerturbationKernel + Debug + Send + Sync {
     /// Short name ("vp", "ve", "edm", "ddpm", …).
     fn schedule_name(&self) -> &'static str;
@@ -51,14 +71,20 @@ pub trait NoiseSchedule: PerturbationKernel + Debug + Send + Sync {
         None
     }
 
+    /// What the sampled field outputs at time t: the score (the default) or a path's velocity.
+    fn sampled_field(&self, _t: f64) -> SampledField {
+        SampledField::Score
+    }
+
     /// λ_t = ln α_t − ln σ_t (+∞ where σ_t = 0).
     fn lambda(&self, t: f64) -> f64 {
         let (a, s) = self.mean_std(t);
         a.ln() - s.ln()
     }
 
-    /// The time t with λ_t = `lambda`, clamped to [t_data, t_noise]: bisection on the monotone
-    /// λ (to the last representable bit; ≤ 1,100 halvings, in practice ~60).
+    /// The time t with λ_t = `lambda`, clamped to the interval between t_data and t_noise
+    /// (either orientation): bisection on the monotone λ (to the last representable bit;
+    /// ≤ 1,100 halvings, in practice ~60).
     fn time_of_lambda(&self, lambda: f64) -> f64 {
         let (mut lo, mut hi) = (self.t_data(), self.t_noise());
         if lambda >= self.lambda(lo) {
@@ -70,7 +96,7 @@ pub trait NoiseSchedule: PerturbationKernel + Debug + Send + Sync {
         // Invariant: λ(lo) > lambda > λ(hi).
         loop {
             let mid = 0.5 * (lo + hi);
-            if mid <= lo || mid >= hi {
+            if mid == lo || mid == hi {
                 return if (self.lambda(lo) - lambda).abs() < (self.lambda(hi) - lambda).abs() {
                     lo
                 } else {

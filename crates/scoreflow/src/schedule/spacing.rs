@@ -22,7 +22,8 @@
 //! levels and then takes its last step to
 //! * [`FinalStep::Zero`] — the clean data σ = 0 (diffusers' `final_sigmas_type="zero"` and
 //!   `set_alpha_to_one=True`; k-diffusion's appended σ = 0): continuous grids then place the N
-//!   evaluated levels from t_noise to ε inclusive;
+//!   evaluated levels from t_noise to ε inclusive (uniform in t: ε defaults to the N-th of N + 1
+//!   uniform times to the data end, [`Grid::end_time`]);
 //! * [`FinalStep::Eps`] — the end time ε itself (σ > 0; diffusers' `"sigma_min"`; DPM-Solver's
 //!   default): continuous grids place N + 1 levels from t_noise to ε, the last not evaluated;
 //! * [`FinalStep::Tweedie`] — as `Eps`, then x̂₀ = E[x₀ | x_ε] by Tweedie's formula (+1 NFE;
@@ -214,9 +215,22 @@ impl Grid {
         }
     }
 
-    /// The end time ε for `schedule`.
+    /// The end time ε for `schedule`: [`Grid::t_end`] if set; else, for the continuous
+    /// [`Spacing::Time`] with a final step to the data ([`FinalStep::Zero`]) and N ≥ 2,
+    /// ε = t_noise + (t_data − t_noise)·(N − 1)/N — N + 1 uniform times from t_noise to the
+    /// data end with the last (the data) not evaluated, diffusers' `linspace` on a continuous
+    /// axis (VP: ε = T/N; a flow path: the flow sigmas) rather than a last step from the
+    /// schedule's tiny ε; otherwise the schedule's [`NoiseSchedule::t_end`].
     pub fn end_time<N: NoiseSchedule + ?Sized>(&self, schedule: &N) -> f64 {
-        self.t_end.unwrap_or_else(|| schedule.t_end())
+        if let Some(t) = self.t_end {
+            return t;
+        }
+        let n = self.steps;
+        if self.spacing == Spacing::Time && self.final_step == FinalStep::Zero && n >= 2 {
+            let (t0, t1) = (schedule.t_noise(), schedule.t_data());
+            return t0 + (t1 - t0) * (n - 1) as f64 / n as f64;
+        }
+        schedule.t_end()
     }
 
     /// Errors on N = 0, ρ ≤ 0, a discrete spacing on a continuous schedule, or ε outside
@@ -247,13 +261,18 @@ impl Grid {
             }
         }
         let eps = self.end_time(schedule);
-        let ok =
-            eps >= schedule.t_data() && eps < schedule.t_noise() && schedule.mean_std(eps).1 > 0.0;
-        if !ok {
+        let (data, noise) = (schedule.t_data(), schedule.t_noise());
+        // ε lies between the data end (included) and the start (excluded), on either
+        // orientation of the time axis (SDE time runs down to the data, flow time up).
+        let ok = (eps - data) * (noise - eps) >= 0.0 && eps != noise;
+        if !(ok && schedule.mean_std(eps).1 > 0.0) {
+            let range = if data <= noise {
+                format!("[{data}, {noise})")
+            } else {
+                format!("({noise}, {data}]")
+            };
             return Err(Error::InvalidInput(format!(
-                "sampler end time ε must lie in [{}, {}) with σ(ε) > 0, got {eps}",
-                schedule.t_data(),
-                schedule.t_noise()
+                "sampler end time ε must lie in {range} with σ(ε) > 0, got {eps}"
             )));
         }
         Ok(())
@@ -474,7 +493,7 @@ mod tests {
     }
 
     /// Continuous grids: Zero puts N evaluated levels from T to ε inclusive then the clean
-    /// level; Eps puts N + 1 levels. LogSnr levels are equally spaced in λ, Karras levels in
+    /// level (uniform in t: ε = T/N, so all N + 1 times are uniform); Eps puts N + 1 levels. LogSnr levels are equally spaced in λ, Karras levels in
     /// σ̃^{1/ρ}, Time levels in t — to 1e-10.
     #[test]
     fn continuous_spacings() {
@@ -484,7 +503,13 @@ mod tests {
                 .levels(&vp, TimestepFamily::Multistep)
                 .unwrap();
             assert_eq!(z.len(), 9);
-            assert!(z[8].is_clean() && z[0].t == 1.0 && z[7].t == 1e-3);
+            // Time ends at the 8th of 9 uniform times to the data (T/N = 1/8), the others at ε.
+            let end = if spacing == Spacing::Time {
+                0.125
+            } else {
+                1e-3
+            };
+            assert!(z[8].is_clean() && z[0].t == 1.0 && (z[7].t - end).abs() < 1e-15);
             let e = Grid::new(8, spacing, FinalStep::Eps)
                 .levels(&vp, TimestepFamily::Multistep)
                 .unwrap();

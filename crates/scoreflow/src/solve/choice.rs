@@ -44,33 +44,33 @@ pub enum SamplerName {
     Ald,
     /// Score models: probability-flow ODE with --solver.
     Ode,
-    /// Score models: unadjusted Langevin dynamics at one noise level.
+    /// Score models and flows: unadjusted Langevin dynamics at one noise level.
     Ula,
-    /// Score models: DDIM (Song et al. 2021), η = --eta (0: deterministic, order 1).
+    /// Score models and flows: DDIM (Song et al. 2021), η = --eta (0: deterministic, order 1).
     Ddim,
-    /// Score models: multistep DPM-Solver, noise prediction, order --order 1–3 (Lu et al. 2022a).
+    /// Score models and flows: multistep DPM-Solver, noise prediction, order --order 1–3 (Lu et al. 2022a).
     #[serde(rename = "dpm-solver")]
     #[cfg_attr(feature = "clap", value(name = "dpm-solver", alias = "dpm_solver"))]
     DpmSolver,
-    /// Score models: multistep DPM-Solver++(2M), data prediction (Lu et al. 2022b; k-diffusion's dpmpp_2m).
+    /// Score models and flows: multistep DPM-Solver++(2M), data prediction (Lu et al. 2022b; k-diffusion's dpmpp_2m).
     #[serde(rename = "dpmpp-2m")]
     #[cfg_attr(feature = "clap", value(name = "dpmpp-2m", alias = "dpmpp_2m"))]
     Dpmpp2m,
-    /// Score models: multistep DPM-Solver++(3M).
+    /// Score models and flows: multistep DPM-Solver++(3M).
     #[serde(rename = "dpmpp-3m")]
     #[cfg_attr(feature = "clap", value(name = "dpmpp-3m", alias = "dpmpp_3m"))]
     Dpmpp3m,
-    /// Score models: singlestep DPM-Solver++(2S), ancestral with --eta > 0.
+    /// Score models and flows: singlestep DPM-Solver++(2S), ancestral with --eta > 0.
     #[serde(rename = "dpmpp-2s")]
     #[cfg_attr(feature = "clap", value(name = "dpmpp-2s", alias = "dpmpp_2s"))]
     Dpmpp2s,
-    /// Score models: UniPC predictor–corrector (Zhao et al. 2023), bh2, order --order + 1.
+    /// Score models and flows: UniPC predictor–corrector (Zhao et al. 2023), bh2, order --order + 1.
     Unipc,
-    /// Score models: Euler on the Karras σ grid (Karras et al. 2022), --churn.
+    /// Score models and flows: Euler on the Karras σ grid (Karras et al. 2022), --churn.
     #[serde(rename = "edm-euler")]
     #[cfg_attr(feature = "clap", value(name = "edm-euler", alias = "edm_euler"))]
     EdmEuler,
-    /// Score models: Heun on the Karras σ grid (Karras et al. 2022, Alg. 2), --churn.
+    /// Score models and flows: Heun on the Karras σ grid (Karras et al. 2022, Alg. 2), --churn.
     #[serde(rename = "edm-heun")]
     #[cfg_attr(feature = "clap", value(name = "edm-heun", alias = "edm_heun"))]
     EdmHeun,
@@ -295,7 +295,8 @@ pub struct SamplerSpec {
     /// ald: number of noise levels.
     #[serde(default)]
     pub levels: Option<usize>,
-    /// SDE samplers: end time ε (default the SDE's sampling ε).
+    /// SDE samplers: end time ε (default the SDE's sampling ε); few-step samplers of a flow:
+    /// the flow time the grid ends at (default where λ = 5).
     #[serde(default)]
     pub t_end: Option<f64>,
     /// Keep intermediate states (deterministic samplers only).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Churn, Ddim, DpmSolver, DpmSolverPp2s, EdmSampler, SolverTarget, UniPc, UniPcVariant};
 use crate::error::{Error, Result};
-use crate::schedule::{FinalStep, Grid, NoiseSchedule, Spacing};
+use crate::schedule::{FinalStep, Grid, NoiseSchedule, SampledField, Spacing};
 use crate::sde::Sde;
 use crate::solve::sampler::Sampler;
 
@@ -90,6 +90,22 @@ impl DiffusionSamplerKind {
             (_, true) => Spacing::Linspace,
             (K::EdmEuler | K::EdmHeun | K::Dpmpp2s, false) => Spacing::Karras,
             (_, false) => Spacing::LogSnr,
+        }
+    }
+
+    /// The default spacing on `schedule`: on a flow path ([`SampledField::Velocity`]) uniform
+    /// flow time ending on the data (diffusers' flow sigmas; on the exact CondOT velocity of
+    /// 8gaussians best or equal at every one of 5–50 NFE for ddim, dpmpp-2m, unipc, dpmpp-3m,
+    /// and 2–8× closer to the floor at 5–10 NFE than uniform λ: BENCHMARKS.md), except EDM's
+    /// Euler / Heun, which keep Karras ρ = 7 (from λ = −5 the same grid and map as on VP;
+    /// uniform time was within 1.1× of it at 20–50 NFE but further from the flow ODE's map at
+    /// 20 steps in the tests); otherwise [`Self::default_spacing`].
+    pub fn default_spacing_for(self, schedule: &dyn NoiseSchedule) -> Spacing {
+        use DiffusionSamplerKind as K;
+        match (schedule.sampled_field(schedule.t_noise()), self) {
+            (SampledField::Velocity { .. }, K::EdmEuler | K::EdmHeun) => Spacing::Karras,
+            (SampledField::Velocity { .. }, _) => Spacing::Time,
+            (SampledField::Score, _) => self.default_spacing(schedule.train_timesteps().is_some()),
         }
     }
 }
@@ -182,12 +198,11 @@ impl DiffusionSamplerConfig {
 
     /// The grid for `schedule`.
     pub fn grid(&self, schedule: &dyn NoiseSchedule) -> Grid {
-        let discrete = schedule.train_timesteps().is_some();
         Grid {
             steps: self.steps,
             spacing: self
                 .spacing
-                .unwrap_or_else(|| self.kind.default_spacing(discrete)),
+                .unwrap_or_else(|| self.kind.default_spacing_for(schedule)),
             final_step: self.final_step,
             rho: self.rho,
             steps_offset: self.steps_offset,

@@ -47,7 +47,7 @@ impl Sampler for Ddim {
             )));
         }
         let levels = self.grid.levels(&*self.schedule, TimestepFamily::Ddim)?;
-        let den = Denoiser::new(score);
+        let den = Denoiser::new(score, &*self.schedule);
         let mut x = x;
         for w in levels.windows(2) {
             let (s, t) = (&w[0], &w[1]);

@@ -1,14 +1,18 @@
-//! The denoiser view of a score field: at a noise level (α, σ), one score evaluation s gives
-//! both x̂₀ = (x + σ²·s)/α (Tweedie) and ε̂ = −σ·s, by [`Prediction::from_score_coefficients`]
-//! — the one place that algebra is written. Any ε / x̂₀ / velocity network reaches the samplers
-//! as a score ([`crate::field::convert::ScoreField`], [`crate::path::GaussianPath`]'s
-//! converters), so they all share this view.
+//! The denoiser view of a field: at a noise level (α, σ), one evaluation gives both x̂₀ and ε̂,
+//! as the schedule says the field reads ([`SampledField`]): a score s gives x̂₀ = (x + σ²·s)/α
+//! (Tweedie) and ε̂ = −σ·s ([`Prediction::from_score_coefficients`]); a flow path's velocity u
+//! gives x̂₀ = (σ̇·x − σ·u)/D, ε̂ = (α·u − α̇·x)/D, D = ασ̇ − σα̇
+//! ([`velocity_prediction_coefficients`]) — the one place each algebra is written. Any ε / x̂₀
+//! network reaches the samplers as a score ([`crate::field::convert::ScoreField`]) and a
+//! flow-matching network as its velocity on a [`crate::schedule::PathSchedule`], so every
+//! sampler runs one code path over all of them.
 
 use std::cell::Cell;
 
 use crate::field::convert::Prediction;
 use crate::field::VectorField;
-use crate::schedule::Level;
+use crate::path::velocity_prediction_coefficients;
+use crate::schedule::{Level, NoiseSchedule, SampledField};
 use crate::tensor::Tensor;
 
 /// Both predictions at one level, from one field evaluation.
@@ -20,32 +24,47 @@ pub struct Denoised {
     pub eps: Tensor<2>,
 }
 
-/// A score field s(x, t) ≈ ∇log p_t(x) seen as a denoiser, counting its evaluations (NFE).
+/// A field (the score, or a path's velocity: [`NoiseSchedule::sampled_field`]) seen as a
+/// denoiser, counting its evaluations (NFE).
 pub struct Denoiser<'a> {
-    score: &'a dyn VectorField,
+    field: &'a dyn VectorField,
+    schedule: &'a dyn NoiseSchedule,
     nfe: Cell<usize>,
 }
 
 impl<'a> Denoiser<'a> {
-    /// Wraps a score field in the schedule's time.
-    pub fn new(score: &'a dyn VectorField) -> Self {
+    /// Wraps `field`, evaluated in `schedule`'s time and read as it says.
+    pub fn new(field: &'a dyn VectorField, schedule: &'a dyn NoiseSchedule) -> Self {
         Self {
-            score,
+            field,
+            schedule,
             nfe: Cell::new(0),
         }
     }
 
-    /// x̂₀ = (x + σ²·s)/α and ε̂ = −σ·s with s = score(x, t) at `level` (1 NFE). The clean level
-    /// is never evaluated by the samplers (its t is NaN, which would surface as non-finite
-    /// samples).
+    /// x̂₀ = a₀·x + c₀·f and ε̂ = a_ε·x + c_ε·f with f = field(x, t) at `level` (1 NFE), the
+    /// coefficients of [`SampledField`]. The clean level is never evaluated by the samplers
+    /// (its t is NaN, which would surface as non-finite samples).
     pub fn at(&self, x: &Tensor<2>, level: &Level) -> Denoised {
-        let s = self.score.eval_at(x, level.t);
+        let f = self.field.eval_at(x, level.t);
         self.nfe.set(self.nfe.get() + 1);
-        let (a0, c0) = Prediction::Data.from_score_coefficients(level.alpha, level.sigma);
-        let (_, ce) = Prediction::Epsilon.from_score_coefficients(level.alpha, level.sigma);
+        let ((a0, c0), (ae, ce)) = match self.schedule.sampled_field(level.t) {
+            SampledField::Score => (
+                Prediction::Data.from_score_coefficients(level.alpha, level.sigma),
+                Prediction::Epsilon.from_score_coefficients(level.alpha, level.sigma),
+            ),
+            SampledField::Velocity { d_alpha, d_sigma } => {
+                velocity_prediction_coefficients(level.alpha, level.sigma, d_alpha, d_sigma)
+            }
+        };
+        let eps = if ae == 0.0 {
+            f.clone() * ce
+        } else {
+            x.clone() * ae + f.clone() * ce
+        };
         Denoised {
-            x0: x.clone() * a0 + s.clone() * c0,
-            eps: s * ce,
+            x0: x.clone() * a0 + f * c0,
+            eps,
         }
     }
 
@@ -137,7 +156,7 @@ mod tests {
         let sde = VpSde::default();
         let mix = GaussianMixture::from(Gaussian::isotropic(vec![mu, mu], v).unwrap());
         let score = MixtureScore::new(mix, sde.clone());
-        let den = Denoiser::new(&score);
+        let den = Denoiser::new(&score, &sde);
         let x = matrix(vec![0.3, -1.2, 2.0, 0.1], 2, 2, &cpu(), DType::F64);
         for t in [0.01, 0.3, 0.9] {
             let l = Level::at(&sde, t);

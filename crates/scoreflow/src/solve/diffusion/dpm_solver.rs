@@ -89,7 +89,7 @@ impl Sampler for DpmSolver {
             .grid
             .levels(&*self.schedule, TimestepFamily::Multistep)?;
         let n = levels.len() - 1;
-        let den = Denoiser::new(score);
+        let den = Denoiser::new(score, &*self.schedule);
         // (m, λ) of the last `order` levels, newest first.
         let mut hist: VecDeque<(Tensor<2>, f64)> = VecDeque::with_capacity(self.order);
         let mut x = x;

@@ -64,7 +64,7 @@ impl Sampler for DpmSolverPp2s {
         }
         let sched = &*self.schedule;
         let levels = self.grid.levels(sched, TimestepFamily::Euler)?;
-        let den = Denoiser::new(score);
+        let den = Denoiser::new(score, &*self.schedule);
         let mut xt = x / levels[0].alpha;
         for w in levels.windows(2) {
             let (s, t) = (&w[0], &w[1]);

@@ -110,7 +110,7 @@ impl Sampler for EdmSampler {
         let levels = self.grid.levels(sched, TimestepFamily::Euler)?;
         let n = levels.len() - 1;
         let smax = Level::at(sched, sched.t_noise()).sigma_ve();
-        let den = Denoiser::new(score);
+        let den = Denoiser::new(score, &*self.schedule);
         let mut xt = x / levels[0].alpha;
         for w in levels.windows(2) {
             let (s, t) = (&w[0], &w[1]);

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::field::analytic::{Gaussian, GaussianMixture, MixtureScore};
-use crate::schedule::{DiscreteSchedule, NoiseSchedule, Spacing, TimestepFamily};
+use crate::field::analytic::{Gaussian, GaussianMixture, MixtureScore, MixtureVelocity};
+use crate::path::{GaussianPath, PathKind};
+use crate::schedule::{DiscreteSchedule, NoiseSchedule, PathSchedule, Spacing, TimestepFamily};
 use crate::sde::{EdmSde, SdeConfig, VeSde, VpSde};
 use crate::solve::sampler::Sample;
 use crate::solve::sde::tests::{assert_reproduces, three_modes};
@@ -51,6 +52,17 @@ fn slope(ns: &[usize], errs: &[f64]) -> f64 {
     num / den
 }
 
+/// The exact field of the Gaussian on `schedule`: its perturbed score, or on a flow path its
+/// marginal velocity.
+fn exact_field(schedule: &Arc<dyn NoiseSchedule>) -> Box<dyn crate::field::VectorField> {
+    let path = match schedule.schedule_name() {
+        "condot" => PathKind::Condot,
+        "cosine" => PathKind::Cosine,
+        _ => return Box::new(MixtureScore::new(gaussian(), schedule.clone())),
+    };
+    Box::new(MixtureVelocity::new(gaussian(), GaussianPath::new(path)))
+}
+
 /// Max error against the exact PF-ODE map after sampling `cfg` with `steps` steps on
 /// `schedule` from 32 prior draws (f64).
 fn map_error(cfg: &DiffusionSamplerConfig, schedule: Arc<dyn NoiseSchedule>, steps: usize) -> f64 {
@@ -65,13 +77,13 @@ fn map_error(cfg: &DiffusionSamplerConfig, schedule: Arc<dyn NoiseSchedule>, ste
     };
     let levels = cfg.grid(&*schedule).levels(&*schedule, family).unwrap();
     let (first, last) = (levels[0], levels[levels.len() - 1]);
-    let score = MixtureScore::new(gaussian(), schedule.clone());
+    let field = exact_field(&schedule);
     let x = randn(32, 2, &cpu(), DType::F64, &mut rng(11)) * schedule.start_std();
     let want = exact_map(&to_vec(&x), &first, &last);
     let out = cfg
         .build(schedule)
         .unwrap()
-        .sample(&score, x, &mut rng(0))
+        .sample(field.as_ref(), x, &mut rng(0))
         .unwrap();
     to_vec(&out.x)
         .iter()
@@ -92,13 +104,17 @@ fn schedules() -> Vec<Arc<dyn NoiseSchedule>> {
         Arc::new(ve),
         Arc::new(edm),
         Arc::new(DiscreteSchedule::default()),
+        Arc::new(PathSchedule::new(PathKind::Condot)),
+        Arc::new(PathSchedule::new(PathKind::Cosine)),
     ]
 }
 
 /// Every deterministic sampler converges to the exact probability-flow map of a Gaussian at
 /// its stated order: the least-squares slope of log(max error) against log N over
-/// N = 32, 64, 128, 256 lies within 0.3 of −order, on VP (linear and cosine), sub-VP, VE, EDM
-/// and diffusers' discrete table.
+/// N = 32, 64, 128, 256 lies within 0.3 of −order, on VP (linear and cosine), sub-VP, VE, EDM,
+/// diffusers' discrete table, and the flow-matching paths CondOT and cosine driven by the exact
+/// velocity of the Gaussian (the flow ODE's map is the same map: the marginals are the same
+/// Gaussians, y ∝ √V).
 ///
 /// Set-up: grids from t_noise to the level λ = 1 (σ̃ = e^{−1}), ending there (no step to σ = 0,
 /// whose fixed size caps the order), final-step order lowering off, spacing uniform in λ for the
@@ -109,7 +125,8 @@ fn schedules() -> Vec<Arc<dyn NoiseSchedule>> {
 ///
 /// The multistep third-order methods (dpm-solver 3, dpmpp-3m) start, as diffusers and
 /// DPM-Solver do, with a first- and a second-order step; the first step's O(h²) local error is
-/// weighted by e^{2λ_T}, negligible where λ_T ≲ −4 (VP λ_T = −5.0, EDM −4.4, DDPM −5.0) but not
+/// weighted by e^{2λ_T}, negligible where λ_T ≲ −4 (VP λ_T = −5.0, EDM −4.4, DDPM −5.0, the
+/// paths −5.0) but not
 /// on this VE (σ_max = 10, λ_T = −2.3), where their asymptotic global order is therefore 2 —
 /// which is what is asserted there. UniPC's warm-up is corrected (UniC) and keeps its order.
 #[test]
@@ -148,7 +165,7 @@ fn deterministic_samplers_converge_at_their_order() {
         c.variant = variant;
         cases.push((format!("unipc p={p} {variant:?}"), c, p + 1, p + 1));
     }
-    let ns = [32, 64, 128, 256];
+    let ns: &[usize] = &[32, 64, 128, 256];
     for schedule in schedules() {
         for (name, cfg, order, ve_order) in &cases {
             let mut cfg = cfg.clone();
@@ -168,7 +185,7 @@ fn deterministic_samplers_converge_at_their_order() {
                 .iter()
                 .map(|&n| map_error(&cfg, schedule.clone(), n))
                 .collect();
-            let p = -slope(&ns, &errs);
+            let p = -slope(ns, &errs);
             assert!(
                 (p - want as f64).abs() < 0.3,
                 "{name} on {}: observed order {p:.2}, expected {want}; errors {errs:?}",
@@ -386,5 +403,137 @@ fn matches_diffusers_schedulers_on_the_exact_field() {
             "{name} ({}) {steps} steps: max |ours − diffusers| = {err:.2e}",
             case["scheduler"]
         );
+    }
+}
+
+/// On the CondOT path (α = t, σ = 1 − t) DDIM with η = 0 IS the Euler method of the flow ODE
+/// dx/dt = u(x, t) on the same times: with x̂₁ = x + (1 − s)u and ε̂ = x − s·u at time s,
+/// x_t = t·x̂₁ + (1 − t)·ε̂ = x + (t − s)·u(x, s); and the final step to σ = 0 returns
+/// x̂₁ = x + (1 − s)·u, the Euler step to t = 1. Checked to 1e-12 (f64) against
+/// [`crate::solve::odeint`]'s fixed-step Euler from 32 prior draws on the exact velocity of a
+/// three-mode mixture, on a uniform grid ending at t_end (12 steps) and ending on the data
+/// (13 uniform times from t_start to 1, the last not evaluated: [`crate::schedule::Grid::end_time`]). On the cosine path DDIM is Euler in
+/// (σ̃ = σ/α, x/α) instead, not in (t, x): there the same comparison differs by ≥ 1e-3.
+#[test]
+fn ddim_on_condot_is_euler_of_the_flow_ode() {
+    use crate::schedule::FinalStep;
+    use crate::solve::{odeint, Method, OdeOptions};
+    for path in [PathKind::Condot, PathKind::Cosine] {
+        let schedule = PathSchedule::new(path);
+        let field = MixtureVelocity::new(three_modes(), GaussianPath::new(path));
+        let x = randn(32, 2, &cpu(), DType::F64, &mut rng(4)) * schedule.start_std();
+        let (t0, t1) = (schedule.t_start, schedule.t_end);
+        for fin in [FinalStep::Eps, FinalStep::Zero] {
+            let mut cfg = DiffusionSamplerConfig::new(DiffusionSamplerKind::Ddim, 12);
+            cfg.spacing = Some(Spacing::Time);
+            cfg.final_step = fin;
+            let ddim = cfg
+                .build(Arc::new(schedule))
+                .unwrap()
+                .sample(&field, x.clone(), &mut rng(0))
+                .unwrap();
+            let euler = match fin {
+                FinalStep::Eps => odeint(
+                    &field,
+                    x.clone(),
+                    t0,
+                    t1,
+                    &OdeOptions::fixed(Method::Euler, 12),
+                ),
+                // The time grid ending on the data: 13 uniform times t_start … 1, the last
+                // not evaluated — Euler's 12 uniform steps to t = 1.
+                _ => odeint(
+                    &field,
+                    x.clone(),
+                    t0,
+                    1.0,
+                    &OdeOptions::fixed(Method::Euler, 12),
+                ),
+            }
+            .unwrap();
+            let gap = to_vec(&ddim.x)
+                .iter()
+                .zip(to_vec(&euler.x))
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            match path {
+                PathKind::Condot => assert!(gap < 1e-12, "{fin:?}: DDIM vs Euler {gap:e}"),
+                _ => assert!(
+                    gap > 1e-3,
+                    "cosine {fin:?}: DDIM vs Euler only {gap:e} apart"
+                ),
+            }
+            assert_eq!(ddim.nfe, 12);
+        }
+    }
+}
+
+/// The velocity's denoiser view is the exact posterior: for data N(μ, v I) on a path,
+/// E[x₁|x] = μ + αv(x − αμ)/(α²v + σ²) and E[x₀|x] = σ(x − αμ)/(α²v + σ²); reading the exact
+/// velocity of the path through [`PathSchedule`] reproduces both to 1e-12 on CondOT and
+/// cosine, and at t = 0.5 both views (score on the path as a kernel, velocity) agree.
+#[test]
+fn velocity_denoiser_gives_exact_posterior_means() {
+    let (mu, v) = (0.4, 0.7);
+    let mix = GaussianMixture::from(Gaussian::isotropic(vec![mu, mu], v).unwrap());
+    let x = crate::tensor::matrix(vec![0.3, -1.2, 2.0, 0.1], 2, 2, &cpu(), DType::F64);
+    for path in [PathKind::Condot, PathKind::Cosine] {
+        let schedule = PathSchedule::new(path);
+        let field = MixtureVelocity::new(mix.clone(), GaussianPath::new(path));
+        let den = Denoiser::new(&field, &schedule);
+        for t in [0.001, 0.2, 0.5, 0.9, 0.999] {
+            let l = Level::at(&schedule, t);
+            let d = den.at(&x, &l);
+            let var = l.alpha * l.alpha * v + l.sigma * l.sigma;
+            for ((xi, x1), e) in to_vec(&x).iter().zip(to_vec(&d.x0)).zip(to_vec(&d.eps)) {
+                let r = xi - l.alpha * mu;
+                assert!(
+                    (x1 - (mu + l.alpha * v * r / var)).abs() < 1e-12,
+                    "{path:?} t {t}"
+                );
+                assert!((e - l.sigma * r / var).abs() < 1e-12, "{path:?} t {t}");
+            }
+        }
+        assert_eq!(den.nfe(), 5);
+    }
+}
+
+/// A flow's few-step samplers reproduce the three-mode mixture in distribution (4 SE of 4,000
+/// samples, `assert_reproduces`) from its exact CondOT velocity: DPM-Solver++(2M) 25 steps,
+/// UniPC 20, Heun 20 (39 NFE) deterministic, and DDIM η = 1 (200 steps) and Heun with churn
+/// (S_churn = 30, 60 steps) stochastic — the re-noising uses the path's Gaussian kernel.
+#[test]
+fn flow_samplers_reproduce_the_mixture() {
+    use DiffusionSamplerKind as K;
+    let schedule: Arc<dyn NoiseSchedule> = Arc::new(PathSchedule::new(PathKind::Condot));
+    let field = MixtureVelocity::new(three_modes(), GaussianPath::new(PathKind::Condot));
+    let mut ddim = DiffusionSamplerConfig::new(K::Ddim, 200);
+    ddim.eta = 1.0;
+    let mut heun = DiffusionSamplerConfig::new(K::EdmHeun, 60);
+    heun.churn = Churn {
+        s_churn: 30.0,
+        ..Churn::default()
+    };
+    let runs = [
+        DiffusionSamplerConfig::new(K::Dpmpp2m, 25),
+        DiffusionSamplerConfig::new(K::UniPc, 20),
+        DiffusionSamplerConfig::new(K::EdmHeun, 20),
+        ddim,
+        heun,
+    ];
+    for (i, cfg) in runs.into_iter().enumerate() {
+        let mut r = rng(40 + i as u64);
+        let x = randn(4000, 2, &cpu(), DType::F64, &mut r) * schedule.start_std();
+        let out = cfg
+            .build(schedule.clone())
+            .unwrap()
+            .sample(&field, x, &mut r)
+            .unwrap();
+        let label = format!(
+            "{} on condot (eta {}, churn {})",
+            cfg.kind.name(),
+            cfg.eta,
+            cfg.churn.s_churn
+        );
+        assert_reproduces(&three_modes(), &out.x, &label);
     }
 }

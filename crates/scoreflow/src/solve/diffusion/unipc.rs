@@ -149,7 +149,7 @@ impl Sampler for UniPc {
             .grid
             .levels(&*self.schedule, TimestepFamily::Multistep)?;
         let n = levels.len() - 1;
-        let den = Denoiser::new(score);
+        let den = Denoiser::new(score, &*self.schedule);
         // (prediction, λ) newest first; the previous step's (x_{s₀}, order).
         let mut hist: VecDeque<(Tensor<2>, f64)> = VecDeque::with_capacity(self.order + 1);
         let mut last: Option<(Tensor<2>, usize)> = None;
