@@ -121,12 +121,7 @@ fn eval_classifier(model: &Model, args: &EvalArgs, n: usize, mode: Mode) -> Resu
         n,
         scores,
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.run.join("metrics.json"));
-    write_json(&out, &report)?;
-    mode.json(&report)?;
+    let out = write_report(args, &report, mode)?;
     let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));
     let mut s = format!(
         "{}\nheld-out accuracy on {} noised points (Bayes = the exact classifier of the data's mixture)\n{:>6}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
@@ -146,6 +141,18 @@ fn eval_classifier(model: &Model, args: &EvalArgs, n: usize, mode: Mode) -> Resu
     s.push_str(&format!("wrote {}", out.display()));
     mode.say(s);
     Ok(())
+}
+
+/// Writes an eval report to `--out` (default `RUN_DIR/metrics.json`) atomically and prints it
+/// in JSON mode; returns the path written.
+fn write_report<T: Serialize>(args: &EvalArgs, report: &T, mode: Mode) -> Result<PathBuf> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("metrics.json"));
+    write_json(&out, report)?;
+    mode.json(report)?;
+    Ok(out)
 }
 
 /// Runs `scoreflow eval`.
@@ -199,12 +206,7 @@ pub fn run(args: EvalArgs, mode: Mode) -> Result<()> {
         seed: args.seed,
         nll: args.nll,
     })?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.run.join("metrics.json"));
-    write_json(&out, &report)?;
-    mode.json(&report)?;
+    let out = write_report(&args, &report, mode)?;
     mode.say(table(&report));
     mode.say(format!("wrote {}", out.display()));
     Ok(())
